@@ -1,0 +1,251 @@
+"""Load ``config.toml`` into typed settings.
+
+Each ``[section]`` is a dataclass below; its fields are the keys the section accepts, and their
+annotations are the types checked. Unknown keys and wrong types are refused with the key and the
+file named. Relative paths resolve against the config file's folder (as pelican does), so the
+same config works whatever the current directory is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from newsletter.errors import ConfigError
+
+CONFIG_ENV = "NEWSLETTER_CONFIG"
+DEFAULT_CONFIG = "config.toml"
+
+DEFAULT_TAXONOMY: dict[str, list[str]] = {
+    "Multi-Modal": [
+        "multimodal", "multi-modal", "vision-language", "vision language", "vlm", "mllm", "lmm",
+        "audio-visual", "text-to-image", "text-to-video", "image-text", "video-language",
+        "visual question", "speech", "audio",
+    ],
+    "Natural Language Processing": [
+        "language model", "llm", "nlp", "text", "translation", "question answering", "reasoning",
+        "instruction", "token", "dialogue", "retrieval", "rag", "chain-of-thought", "summarization",
+        "long-context", "prompt",
+    ],
+    "Computer Vision": [
+        "image", "video", "visual", "vision", "3d", "segmentation", "detection", "diffusion",
+        "gaussian splatting", "rendering", "pixel", "camera", "depth", "scene",
+    ],
+    "Machine Learning": [
+        "training", "optimization", "optimizer", "scaling", "architecture", "attention", "quantization",
+        "mixture-of-experts", "moe", "efficien", "benchmark", "dataset", "representation",
+    ],
+    "Reinforcement Learning": [
+        "reinforcement learning", "reward", "policy", "rlhf", "grpo", "ppo", "dpo", "agent",
+        "preference optimization", "robot", "planning",
+    ],
+}
+
+
+@dataclass
+class SiteSettings:
+    title: str = "Daily AI Papers"
+    base_url: str = "https://example.org/newsletter"
+    description: str = "The day's AI research papers, summarised."
+    author: str = "newsletter"
+
+
+@dataclass
+class DigestSettings:
+    paths: list[str] = field(default_factory=lambda: ["examples"])
+    """Files, folders or glob patterns, relative to the config file."""
+
+
+@dataclass
+class StoreSettings:
+    url: str = "sqlite:///var/newsletter.db"
+    """SQLAlchemy URL. A relative SQLite path resolves against the config file's folder."""
+
+
+@dataclass
+class FeedSettings:
+    dir: Path = Path("feeds")
+    window_days: int = 30
+
+
+@dataclass
+class EmailSettings:
+    sender: str = "Daily AI Papers <papers@example.org>"
+    outbox: Path = Path("var/outbox")
+
+
+@dataclass
+class SmtpSettings:
+    host: str = "localhost"
+    port: int = 25
+
+
+@dataclass
+class CategorySettings:
+    fallback: str = "Machine Learning"
+    """Assigned when no keyword of any category matches a paper."""
+    max_per_paper: int = 2
+    taxonomy: dict[str, list[str]] = field(default_factory=lambda: dict(DEFAULT_TAXONOMY))
+    """Category name -> keywords, matched case-insensitively against title and summary."""
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.taxonomy)
+
+
+# TOML key -> dataclass field, where the TOML name is a Python keyword.
+_RENAMED = {"from": "sender"}
+
+
+@dataclass
+class Settings:
+    path: Path
+    """The config file these settings came from (or would have, when it is absent)."""
+    site: SiteSettings = field(default_factory=SiteSettings)
+    digests: DigestSettings = field(default_factory=DigestSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    feeds: FeedSettings = field(default_factory=FeedSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    categories: CategorySettings = field(default_factory=CategorySettings)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, value: str | Path) -> Path:
+        """A path from the config, made absolute against the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def digest_paths(self) -> list[str]:
+        return [str(self.resolve(p)) for p in self.digests.paths]
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read and validate a config file. Raises ConfigError naming the file and the key."""
+    path = Path(path) if path is not None else default_config_path()
+    if not path.is_file():
+        raise ConfigError(
+            f"config file {path} not found",
+            f"pass --config PATH, set ${CONFIG_ENV}, or run from the folder that holds config.toml",
+        )
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", "fix the syntax at the line named") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    return settings_from_dict(raw, path.resolve())
+
+
+def settings_from_dict(raw: dict[str, Any], path: Path) -> Settings:
+    sections: dict[str, Any] = {}
+    hints = typing.get_type_hints(Settings)
+    known = [f.name for f in dataclasses.fields(Settings) if f.name != "path"]
+    for name, value in raw.items():
+        if name not in known:
+            raise ConfigError(
+                f"{path}: unknown section [{name}]",
+                f"valid sections are: {', '.join(known)}",
+            )
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table, got {_type_name(value)}")
+        sections[name] = _build_section(hints[name], value, name, path)
+    settings = Settings(path=path, **sections)
+    _check(settings)
+    return settings
+
+
+def _build_section(cls: type, values: dict[str, Any], section: str, path: Path) -> Any:
+    hints = typing.get_type_hints(cls)
+    field_names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        attr = _RENAMED.get(key, key)
+        if attr not in field_names:
+            valid = sorted(k for k in ({*field_names} - set(_RENAMED.values())) | {
+                k for k, v in _RENAMED.items() if v in field_names})
+            raise ConfigError(
+                f"{path}: unknown key {section}.{key}",
+                f"valid keys in [{section}] are: {', '.join(valid)}",
+            )
+        kwargs[attr] = _coerce(value, hints[attr], f"{section}.{key}", path)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, expected: Any, key: str, path: Path) -> Any:
+    """Check ``value`` against the annotation ``expected``; convert str to Path where asked."""
+    origin = typing.get_origin(expected)
+    args = typing.get_args(expected)
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            if option is type(None) and value is None:
+                return None
+            try:
+                return _coerce(value, option, key, path)
+            except ConfigError:
+                continue
+        raise _wrong_type(key, path, expected, value)
+    if expected is Path:
+        if not isinstance(value, str):
+            raise _wrong_type(key, path, expected, value)
+        return Path(value)
+    if origin is list:
+        if not isinstance(value, list):
+            raise _wrong_type(key, path, expected, value)
+        return [_coerce(v, args[0], f"{key}[{i}]", path) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _wrong_type(key, path, expected, value)
+        return {k: _coerce(v, args[1], f"{key}.{k}", path) for k, v in value.items()}
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    # bool is a subclass of int; refuse `port = true`.
+    if isinstance(value, bool) and expected is not bool:
+        raise _wrong_type(key, path, expected, value)
+    if not isinstance(value, expected):
+        raise _wrong_type(key, path, expected, value)
+    return value
+
+
+def _type_name(value: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _wrong_type(key: str, path: Path, expected: Any, value: Any) -> ConfigError:
+    want = getattr(expected, "__name__", str(expected)).replace("Path", "path string")
+    return ConfigError(f"{path}: {key} must be {want}, got {_type_name(value)} ({value!r})",
+                       f"change {key} in {path.name}")
+
+
+def _check(settings: Settings) -> None:
+    """Cross-field rules that types alone cannot express."""
+    path = settings.path
+    cats = settings.categories
+    if not cats.taxonomy:
+        raise ConfigError(f"{path}: categories.taxonomy is empty", "list at least one category")
+    if cats.fallback not in cats.taxonomy:
+        raise ConfigError(
+            f"{path}: categories.fallback {cats.fallback!r} is not in categories.taxonomy",
+            f"use one of: {', '.join(cats.taxonomy)}",
+        )
+    if cats.max_per_paper < 1:
+        raise ConfigError(f"{path}: categories.max_per_paper must be at least 1")
+    if not settings.site.base_url.startswith(("https://", "http://")):
+        raise ConfigError(f"{path}: site.base_url must be an absolute http(s) URL",
+                          "for example base_url = \"https://papers.example.org\"")
+    if not 0 < settings.smtp.port < 65536:
+        raise ConfigError(f"{path}: smtp.port must be between 1 and 65535")

@@ -1,0 +1,51 @@
+"""Errors that reach the operator. Each one says what went wrong and what to check.
+
+The CLI turns them into ``click.ClickException`` (or a usage error) at the edge; the rest of the
+code raises them and never prints.
+"""
+
+from __future__ import annotations
+
+
+class NewsletterError(Exception):
+    """Base class: ``message`` says what happened, ``hint`` what the operator should check."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class ConfigError(NewsletterError):
+    """The config file is missing, malformed, or has a wrong key or value. Exit 2."""
+
+    exit_code = 2
+
+
+class UsageError(NewsletterError):
+    """A command-line value the operator gave is invalid (a bad date, an unknown category). Exit 2."""
+
+    exit_code = 2
+
+
+class DigestError(NewsletterError):
+    """A file could not be read as a digest at all."""
+
+    def __init__(self, path: str, message: str, hint: str | None = None, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {message}", hint)
+        self.path = path
+        self.line = line
+
+
+class StoreError(NewsletterError):
+    """The database could not be opened or written."""
+
+
+class DeliveryError(NewsletterError):
+    """Sending stopped: the SMTP server or the credentials need the operator's attention."""

@@ -1,0 +1,66 @@
+"""The data that flows through the pipeline, as plain dataclasses."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Point:
+    """One of a cards-format paper's numbered points, e.g. ("Topic and Domain", "The paper ...")."""
+
+    label: str
+    text: str
+
+
+@dataclass(frozen=True)
+class QuizQuestion:
+    question: str
+    options: tuple[str, ...]
+    answer: str | None = None
+
+
+@dataclass
+class Paper:
+    arxiv_id: str
+    """The arXiv identifier without its version, e.g. ``2504.08685``."""
+    title: str
+    authors: list[str] = field(default_factory=list)
+    summary: str = ""
+    """Markdown, as the digest gave it."""
+    category: str | None = None
+    """The digest's own Category cell; None when the digest has no such column."""
+    categories: list[str] = field(default_factory=list)
+    """Always filled after classification: ``[category]`` or the taxonomy's choice."""
+    links: dict[str, str] = field(default_factory=dict)
+    """Keys among ``arxiv``, ``huggingface``, ``pdf``."""
+    published: dt.date | None = None
+    points: list[Point] = field(default_factory=list)
+    quiz: list[QuizQuestion] = field(default_factory=list)
+    line: int = 0
+    """Line in the source file where the paper starts; used for warnings, not stored."""
+
+
+@dataclass
+class Day:
+    date: dt.date
+    papers: list[Paper]
+    source: str
+    """Path of the file the day came from."""
+
+
+@dataclass(frozen=True)
+class ParseWarning:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass
+class ParseResult:
+    days: list[Day] = field(default_factory=list)
+    warnings: list[ParseWarning] = field(default_factory=list)

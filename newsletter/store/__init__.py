@@ -1,0 +1,73 @@
+"""The store: SQLAlchemy 2 Core over SQLite by default, any SQLAlchemy URL (PostgreSQL) later.
+
+``Store`` gathers one mixin per kind of data (papers; subscribers and deliveries join it as their
+stages land), all sharing one engine and the schema in ``schema.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from newsletter.config import Settings
+from newsletter.errors import StoreError
+from newsletter.store.migrations import migrate
+from newsletter.store.papers import IngestCounts, PaperStore
+
+__all__ = ["IngestCounts", "Store", "resolve_url"]
+
+
+def resolve_url(url: str, base_dir: Path) -> str:
+    """Make a relative SQLite path absolute against ``base_dir`` and create its folder."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return url
+    path = Path(parsed.database)
+    if not path.is_absolute():
+        path = base_dir / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return parsed.set(database=str(path)).render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the web server read while a send writes; busy_timeout makes concurrent writers wait.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Store(PaperStore):
+    def __init__(self, url: str) -> None:
+        try:
+            self.engine: Engine = create_engine(url)
+        except (SQLAlchemyError, ValueError, ImportError) as exc:
+            raise StoreError(f"cannot use store URL {url!r}: {exc}", "check [store] url in the config") from exc
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            migrate(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot open the store at {url}: {getattr(exc, 'orig', None) or exc}",
+                "check that the file or server is reachable and writable",
+            ) from exc
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        return cls(resolve_url(settings.store.url, settings.base_dir))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,35 @@
+"""Schema versions, applied in order on open.
+
+A new database gets every table from ``schema.metadata`` and is stamped with CURRENT_VERSION. An
+older database runs each step above its version, in one transaction per step. To change a table:
+edit schema.py, bump CURRENT_VERSION, and append a step that brings an existing database there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, inspect, select
+
+from newsletter.store.schema import metadata, schema_version
+
+Step = Callable[[Connection], None]
+
+# version -> the step that upgrades a database from version-1 to version.
+STEPS: dict[int, Step] = {}
+CURRENT_VERSION = 1
+
+
+def migrate(engine: Engine) -> None:
+    fresh = not inspect(engine).has_table(schema_version.name)
+    with engine.begin() as conn:
+        metadata.create_all(conn)  # new tables are created as they are added to schema.py
+        if fresh:
+            conn.execute(schema_version.insert().values(version=CURRENT_VERSION))
+            return
+        version = conn.execute(select(schema_version.c.version)).scalar_one_or_none() or 0
+    for target in range(version + 1, CURRENT_VERSION + 1):
+        with engine.begin() as conn:
+            STEPS[target](conn)
+            conn.execute(schema_version.delete())
+            conn.execute(schema_version.insert().values(version=target))

@@ -64,3 +64,46 @@ class ParseWarning:
 class ParseResult:
     days: list[Day] = field(default_factory=list)
     warnings: list[ParseWarning] = field(default_factory=list)
+
+
+SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
+"""pending: awaiting double opt-in; only active subscribers are mailed."""
+
+
+@dataclass
+class Subscriber:
+    email: str
+    name: str = ""
+    categories: list[str] = field(default_factory=list)
+    """Empty means every category."""
+    keywords: list[str] = field(default_factory=list)
+    """When non-empty, a paper must mention one of them (title or summary, case-insensitive)."""
+    excluded_keywords: list[str] = field(default_factory=list)
+    status: str = "active"
+    token: str = ""
+    """Random, URL-safe; identifies the subscriber in unsubscribe and preference links."""
+    created_at: dt.datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    """One email that a send would deliver: who gets it, which papers, and under which Message-ID.
+
+    The bytes are not held here: at scale they are produced one at a time from the shared rendition.
+    """
+
+    date: dt.date
+    subscriber: Subscriber
+    papers: tuple[str, ...]
+    """arXiv ids, in the order the email lists them."""
+    rendition_key: str
+    """Identifies the shared rendition (day + filter) that this message personalises."""
+    message_id: str
+    """Deterministic per (day, subscriber), so that a retry reuses it."""
+
+
+@dataclass(frozen=True)
+class SkippedRecipient:
+    email: str
+    reason: str

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 
 from newsletter.models import Day, Paper, Point, QuizQuestion
 from newsletter.store.schema import appearances, days, papers
@@ -38,14 +38,14 @@ def _paper_row(paper: Paper) -> dict[str, Any]:
         "category": paper.category,
         "categories": list(paper.categories),
         "links": dict(paper.links),
-        "published": paper.published,
+        "published": paper.published.isoformat() if paper.published else None,
         "points": [{"label": p.label, "text": p.text} for p in paper.points],
         "quiz": [{"question": q.question, "options": list(q.options), "answer": q.answer} for q in paper.quiz],
     }
 
 
 def _content_hash(row: dict[str, Any]) -> str:
-    encoded = json.dumps(row, sort_keys=True, default=str, ensure_ascii=False).encode()
+    encoded = json.dumps(row, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(encoded).hexdigest()
 
 
@@ -64,90 +64,116 @@ def _paper_from_row(row: Any) -> Paper:
     )
 
 
+def _merge_listings(contents: list[dict[str, Any]]) -> dict[str, Any]:
+    """One paper row from its listings on one day, in source order.
+
+    The first listing's text stands; later ones only fill what it lacks (a cards page adds points,
+    a quiz and a PDF link to a table's authors and summary).
+    """
+    merged = dict(contents[0])
+    for other in contents[1:]:
+        for key, value in other.items():
+            if key == "links":
+                merged["links"] = {**value, **merged["links"]}
+            elif not merged.get(key) and value:
+                merged[key] = value
+    return merged
+
+
 class PaperStore:
     engine: Engine
 
     def ingest(self, new_days: Iterable[Day], now: dt.datetime | None = None) -> IngestCounts:
         """Upsert days and their papers in one transaction.
 
-        Running it again on the same days changes nothing; a changed paper is updated; a day's
-        list of papers is replaced by the file's, so a corrected file also drops removed rows.
-        A paper listed on several days is one row with one appearance per day, holding the text
-        of the newest day it is listed on.
+        Each (day, source file) pair replaces that file's earlier listing of the day, so running it
+        again on the same files changes nothing, a corrected file updates its papers, and another
+        file for the same day adds to it. A paper listed on several days is one paper with one
+        appearance per day; its text is that of the newest day it is listed on.
         """
         now = now or dt.datetime.now(dt.UTC)
         counts = IngestCounts()
-        ordered = sorted(new_days, key=lambda d: d.date)
-        if not ordered:
+        listings: dict[tuple[dt.date, str], dict[str, dict[str, Any]]] = {}
+        for day in new_days:
+            papers_of_file = listings.setdefault((day.date, day.source), {})
+            for paper in day.papers:
+                papers_of_file.setdefault(paper.arxiv_id, _paper_row(paper))
+        if not listings:
             return counts
-        ids = {p.arxiv_id for d in ordered for p in d.papers}
+        dates = sorted({date for date, _ in listings})
+        touched_ids = {a for rows in listings.values() for a in rows}
         with self.engine.begin() as conn:
-            existing: dict[str, tuple[str, dt.date]] = {}
-            id_list = sorted(ids)
-            for start in range(0, len(id_list), 500):  # stay under SQLite's bound-parameter limit
-                chunk = id_list[start:start + 500]
-                for row in conn.execute(
-                    select(papers.c.arxiv_id, papers.c.content_hash, papers.c.content_date)
-                    .where(papers.c.arxiv_id.in_(chunk))
-                ):
-                    existing[row.arxiv_id] = (row.content_hash, row.content_date)
-            dates = [d.date for d in ordered]
-            known_days = {
-                r.date: r.source for r in conn.execute(select(days.c.date, days.c.source).where(days.c.date.in_(dates)))
-            }
-            old_appearances: dict[dt.date, list[str]] = {}
+            stored: dict[tuple[dt.date, str], list[tuple[str, str]]] = {}
             for r in conn.execute(
-                select(appearances.c.date, appearances.c.arxiv_id)
+                select(appearances.c.date, appearances.c.source, appearances.c.arxiv_id, appearances.c.content_hash)
                 .where(appearances.c.date.in_(dates))
-                .order_by(appearances.c.date, appearances.c.position)
+                .order_by(appearances.c.position)
             ):
-                old_appearances.setdefault(r.date, []).append(r.arxiv_id)
+                stored.setdefault((r.date, r.source), []).append((r.arxiv_id, r.content_hash))
+            known_dates = set(conn.execute(select(days.c.date).where(days.c.date.in_(dates))).scalars())
+            new_dates = [d for d in dates if d not in known_dates]
+            if new_dates:
+                conn.execute(days.insert(), [{"date": d, "ingested_at": now} for d in new_dates])
 
-            # The newest day's text wins, so process days oldest first and let later ones overwrite.
-            final: dict[str, dict[str, Any]] = {}
-            first_listed: dict[str, dt.date] = {}
-            for day in ordered:
-                for paper in day.papers:
-                    first_listed.setdefault(paper.arxiv_id, day.date)
-                    stored = existing.get(paper.arxiv_id)
-                    if stored is not None and day.date < stored[1]:
-                        continue
-                    row = _paper_row(paper)
-                    final[paper.arxiv_id] = {**row, "content_hash": _content_hash(row), "content_date": day.date}
-            inserts, updates = [], []
-            for arxiv_id, row in final.items():
-                stored = existing.get(arxiv_id)
-                if stored is None:
-                    inserts.append({**row, "first_seen": first_listed[arxiv_id], "updated_at": now})
-                elif stored[0] != row["content_hash"]:
-                    updates.append({**row, "updated_at": now})
-            counts.new = len(inserts)
-            counts.updated = len(updates)
-            counts.unchanged = len(ids) - counts.new - counts.updated
-            if inserts:
-                conn.execute(papers.insert(), inserts)
-            if updates:
-                columns = [c for c in updates[0] if c != "arxiv_id"]
-                conn.execute(
-                    update(papers).where(papers.c.arxiv_id == bindparam("key"))
-                    .values({c: bindparam(c) for c in columns}),
-                    [{**{c: u[c] for c in columns}, "key": u["arxiv_id"]} for u in updates],
-                )
-            for day in ordered:
-                ids_in_order = list(dict.fromkeys(p.arxiv_id for p in day.papers))
-                if known_days.get(day.date) == day.source and old_appearances.get(day.date, []) == ids_in_order:
+            changed_ids: set[str] = set()
+            for (date, source), rows in sorted(listings.items()):
+                wanted = [(a, _content_hash(row)) for a, row in rows.items()]
+                before = stored.get((date, source), [])
+                if before == wanted:
                     continue
-                if day.date in known_days:
-                    conn.execute(update(days).where(days.c.date == day.date).values(source=day.source, ingested_at=now))
-                    conn.execute(delete(appearances).where(appearances.c.date == day.date))
-                else:
-                    conn.execute(days.insert().values(date=day.date, source=day.source, ingested_at=now))
-                if ids_in_order:
-                    conn.execute(appearances.insert(), [
-                        {"date": day.date, "arxiv_id": a, "position": i} for i, a in enumerate(ids_in_order)
-                    ])
-            counts.days = len({d.date for d in ordered})
+                changed_ids.update(a for a, _ in before)
+                changed_ids.update(rows)
+                conn.execute(delete(appearances).where(appearances.c.date == date, appearances.c.source == source))
+                conn.execute(appearances.insert(), [
+                    {"date": date, "source": source, "arxiv_id": a, "position": i, "content": rows[a],
+                     "content_hash": h}
+                    for i, (a, h) in enumerate(wanted)
+                ])
+            if changed_ids:
+                inserted, updated = self._refresh_papers(conn, sorted(changed_ids), now)
+                counts.new, counts.updated = len(inserted & touched_ids), len(updated & touched_ids)
+        counts.days = len(dates)
+        counts.unchanged = len(touched_ids) - counts.new - counts.updated
         return counts
+
+    @staticmethod
+    def _refresh_papers(conn: Connection, arxiv_ids: list[str], now: dt.datetime) -> tuple[set[str], set[str]]:
+        """Re-derive the papers rows of ``arxiv_ids`` from their listings; return (inserted, updated)."""
+        listed: dict[str, list[Any]] = {}
+        current: dict[str, str] = {}
+        for start in range(0, len(arxiv_ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = arxiv_ids[start:start + 500]
+            for r in conn.execute(
+                select(appearances.c.arxiv_id, appearances.c.date, appearances.c.source, appearances.c.content)
+                .where(appearances.c.arxiv_id.in_(chunk))
+                .order_by(appearances.c.date.desc(), appearances.c.source)
+            ):
+                listed.setdefault(r.arxiv_id, []).append(r)
+            current.update(
+                (r.arxiv_id, r.content_hash)
+                for r in conn.execute(
+                    select(papers.c.arxiv_id, papers.c.content_hash).where(papers.c.arxiv_id.in_(chunk))
+                )
+            )
+        inserts, updates = [], []
+        for arxiv_id, rows in listed.items():
+            newest = rows[0].date
+            merged = _merge_listings([r.content for r in rows if r.date == newest])
+            digest = _content_hash(merged)
+            merged["published"] = dt.date.fromisoformat(merged["published"]) if merged["published"] else None
+            if arxiv_id not in current:
+                inserts.append({**merged, "content_hash": digest, "first_seen": rows[-1].date, "updated_at": now})
+            elif current[arxiv_id] != digest:
+                updates.append({**merged, "content_hash": digest, "updated_at": now})
+        if inserts:
+            conn.execute(papers.insert(), inserts)
+        if updates:
+            columns = [c for c in updates[0] if c != "arxiv_id"]
+            conn.execute(
+                update(papers).where(papers.c.arxiv_id == bindparam("key")).values({c: bindparam(c) for c in columns}),
+                [{**{c: u[c] for c in columns}, "key": u["arxiv_id"]} for u in updates],
+            )
+        return {r["arxiv_id"] for r in inserts}, {r["arxiv_id"] for r in updates}
 
     def dates(self) -> list[dt.date]:
         """Every ingested date, newest first."""
@@ -163,12 +189,15 @@ class PaperStore:
         return found[0] if found else None
 
     def days_between(self, start: dt.date | None = None, end: dt.date | None = None) -> list[Day]:
-        """Days with their papers in digest order, newest day first; bounds are inclusive."""
-        day_query = select(days.c.date, days.c.source).order_by(days.c.date.desc())
+        """Days with their papers in digest order, newest day first; bounds are inclusive.
+
+        A day built from several files lists each file's papers in turn, each paper once.
+        """
+        day_query = select(days.c.date).order_by(days.c.date.desc())
         paper_query = (
-            select(appearances.c.date, papers)
+            select(appearances.c.date, appearances.c.source, papers)
             .join(papers, papers.c.arxiv_id == appearances.c.arxiv_id)
-            .order_by(appearances.c.date.desc(), appearances.c.position)
+            .order_by(appearances.c.date.desc(), appearances.c.source, appearances.c.position)
         )
         if start is not None:
             day_query = day_query.where(days.c.date >= start)
@@ -177,9 +206,17 @@ class PaperStore:
             day_query = day_query.where(days.c.date <= end)
             paper_query = paper_query.where(appearances.c.date <= end)
         with self.engine.connect() as conn:
-            result = {r.date: Day(date=r.date, papers=[], source=r.source) for r in conn.execute(day_query)}
+            result = {date: Day(date=date, papers=[], source="") for date in conn.execute(day_query).scalars()}
+            seen: set[tuple[dt.date, str]] = set()
+            sources: dict[dt.date, list[str]] = {}
             for row in conn.execute(paper_query):
-                result[row.date].papers.append(_paper_from_row(row))
+                if row.source not in sources.setdefault(row.date, []):
+                    sources[row.date].append(row.source)
+                if (row.date, row.arxiv_id) not in seen:
+                    seen.add((row.date, row.arxiv_id))
+                    result[row.date].papers.append(_paper_from_row(row))
+        for date, day in result.items():
+            day.source = "; ".join(sources.get(date, []))
         return list(result.values())
 
     def appearances_of(self, arxiv_ids: Sequence[str]) -> dict[str, list[dt.date]]:

@@ -41,10 +41,9 @@ papers = Table(
     Column("published", Date),
     Column("points", JSON, nullable=False),
     Column("quiz", JSON, nullable=False),
+    # Hash of the fields above: the row is derived from the paper's listings (see appearances)
+    # and rewritten only when this changes.
     Column("content_hash", String(64), nullable=False),
-    # The digest day whose text the row holds: a paper listed on several days keeps the newest
-    # day's text, whatever order the files are ingested in, so that re-ingesting is idempotent.
-    Column("content_date", Date, nullable=False),
     Column("first_seen", Date, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -53,14 +52,36 @@ days = Table(
     "days",
     metadata,
     Column("date", Date, primary_key=True),
-    Column("source", Text, nullable=False),
     Column("ingested_at", DateTime(timezone=True), nullable=False),
 )
 
+# One row per listing of a paper: a day, the file it came from, its place there and the text that
+# file gave. A paper's row in ``papers`` merges its listings of the newest day, so the result does
+# not depend on the order files are ingested in, and re-ingesting one file changes only its rows.
 appearances = Table(
     "appearances",
     metadata,
     Column("date", Date, ForeignKey("days.date", ondelete="CASCADE"), primary_key=True),
-    Column("arxiv_id", String(64), ForeignKey("papers.arxiv_id"), primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("arxiv_id", String(64), primary_key=True, index=True),
     Column("position", Integer, nullable=False),
+    Column("content", JSON, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # The address as the subscriber gave it (local part's case kept); ``email_key`` is its
+    # lower-cased form, which is what makes Ada@example.org and ada@example.org one subscriber.
+    Column("email", String(320), nullable=False),
+    Column("email_key", String(320), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("keywords", JSON, nullable=False),
+    Column("excluded", JSON, nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    Column("token", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

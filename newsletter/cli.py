@@ -20,6 +20,7 @@ import click
 from newsletter import __version__
 from newsletter.config import CONFIG_ENV, Settings, default_config_path, load_settings
 from newsletter.errors import NewsletterError
+from newsletter.models import SUBSCRIBER_STATUSES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,6 +60,13 @@ class AppContext:
                 raise NewsletterClickError(exc) from exc
         return self._settings
 
+    @property
+    def settings_or_defaults(self) -> Settings:
+        """The config when the file exists, else built-in defaults (for commands that can do without)."""
+        if self.config_path.is_file():
+            return self.settings
+        return Settings(path=self.config_path.resolve())
+
 
 pass_app = click.make_pass_decorator(AppContext)
 
@@ -85,6 +93,191 @@ def parse_date(_ctx: click.Context | None, _param: click.Parameter | None, value
 def cli(ctx: click.Context, config_path: Path | None) -> None:
     """Turn daily AI-paper digests into Atom feeds and category-filtered daily emails."""
     ctx.obj = AppContext(config_path or default_config_path())
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the parsed days as JSON.")
+@pass_app
+@handle_errors
+def parse(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
+    """Parse digest files (or folders, or globs) and print what they hold, without storing.
+
+    Categories come from the digest's Category column, else from the config's taxonomy (the
+    built-in one when there is no config file). Exits 1 when a file is not a digest.
+    """
+    from newsletter.categories import Classifier
+    from newsletter.ingest import parse_files, resolve_inputs
+
+    settings = app.settings_or_defaults
+    parsed = parse_files(resolve_inputs(settings, paths), Classifier(settings.categories))
+    if as_json:
+        from newsletter.models import day_as_dict
+
+        echo_json({"days": [day_as_dict(day) for day in parsed.days]})
+    else:
+        for day in parsed.days:
+            click.echo(f"{day.date}  {len(day.papers):3d} papers  {day.source}")
+            for paper in day.papers:
+                click.echo(f"  {paper.arxiv_id:<12} [{', '.join(paper.categories)}] {paper.title}")
+        click.echo(f"{len(parsed.days)} days, {sum(len(d.papers) for d in parsed.days)} papers")
+    echo_warnings(parsed.warnings)
+    if parsed.errors:
+        for error in parsed.errors:
+            click.secho(f"error: {error}", fg="red", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_app
+@handle_errors
+def ingest(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
+    """Parse digests and upsert them into the store.
+
+    PATHS default to [digests] paths in the config. Running it again on the same files changes
+    nothing; a corrected file updates its papers. A bad row is a warning; a file that is not a
+    digest is an error reported at the end (exit 1), after the good files are stored.
+    """
+    from newsletter.ingest import ingest_files, resolve_inputs
+    from newsletter.store import Store
+
+    settings = app.settings
+    files = resolve_inputs(settings, paths)
+    with Store.from_settings(settings) as store, click.progressbar(
+        length=len(files), label="Parsing", file=sys.stderr, show_pos=True
+    ) as bar:
+        report = ingest_files(settings, store, files, on_file=lambda _path: bar.update(1))
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        c = report.counts
+        click.echo(f"{len(files)} files, {c.days} days: {c.new} new, {c.updated} updated, {c.unchanged} unchanged")
+        echo_warnings(report.warnings)
+    for error in report.errors:
+        click.secho(f"error: {error}", fg="red", err=True)
+    if report.errors:
+        sys.exit(1)
+
+
+@cli.group()
+def subscribers() -> None:
+    """Manage who gets the daily email and with which filter.
+
+    `remove` deletes a subscriber; unsubscribe links only mark them unsubscribed, so that an
+    import never mails them again.
+    """
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="Display name, used in the To header.")
+@click.option("--category", "categories", multiple=True, help="Only papers of this category (repeatable). None: all.")
+@click.option("--keyword", "keywords", multiple=True, help="Only papers mentioning one of these (repeatable).")
+@click.option("--exclude", "excluded", multiple=True, help="Never papers mentioning this (repeatable).")
+@pass_app
+@handle_errors
+def subscribers_add(app: AppContext, email: str, name: str, categories: tuple[str, ...],
+                    keywords: tuple[str, ...], excluded: tuple[str, ...]) -> None:
+    """Subscribe EMAIL. Categories must be in [categories] taxonomy; an unknown one exits 2."""
+    from newsletter.models import Subscriber
+    from newsletter.selection import Filter
+    from newsletter.store import Store
+    from newsletter.subscribers import validated
+
+    sub = validated(Subscriber(email=email, name=name, categories=list(categories), keywords=list(keywords),
+                               excluded_keywords=list(excluded)), app.settings.categories.names)
+    with Store.from_settings(app.settings) as store:
+        sub = store.add_subscriber(sub)
+    click.echo(f"added {sub.email}: {Filter.of(sub).describe()}")
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@pass_app
+@handle_errors
+def subscribers_remove(app: AppContext, email: str) -> None:
+    """Delete EMAIL's subscription for good (exit 1 if there is none)."""
+    from newsletter.errors import SubscriberNotFoundError
+    from newsletter.store import Store
+
+    with Store.from_settings(app.settings) as store:
+        if not store.remove_subscriber(email):
+            raise SubscriberNotFoundError(f"{email} is not subscribed", "see `newsletter subscribers list`")
+    click.echo(f"removed {email}")
+
+
+@subscribers.command("list")
+@click.option("--status", type=click.Choice(["all", *SUBSCRIBER_STATUSES]), default="all", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_app
+@handle_errors
+def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
+    """List subscribers, oldest first."""
+    from newsletter.selection import Filter
+    from newsletter.store import Store
+
+    with Store.from_settings(app.settings) as store:
+        found = store.subscribers(status=None if status == "all" else status)
+    if as_json:
+        echo_json([{
+            "email": s.email, "name": s.name, "categories": s.categories, "keywords": s.keywords,
+            "excluded": s.excluded_keywords, "status": s.status,
+            "created_at": s.created_at.isoformat() if s.created_at else None,
+        } for s in found])
+        return
+    if not found:
+        click.echo("no subscribers" + ("" if status == "all" else f" with status {status}"))
+        return
+    rows = [(s.email, s.name, s.status, Filter.of(s).describe()) for s in found]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(("EMAIL", "NAME", "STATUS"))]
+    click.echo(f"{'EMAIL':<{widths[0]}}  {'NAME':<{widths[1]}}  {'STATUS':<{widths[2]}}  FILTER")
+    for email, name, state, wording in rows:
+        click.echo(f"{email:<{widths[0]}}  {name:<{widths[1]}}  {state:<{widths[2]}}  {wording}")
+    click.echo(f"{len(found)} subscriber{'s' if len(found) != 1 else ''}")
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_app
+@handle_errors
+def subscribers_import(app: AppContext, file: Path) -> None:
+    """Add or update subscribers from a CSV with columns email,name,categories (`;` between categories).
+
+    Running it twice changes nothing. Bad rows are reported with their line; the others still go in,
+    and the exit status is 1. An import never changes a stored subscriber's status.
+    """
+    from newsletter.store import Store
+    from newsletter.subscribers import import_csv
+
+    with Store.from_settings(app.settings) as store:
+        report = import_csv(store, file, app.settings.categories.names)
+    for error in report.errors:
+        click.secho(f"error: {error}", fg="red", err=True)
+    click.echo(f"{file}: {report.added} added, {report.changed} changed, {report.unchanged} unchanged"
+               + (f", {len(report.errors)} rejected" if report.errors else ""))
+    if report.errors:
+        sys.exit(1)
+
+
+@subscribers.command("export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@pass_app
+@handle_errors
+def subscribers_export(app: AppContext, output: Path | None) -> None:
+    """Write every subscriber as CSV in the format `import` reads."""
+    from newsletter.store import Store
+    from newsletter.subscribers import write_csv
+
+    with Store.from_settings(app.settings) as store:
+        found = store.subscribers(status=None)
+    if output is None:
+        write_csv(found, sys.stdout)
+        return
+    with output.open("w", encoding="utf-8", newline="") as fh:
+        count = write_csv(found, fh)
+    click.echo(f"wrote {count} subscriber{'s' if count != 1 else ''} to {output}", err=True)
 
 
 def main() -> None:

@@ -107,3 +107,23 @@ class PlannedMessage:
 class SkippedRecipient:
     email: str
     reason: str
+
+
+def paper_as_dict(paper: Paper) -> dict[str, object]:
+    """The JSON shape of ``newsletter parse --json``: every field present, absent ones null or empty."""
+    return {
+        "arxiv_id": paper.arxiv_id,
+        "title": paper.title,
+        "authors": list(paper.authors),
+        "summary": paper.summary,
+        "category": paper.category,
+        "categories": list(paper.categories),
+        "links": dict(paper.links),
+        "published": paper.published.isoformat() if paper.published else None,
+        "points": [{"label": p.label, "text": p.text} for p in paper.points],
+        "quiz": [{"question": q.question, "options": list(q.options), "answer": q.answer} for q in paper.quiz],
+    }
+
+
+def day_as_dict(day: Day) -> dict[str, object]:
+    return {"date": day.date.isoformat(), "source": day.source, "papers": [paper_as_dict(p) for p in day.papers]}

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 
-from newsletter.models import Day, Paper, Point, QuizQuestion
+from newsletter.models import Day, Paper, Point, QuizQuestion, paper_as_dict
 from newsletter.store.schema import appearances, days, papers
 
 
@@ -27,21 +27,6 @@ class IngestCounts:
         self.new += other.new
         self.updated += other.updated
         self.unchanged += other.unchanged
-
-
-def _paper_row(paper: Paper) -> dict[str, Any]:
-    return {
-        "arxiv_id": paper.arxiv_id,
-        "title": paper.title,
-        "authors": list(paper.authors),
-        "summary": paper.summary,
-        "category": paper.category,
-        "categories": list(paper.categories),
-        "links": dict(paper.links),
-        "published": paper.published.isoformat() if paper.published else None,
-        "points": [{"label": p.label, "text": p.text} for p in paper.points],
-        "quiz": [{"question": q.question, "options": list(q.options), "answer": q.answer} for q in paper.quiz],
-    }
 
 
 def _content_hash(row: dict[str, Any]) -> str:
@@ -65,7 +50,7 @@ def _paper_from_row(row: Any) -> Paper:
 
 
 def _merge_listings(contents: list[dict[str, Any]]) -> dict[str, Any]:
-    """One paper row from its listings on one day, in source order.
+    """One paper row from its listings on one day, in order of precedence.
 
     The first listing's text stands; later ones only fill what it lacks (a cards page adds points,
     a quiz and a PDF link to a table's authors and summary).
@@ -97,7 +82,7 @@ class PaperStore:
         for day in new_days:
             papers_of_file = listings.setdefault((day.date, day.source), {})
             for paper in day.papers:
-                papers_of_file.setdefault(paper.arxiv_id, _paper_row(paper))
+                papers_of_file.setdefault(paper.arxiv_id, paper_as_dict(paper))
         if not listings:
             return counts
         dates = sorted({date for date, _ in listings})
@@ -158,7 +143,11 @@ class PaperStore:
         inserts, updates = [], []
         for arxiv_id, rows in listed.items():
             newest = rows[0].date
-            merged = _merge_listings([r.content for r in rows if r.date == newest])
+            # Table rows first: they carry the digest's own summary, authors and category.
+            listings = sorted(
+                (r for r in rows if r.date == newest), key=lambda r: (bool(r.content["points"]), r.source)
+            )
+            merged = _merge_listings([r.content for r in listings])
             digest = _content_hash(merged)
             merged["published"] = dt.date.fromisoformat(merged["published"]) if merged["published"] else None
             if arxiv_id not in current:

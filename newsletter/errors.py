@@ -49,3 +49,15 @@ class StoreError(NewsletterError):
 
 class DeliveryError(NewsletterError):
     """Sending stopped: the SMTP server or the credentials need the operator's attention."""
+
+
+class InvalidSubscriberError(UsageError):
+    """An address, name, keyword, category or status that cannot be stored. Exit 2."""
+
+
+class SubscriberExistsError(NewsletterError):
+    """An address that is already subscribed (compared case-insensitively)."""
+
+
+class SubscriberNotFoundError(NewsletterError):
+    """No subscriber has that address or id."""

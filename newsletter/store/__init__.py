@@ -17,6 +17,7 @@ from newsletter.config import Settings
 from newsletter.errors import StoreError
 from newsletter.store.migrations import migrate
 from newsletter.store.papers import IngestCounts, PaperStore
+from newsletter.store.subscribers import SubscriberStore
 
 __all__ = ["IngestCounts", "Store", "resolve_url"]
 
@@ -43,7 +44,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Store(PaperStore):
+class Store(PaperStore, SubscriberStore):
     def __init__(self, url: str) -> None:
         try:
             self.engine: Engine = create_engine(url)

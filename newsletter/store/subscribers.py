@@ -1,0 +1,189 @@
+"""Subscribers: who gets the daily email, with which filter, and in which status.
+
+``remove_subscriber`` deletes the row: it is the operator's tool (a typo, an erasure request).
+Unsubscribe links and bounces call ``set_subscriber_status`` instead, so that the address stays
+known as unsubscribed and an import or a resend cannot mail it again.
+
+Every write validates first (control characters, address syntax, status) and runs in one
+transaction, so a refused subscriber leaves nothing behind. Categories are checked against the
+taxonomy by the callers that know the config (CLI, importer).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from newsletter.errors import SubscriberExistsError, SubscriberNotFoundError
+from newsletter.models import Subscriber
+from newsletter.store.schema import subscribers as table
+from newsletter.subscribers import check_status, email_key, lookup_key, validated
+
+# Stored by upsert and update; id, token and created_at are set once, status only on purpose.
+_PROFILE_FIELDS = ("email", "name", "categories", "keywords", "excluded_keywords")
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _row(sub: Subscriber) -> dict[str, Any]:
+    return {
+        "email": sub.email,
+        "email_key": email_key(sub.email),
+        "name": sub.name,
+        "categories": list(sub.categories),
+        "keywords": list(sub.keywords),
+        "excluded": list(sub.excluded_keywords),
+        "status": sub.status,
+        "token": sub.token,
+        "created_at": sub.created_at,
+    }
+
+
+def _subscriber(row: Any) -> Subscriber:
+    created = row.created_at
+    if created is not None and created.tzinfo is None:  # SQLite drops the offset; we store UTC
+        created = created.replace(tzinfo=dt.UTC)
+    return Subscriber(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        categories=list(row.categories),
+        keywords=list(row.keywords),
+        excluded_keywords=list(row.excluded),
+        status=row.status,
+        token=row.token,
+        created_at=created,
+    )
+
+
+def _exists(sub: Subscriber) -> SubscriberExistsError:
+    return SubscriberExistsError(f"{sub.email} is already subscribed",
+                                 "use `newsletter subscribers list` to see it, or `remove` it first")
+
+
+class SubscriberStore:
+    engine: Engine
+
+    def add_subscriber(self, sub: Subscriber, now: dt.datetime | None = None) -> Subscriber:
+        """Store a new subscriber; gives it a token and a creation time when it has none.
+
+        Raises InvalidSubscriberError for bad fields and SubscriberExistsError when the address is
+        taken (case-insensitively).
+        """
+        sub = self._prepare_new(validated(sub), now)
+        try:
+            with self.engine.begin() as conn:
+                if self._find(conn, email_key(sub.email)) is not None:
+                    raise _exists(sub)
+                sub.id = self._insert(conn, sub)
+        except IntegrityError as exc:  # a concurrent add of the same address won the race
+            raise _exists(sub) from exc
+        return sub
+
+    def upsert_subscriber(self, sub: Subscriber, now: dt.datetime | None = None) -> tuple[Subscriber, bool]:
+        """Add, or update the profile of the subscriber with this address; True if anything changed."""
+        return self.upsert_subscribers([sub], now)[0]
+
+    def upsert_subscribers(
+        self, subs: Sequence[Subscriber], now: dt.datetime | None = None
+    ) -> list[tuple[Subscriber, bool]]:
+        """``upsert_subscriber`` for many, validated first and written in one transaction.
+
+        An existing subscriber gets the given address spelling, name, categories and keywords;
+        its status, token and creation time are kept, so an import never resubscribes anyone.
+        """
+        checked = [validated(s) for s in subs]
+        results: list[tuple[Subscriber, bool]] = []
+        with self.engine.begin() as conn:
+            for sub in checked:
+                stored = self._find(conn, email_key(sub.email))
+                if stored is None:
+                    sub = self._prepare_new(sub, now)
+                    sub.id = self._insert(conn, sub)
+                    results.append((sub, True))
+                    continue
+                merged = replace(stored, **{f: getattr(sub, f) for f in _PROFILE_FIELDS})
+                changed = merged != stored
+                if changed:
+                    self._write(conn, merged)
+                results.append((merged, changed))
+        return results
+
+    def get_subscriber(self, email: str) -> Subscriber | None:
+        """The subscriber with this address, compared case-insensitively."""
+        with self.engine.connect() as conn:
+            return self._find(conn, lookup_key(email))
+
+    def get_subscriber_by_token(self, token: str) -> Subscriber | None:
+        if not token:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.token == token)).one_or_none()
+        return _subscriber(row) if row is not None else None
+
+    def update_subscriber(self, sub: Subscriber) -> Subscriber:
+        """Write every field of ``sub`` (found by id) except its creation time."""
+        if sub.id is None:
+            raise SubscriberNotFoundError(f"{sub.email} has no id", "load it with get_subscriber first")
+        sub = validated(sub)
+        if not sub.token:
+            sub.token = new_token()
+        try:
+            with self.engine.begin() as conn:
+                other = self._find(conn, email_key(sub.email))
+                if other is not None and other.id != sub.id:
+                    raise _exists(sub)
+                if not self._write(conn, sub):
+                    raise SubscriberNotFoundError(f"no subscriber has id {sub.id}")
+        except IntegrityError as exc:
+            raise _exists(sub) from exc
+        return sub
+
+    def set_subscriber_status(self, email_or_id: str | int, status: str) -> bool:
+        """Set the status of the subscriber with this address or id; False when there is none."""
+        check_status(status)
+        where = (table.c.id == email_or_id if isinstance(email_or_id, int)
+                 else table.c.email_key == lookup_key(email_or_id))
+        with self.engine.begin() as conn:
+            return conn.execute(update(table).where(where).values(status=status)).rowcount > 0
+
+    def remove_subscriber(self, email: str) -> bool:
+        """Delete the subscriber (see the module docstring); False when there was none."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(table).where(table.c.email_key == lookup_key(email))).rowcount > 0
+
+    def subscribers(self, status: str | None = "active") -> list[Subscriber]:
+        """Subscribers with ``status`` (every one when None), oldest first: plans list them in this order."""
+        query = select(table).order_by(table.c.id)
+        if status is not None:
+            query = query.where(table.c.status == check_status(status))
+        with self.engine.connect() as conn:
+            return [_subscriber(row) for row in conn.execute(query)]
+
+    @staticmethod
+    def _prepare_new(sub: Subscriber, now: dt.datetime | None) -> Subscriber:
+        return replace(sub, id=None, token=sub.token or new_token(),
+                       created_at=sub.created_at or now or dt.datetime.now(dt.UTC))
+
+    @staticmethod
+    def _insert(conn: Connection, sub: Subscriber) -> int:
+        return int(conn.execute(table.insert().values(_row(sub)).returning(table.c.id)).scalar_one())
+
+    @staticmethod
+    def _find(conn: Connection, key: str) -> Subscriber | None:
+        row = conn.execute(select(table).where(table.c.email_key == key)).one_or_none()
+        return _subscriber(row) if row is not None else None
+
+    @staticmethod
+    def _write(conn: Connection, sub: Subscriber) -> bool:
+        values = _row(sub)
+        del values["created_at"]
+        return conn.execute(update(table).where(table.c.id == sub.id).values(values)).rowcount > 0

@@ -1,0 +1,125 @@
+"""`newsletter subscribers ...` run for real through click, against a SQLite file beside a config."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from newsletter.cli import cli
+from newsletter.config import DEFAULT_TAXONOMY
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text('[store]\nurl = "sqlite:///var/test.db"\n', encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def run(config: Path):
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli, ["--config", str(config), "subscribers", *args], catch_exceptions=False)
+
+    return invoke
+
+
+def listed(run) -> list[dict]:
+    result = run("list", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_add_list_remove(run, config: Path) -> None:
+    result = run("add", "Ada@Example.org", "--name", "Ada", "--category", "computer vision",
+                 "--keyword", "diffusion", "--exclude", "survey")
+    assert result.exit_code == 0, result.output
+    assert "added Ada@example.org" in result.stdout
+    assert (config.parent / "var" / "test.db").is_file()  # the store URL resolved against the config folder
+    assert listed(run) == [{
+        "email": "Ada@example.org", "name": "Ada", "categories": ["Computer Vision"], "keywords": ["diffusion"],
+        "excluded": ["survey"], "status": "active", "created_at": listed(run)[0]["created_at"],
+    }]
+    table = run("list").stdout
+    assert "Ada@example.org" in table and "Computer Vision" in table and "1 subscriber" in table
+
+    assert run("add", "ada@example.org").exit_code == 1  # taken, case-insensitively
+    assert run("remove", "ADA@example.org").exit_code == 0
+    assert listed(run) == []
+    missing = run("remove", "ada@example.org")
+    assert missing.exit_code == 1 and "not subscribed" in missing.output
+
+
+def test_unknown_category_exits_2_listing_the_valid_ones(run) -> None:
+    result = run("add", "ada@example.org", "--category", "Robotics")
+    assert result.exit_code == 2
+    assert "'Robotics'" in result.output
+    for name in DEFAULT_TAXONOMY:
+        assert name in result.output
+    assert listed(run) == []
+
+
+@pytest.mark.parametrize("args", [["ada@example.org\r\nBcc: all@example.com"],
+                                  ["ada@example.org", "--name", "Ada\nBcc: all@example.com"]])
+def test_header_injection_is_refused(run, args: list[str]) -> None:
+    result = run("add", *args)
+    assert result.exit_code == 2
+    assert "would inject mail headers" in result.output
+    assert listed(run) == []
+
+
+def test_invalid_address_exits_2(run) -> None:
+    result = run("add", "ada-at-example.org")
+    assert result.exit_code == 2 and "not a valid address" in result.output
+
+
+def test_list_filters_by_status(run) -> None:
+    run("add", "ada@example.org")
+    assert [s["email"] for s in listed(run)] == ["ada@example.org"]
+    assert "no subscribers with status bounced" in run("list", "--status", "bounced").stdout
+    assert run("list", "--status", "gone").exit_code == 2
+
+
+def test_import_twice_then_export_round_trip(run, tmp_path: Path) -> None:
+    sample = PROJECT_ROOT / "examples" / "subscribers.csv"
+    first = run("import", str(sample))
+    assert first.exit_code == 0, first.output
+    rows = sum(1 for _ in csv.DictReader(io.StringIO(sample.read_text(encoding="utf-8"))))
+    assert f"{rows} added, 0 changed, 0 unchanged" in first.stdout
+    second = run("import", str(sample))
+    assert f"0 added, 0 changed, {rows} unchanged" in second.stdout
+
+    exported = run("export").stdout
+    out_file = tmp_path / "out.csv"
+    assert run("export", "--output", str(out_file)).exit_code == 0
+    assert out_file.read_text(encoding="utf-8") == exported
+    again = run("import", str(out_file))
+    assert f"0 added, 0 changed, {rows} unchanged" in again.stdout
+
+
+def test_import_reports_bad_rows_and_exits_1(run, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("email,name,categories\n"
+                   "ada@example.org,Ada,Computer Vision\n"
+                   "bob@example.org,Bob,Astrology\n"
+                   '"eve@example.org","Eve\r\nBcc: all@example.com",\n', encoding="utf-8")
+    result = run("import", str(bad))
+    assert result.exit_code == 1
+    assert f"{bad}:3: unknown category 'Astrology'" in result.stderr
+    assert f"{bad}:4: name" in result.stderr and "would inject mail headers" in result.stderr
+    assert "1 added, 0 changed, 0 unchanged, 2 rejected" in result.stdout
+    assert [s["email"] for s in listed(run)] == ["ada@example.org"]
+
+
+def test_import_with_a_bad_header_exits_2(run, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("mail,name\nada@example.org,Ada\n", encoding="utf-8")
+    result = run("import", str(bad))
+    assert result.exit_code == 2 and f"{bad}:1:" in result.output

@@ -1,0 +1,91 @@
+"""Read daily digests into Days of Papers, whatever format they come in.
+
+Formats (detected from the content by :func:`detect_format`): the Markdown table (``table.py``), the
+"paper cards" page as text (``cards.py``) and as HTML (``cards_html.py``). A bad row or card becomes a
+ParseWarning naming file and line and the rest still parses; only a file that cannot be read as a
+digest at all raises DigestError.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from newsletter.errors import DigestError
+from newsletter.models import ParseResult
+from newsletter.parsing.cards import parse_cards_text
+from newsletter.parsing.cards_html import parse_cards_html
+from newsletter.parsing.detect import detect_format
+from newsletter.parsing.table import parse_table
+
+__all__ = ["detect_format", "expand_paths", "parse_file", "parse_text"]
+
+DIGEST_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm"})
+NOT_A_DIGEST_HINT = "expected `## Papers for YYYY-MM-DD` followed by a Markdown table, or a paper-cards page"
+SUFFIX_LIST = ", ".join(sorted("*" + suffix for suffix in DIGEST_SUFFIXES))
+PARSERS = {"table": parse_table, "cards-text": parse_cards_text, "cards-html": parse_cards_html}
+
+
+def parse_text(text: str, source: str) -> ParseResult:
+    """Parse one digest's text; ``source`` names it in warnings and errors."""
+    if not text or text.isspace():
+        raise DigestError(source, "empty file: there is no digest in it", hint=NOT_A_DIGEST_HINT)
+    digest_format = detect_format(text)
+    if digest_format is None:
+        raise DigestError(
+            source, "not a digest: neither a `## Papers for` heading nor a paper-cards page", hint=NOT_A_DIGEST_HINT
+        )
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    return PARSERS[digest_format](text, source)
+
+
+def parse_file(path: str | Path) -> ParseResult:
+    """Parse a digest file. Bytes that are not UTF-8 are replaced, so only unreadable files raise."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise DigestError(str(path), "is a folder, not a digest file", hint="name a digest file or a glob") from None
+    except OSError as exc:
+        raise DigestError(
+            str(path), f"cannot be read: {exc.strerror or exc}", hint="check that the file exists and is readable"
+        ) from None
+    return parse_text(data.decode("utf-8-sig", errors="replace"), str(path))
+
+
+def digest_files_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in DIGEST_SUFFIXES and p.is_file())
+
+
+def expand_paths(patterns: Iterable[str]) -> list[Path]:
+    """Digest files named by files, folders (searched recursively) or globs; sorted, each once.
+
+    A pattern that matches no digest file raises DigestError naming the pattern.
+    """
+    found: dict[Path, Path] = {}
+    for pattern in patterns:
+        expanded = os.path.expanduser(pattern)
+        candidate = Path(expanded)
+        if candidate.is_file():
+            matches = [candidate]
+        elif candidate.is_dir():
+            matches = digest_files_in(candidate)
+        elif glob.has_magic(expanded):
+            matches = []
+            for hit in sorted(glob.glob(expanded, recursive=True)):
+                hit_path = Path(hit)
+                matches.extend(digest_files_in(hit_path) if hit_path.is_dir() else [hit_path])
+        else:
+            raise DigestError(pattern, "no such file or folder", hint="check the path and its spelling")
+        if not matches:
+            raise DigestError(
+                pattern,
+                "matches no digest file",
+                hint=f"folders are searched for {SUFFIX_LIST} files; check the pattern",
+            )
+        for match in matches:
+            found.setdefault(match.resolve(), match)
+    return sorted(found.values())

@@ -1,0 +1,277 @@
+"""The Markdown table format: ``## Papers for YYYY-MM-DD`` sections, each followed by a table.
+
+Columns are found by their header names (Category, Title, Authors, Summary, Link), not by position.
+A summary may hold unescaped ``|`` (``π(y|x)``): the columns before Summary are split off from the
+left and those after it (Link) from the right, so extra pipes stay in the summary. A row may wrap
+onto following lines that start with whitespace; they are joined to it with a space.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from newsletter.models import Day, Paper, ParseResult, ParseWarning
+from newsletter.parsing.common import add_unique, find_arxiv_id, huggingface_link, parse_iso_date
+
+HEADING = re.compile(r"#{1,6}[ \t]*Papers[ \t]+for\b[ \t]*(\S*)", re.IGNORECASE)
+OTHER_HEADING = re.compile(r"#{1,6}(?:[ \t]|$)")
+READ_MORE = re.compile(r"(?:\(\s*|(?:^|\s)-\s*)read more\b", re.IGNORECASE)
+MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+# Stands in for an escaped ``\|`` while a row is split, so that it never counts as a cell border.
+ESCAPED_PIPE = "\x00"
+COLUMN_ALIASES = {
+    "title": "title",
+    "paper": "title",
+    "authors": "authors",
+    "author": "authors",
+    "summary": "summary",
+    "abstract": "summary",
+    "category": "category",
+    "link": "link",
+    "links": "link",
+}
+EXPECTED_HEADER = "`| Title | Authors | Summary |`"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each known column sits in a table; the Summary column is the one that may hold pipes."""
+
+    width: int
+    title: int
+    summary: int
+    authors: int | None
+    category: int | None
+    link: int | None
+
+
+def read_header(line: str) -> Layout | str:
+    """The table's Layout, or what is wrong with the header line."""
+    names = [COLUMN_ALIASES.get(cell.strip().lower(), "") for cell in split_outer(line).split("|")]
+    if "title" not in names or "summary" not in names:
+        return f"table header has no Title or no Summary column; expected {EXPECTED_HEADER}"
+    return Layout(
+        width=len(names),
+        title=names.index("title"),
+        summary=names.index("summary"),
+        authors=names.index("authors") if "authors" in names else None,
+        category=names.index("category") if "category" in names else None,
+        link=names.index("link") if "link" in names else None,
+    )
+
+
+def split_outer(row: str) -> str:
+    """The row without its outer pipes (the trailing one is optional in Markdown)."""
+    body = row.strip()
+    if body.startswith("|"):
+        body = body[1:]
+    if body.endswith("|") and not body.endswith("\\|"):
+        body = body[:-1]
+    return body
+
+
+def is_separator(line: str) -> bool:
+    return line[:3] in ("|--", "|-:", "|:-", "| -", "| :") and not line.strip(" \t|-:")
+
+
+def clean_title(cell: str) -> str:
+    """The plain title: no read-more phrase, link syntax reduced to its text, whitespace collapsed."""
+    # str.find and slicing rather than a regex search: this runs for every row of every digest.
+    marker = cell.find("ead more")
+    if marker < 0 and "](" in cell:
+        marker = cell.lower().find("ead more")
+    if marker > 0 and cell.find("](", marker) >= 0:
+        before = cell[: marker - 1].rstrip()
+        dash = before.endswith("-") and (len(before) == 1 or before[-2].isspace())
+        if dash or before.endswith("("):
+            cell = before[:-1]
+    if "](" in cell:
+        cell = MARKDOWN_LINK.sub(r"\1", cell)
+    return " ".join(cell.split())
+
+
+def split_cells(row: str, layout: Layout) -> list[str] | None:
+    """The row's cells, or None when it has fewer than the header. Extra pipes go to the summary.
+
+    ``row`` starts with its leading ``|``; the trailing one is optional, as in Markdown.
+    """
+    leading = layout.summary
+    trailing = layout.width - 1 - leading
+    head = row.split("|", leading + 1)
+    if len(head) <= leading + 1:
+        return None
+    rest = head[leading + 1]
+    if rest[-1:].isspace():
+        rest = rest.rstrip()
+    # An escaped ``\|`` was replaced by ESCAPED_PIPE before, so a final ``|`` closes the row.
+    closed = rest.endswith("|")
+    tail = rest.rsplit("|", trailing + closed)
+    if len(tail) <= trailing + closed:
+        return None
+    if closed:
+        tail.pop()
+    return head[1:-1] + tail
+
+
+def parse_row(row: str, line: int, layout: Layout, source: str) -> Paper | ParseWarning:
+    escaped = "\\|" in row
+    if escaped:
+        row = row.replace("\\|", ESCAPED_PIPE)
+    cells = split_cells(row, layout)
+    if cells is None:
+        return ParseWarning(
+            source,
+            line,
+            f"row has {split_outer(row).count('|') + 1} cell(s) but the table header has {layout.width}; "
+            "check the row for a missing `|` or a line break",
+        )
+    if escaped:
+        cells = [cell.replace(ESCAPED_PIPE, "|") for cell in cells]
+    title_cell = cells[layout.title]
+    link_cell = cells[layout.link] if layout.link is not None else ""
+    arxiv_id = find_arxiv_id(title_cell) or (find_arxiv_id(link_cell) if link_cell else None)
+    if arxiv_id is None:
+        where = "title or Link cell" if link_cell else "title cell"
+        return ParseWarning(
+            source,
+            line,
+            f"no arXiv link in the {where}; row skipped. End the title with "
+            "`(Read more on [arXiv](https://arxiv.org/abs/ID))` so the paper can be identified",
+        )
+    title = clean_title(title_cell)
+    if not title:
+        return ParseWarning(source, line, f"empty title for arXiv {arxiv_id}; row skipped, fill in the Title cell")
+    links = {"arxiv": "https://arxiv.org/abs/" + arxiv_id, "pdf": "https://arxiv.org/pdf/" + arxiv_id}
+    huggingface = huggingface_link(title_cell) or (huggingface_link(link_cell) if link_cell else None)
+    if huggingface is not None:
+        links["huggingface"] = huggingface
+    authors: list[str] = []
+    if layout.authors is not None:
+        authors = [name.strip() for name in cells[layout.authors].split(",")]
+        if "" in authors:
+            authors = [name for name in authors if name]
+    category = cells[layout.category].strip() if layout.category is not None else ""
+    return Paper(
+        arxiv_id=arxiv_id,
+        title=title,
+        authors=authors,
+        summary=cells[layout.summary].strip(),
+        category=category or None,
+        links=links,
+        line=line,
+    )
+
+
+def parse_table(text: str, source: str) -> ParseResult:
+    result = ParseResult()
+    warnings = result.warnings
+    days: dict[dt.date, tuple[Day, set[str]]] = {}
+    lines = text.split("\n")
+
+    day: Day | None = None
+    seen: set[str] = set()
+    in_section = False
+    heading_line = 0
+    layout: Layout | None = None
+    header_failed = False
+    row_start = 0
+    row_parts: list[str] = []
+
+    def flush_row() -> None:
+        nonlocal row_parts
+        if not row_parts or day is None or layout is None:
+            row_parts = []
+            return
+        row = row_parts[0] if len(row_parts) == 1 else " ".join(row_parts)
+        parsed = parse_row(row, row_start, layout, source)
+        row_parts = []
+        if isinstance(parsed, ParseWarning):
+            warnings.append(parsed)
+        else:
+            if not parsed.summary:
+                warnings.append(
+                    ParseWarning(
+                        source, row_start, f"empty summary for arXiv {parsed.arxiv_id}; fill in the Summary cell"
+                    )
+                )
+            add_unique(day.papers, seen, parsed, source, warnings)
+
+    def close_section() -> None:
+        flush_row()
+        if in_section and layout is None and not header_failed:
+            warnings.append(
+                ParseWarning(source, heading_line, f"no table under this heading; expected {EXPECTED_HEADER} and rows")
+            )
+
+    for number, line in enumerate(lines, 1):
+        if not line:
+            flush_row()
+            continue
+        first = line[0]
+        if first == "|":
+            flush_row()
+            if not in_section or header_failed:
+                continue
+            if layout is None:
+                header = read_header(line)
+                if isinstance(header, str):
+                    warnings.append(ParseWarning(source, number, f"{header}; this day's rows are skipped"))
+                    header_failed = True
+                    continue
+                layout = header
+                if day is None:
+                    continue
+                if day.date not in days:
+                    days[day.date] = (day, seen)
+                    result.days.append(day)
+                continue
+            if day is None or is_separator(line):
+                continue
+            row_start = number
+            row_parts = [line.rstrip()]
+            continue
+        heading = HEADING.match(line) if first == "#" else None
+        if heading is not None or (first == "#" and OTHER_HEADING.match(line)):
+            close_section()
+            in_section = heading is not None
+            heading_line = number
+            layout = None
+            header_failed = False
+            day = None
+            if heading is None:
+                continue
+            token = heading.group(1).rstrip("#")
+            date = parse_iso_date(token)
+            if date is None:
+                warnings.append(
+                    ParseWarning(
+                        source,
+                        number,
+                        f"invalid date {token!r} in the heading; write `## Papers for YYYY-MM-DD`. "
+                        "This section is skipped",
+                    )
+                )
+                header_failed = True
+                continue
+            if date in days:
+                day, seen = days[date]
+            else:
+                day, seen = Day(date=date, papers=[], source=source), set()
+            continue
+        if first in " \t":
+            stripped = line.strip()
+            if not stripped:
+                flush_row()
+            elif row_parts:
+                row_parts.append(stripped)
+            continue
+        # Prose between tables is allowed; only a lost paper link is worth telling the operator about.
+        flush_row()
+        if in_section and "arxiv.org" in line:
+            warnings.append(
+                ParseWarning(source, number, "a line outside any table row links arXiv; ignored. Start rows with `|`")
+            )
+    close_section()
+    return result

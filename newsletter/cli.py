@@ -280,6 +280,79 @@ def subscribers_export(app: AppContext, output: Path | None) -> None:
     click.echo(f"wrote {count} subscriber{'s' if count != 1 else ''} to {output}", err=True)
 
 
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Write what would go out to the outbox; send and record nothing.")
+@click.option("--date", "date", callback=parse_date, metavar="YYYY-MM-DD",
+              help="Day to send. Default: the newest ingested.")
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Dry-run folder. Default: [email] outbox.")
+@pass_app
+@handle_errors
+def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | None) -> None:
+    """Email the day's papers to every active subscriber, each filtered to their categories.
+
+    With --dry-run, writes OUTBOX/DATE/plan.json, one .eml per recipient (one sample per rendition
+    above [email] sample_threshold recipients) and an index.html preview, then prints the plan.
+    Running it again gives the same plan.
+    """
+    if not dry_run:
+        from newsletter.errors import UsageError
+
+        raise UsageError("real delivery needs [smtp] and lands with the delivery stage",
+                         "run `newsletter send --dry-run` to see what would go out")
+    send_dry_run(app.settings, date, outbox)
+
+
+def send_dry_run(settings: Settings, date: dt.date | None, outbox: Path | None) -> None:
+    from newsletter.mail import write_outbox
+    from newsletter.plan import build_plan
+    from newsletter.store import Store
+
+    with Store.from_settings(settings) as store:
+        plan = build_plan(settings, store, date)
+    folder = outbox if outbox is not None else settings.resolve(settings.email.outbox)
+    threshold = settings.email.sample_threshold
+    with click.progressbar(length=len(plan.messages), label="Building messages", file=sys.stderr,
+                           show_pos=True, hidden=len(plan.messages) < 200) as bar:
+        report = write_outbox(plan, folder, threshold, on_message=bar.update)
+    echo_plan_summary(plan, report, threshold)
+
+
+def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
+    recipients: dict[str, int] = {}
+    for message in plan.messages:
+        recipients[message.rendition_key] = recipients.get(message.rendition_key, 0) + 1
+    click.echo(f"Dry run for {plan.date.isoformat()}: nothing was sent or recorded.")
+    rows = [("Recipients", str(len(plan.messages))), ("Renditions", str(len(plan.renditions))),
+            ("Skipped", str(len(plan.skipped)))]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        click.echo(f"  {label:<{width}}  {value:>7}")
+    if plan.renditions:
+        click.echo("\n  Rendition                                        Papers  Recipients")
+        for key, rendition in plan.renditions.items():
+            label = rendition.filter.describe()
+            label = label if len(label) <= 48 else label[:47] + "…"
+            click.echo(f"  {label:<48} {len(rendition.papers):>6}  {recipients.get(key, 0):>10}")
+    reasons: dict[str, int] = {}
+    for skipped in plan.skipped:
+        reasons[skipped.reason] = reasons.get(skipped.reason, 0) + 1
+    if reasons:
+        click.echo("\n  Skipped because                                            Subscribers")
+        for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
+            click.echo(f"  {reason if len(reason) <= 58 else reason[:57] + '…':<58} {count:>11}")
+    click.echo("")
+    if report.sampled:
+        click.echo(f"{len(plan.messages)} recipients is above sample_threshold ({threshold}): wrote one sample "
+                   f".eml per rendition ({report.written}), not one per recipient.")
+    else:
+        click.echo(f"Wrote {report.written} .eml file{'s' if report.written != 1 else ''}.")
+    click.echo(f"Plan: {report.plan_file}")
+    if report.index_file is not None:
+        click.echo(f"Preview: {report.index_file}")
+    echo_warnings(plan.warnings)
+
+
 def main() -> None:
     cli(prog_name="newsletter")
 

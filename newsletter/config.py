@@ -78,6 +78,19 @@ class FeedSettings:
 class EmailSettings:
     sender: str = "Daily AI Papers <papers@example.org>"
     outbox: Path = Path("var/outbox")
+    subject: str = "{title}: {count} papers for {date:%d %B %Y}"
+    """Python format string; fields {title} (site title), {date} (a date), {count} (papers)."""
+    reply_to: str = ""
+    list_id: str = ""
+    """The List-Id value, e.g. ``papers.example.org``; empty: derived from the site title and sender domain."""
+    unsubscribe_mailto: str = ""
+    """Address for mailto unsubscribes; empty: unsubscribe@ the sender's domain."""
+    postal_address: str = ""
+    """Shown in the footer; bulk-mail rules in several countries ask for one."""
+    sample_threshold: int = 1000
+    """Above this many recipients, a dry run writes one sample .eml per rendition instead of one each."""
+    gmail_clip_kb: int = 102
+    """Warn when a rendition's HTML part is larger: Gmail clips messages past about 102 KB."""
 
 
 @dataclass

@@ -1,0 +1,336 @@
+"""MIME messages: built once per rendition, personalised per subscriber by joining bytes.
+
+A rendition's HTML and text are rendered with placeholder strings where per-subscriber values go
+(links carrying the subscriber's token, their address, a greeting). ``MessageTemplate`` encodes
+each part as quoted-printable once, in segments cut at the placeholders, and ends every segment
+with a soft line break, so no encoded line ever spans a placeholder. A message is then the
+subscriber's header block plus the pre-encoded segments joined with the QP-encoded values: no
+template, no premailer and no MIME serialisation runs per subscriber.
+
+The dry-run outbox (``write_outbox``) is written here as well: plan.json, the .eml files and an
+index.html that previews each rendition.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as dt
+import hashlib
+import html
+import json
+import re
+import secrets
+import shutil
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email import policy
+from email.headerregistry import Address
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from newsletter import render
+from newsletter.config import Settings
+from newsletter.errors import ConfigError, NewsletterError
+from newsletter.models import Subscriber
+
+if TYPE_CHECKING:
+    from newsletter.plan import Plan
+
+PERSONAL_FIELDS = ("greeting", "email", "unsubscribe_url", "preferences_url")
+MESSAGE_ID_SALT = "newsletter-message-id-v1"
+"""Not a secret: it only keeps our ids apart from other hashes of the same address and date."""
+
+_SMTP = policy.SMTP
+CRLF = b"\r\n"
+SOFT_BREAK = b"=\r\n"
+
+
+# -- links and identities ------------------------------------------------------------------------
+
+def site_url(settings: Settings, path: str) -> str:
+    return f"{settings.site.base_url.rstrip('/')}/{path.lstrip('/')}"
+
+
+def archive_url(settings: Settings, date: dt.date) -> str:
+    return site_url(settings, f"archive/{date.isoformat()}")
+
+
+def subscriber_links(settings: Settings, subscriber: Subscriber) -> dict[str, str]:
+    """The subscriber's personal links; the web server's routes must match these paths."""
+    token = quote(subscriber.token, safe="")
+    return {
+        "unsubscribe": site_url(settings, f"unsubscribe/{token}"),
+        "preferences": site_url(settings, f"preferences/{token}"),
+    }
+
+
+def sender_domain(settings: Settings) -> str:
+    address = parseaddr(settings.email.sender)[1]
+    domain = address.rpartition("@")[2]
+    if not domain:
+        raise ConfigError(f"{settings.path}: email.from {settings.email.sender!r} has no address with a domain",
+                          'write it as from = "Daily AI Papers <papers@example.org>"')
+    return domain.lower()
+
+
+def message_id(date: dt.date, subscriber: Subscriber, domain: str) -> str:
+    """Deterministic per (day, subscriber address): a retry of the same day's email reuses it."""
+    digest = hashlib.sha256(f"{MESSAGE_ID_SALT}|{date.isoformat()}|{subscriber.email.lower()}".encode()).hexdigest()
+    return f"<{date:%Y%m%d}.{digest[:24]}@{domain}>"
+
+
+def list_id(settings: Settings) -> str:
+    value = settings.email.list_id.strip().strip("<>")
+    if not value:
+        slug = re.sub(r"[^a-z0-9]+", "-", settings.site.title.lower()).strip("-") or "newsletter"
+        value = f"{slug}.{sender_domain(settings)}"
+    return f"{settings.site.title} <{value}>"
+
+
+def unsubscribe_mailbox(settings: Settings) -> str:
+    return settings.email.unsubscribe_mailto.strip() or f"unsubscribe@{sender_domain(settings)}"
+
+
+def subject_for(settings: Settings, date: dt.date, count: int) -> str:
+    try:
+        return settings.email.subject.format(title=settings.site.title, date=date, count=count)
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{settings.path}: email.subject {settings.email.subject!r} cannot be filled in: {exc}",
+                          "use only the fields {title}, {date} (e.g. {date:%d %B %Y}) and {count}") from exc
+
+
+def _no_controls(text: str) -> str:
+    """Headers must not carry control characters (CR/LF would inject headers)."""
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text).strip()
+
+
+def fold_header(name: str, value: str) -> bytes:
+    """One header, RFC 2047-encoded where it is not ASCII and folded to 78 columns, CRLF-ended."""
+    return _SMTP.fold_binary(name, _SMTP.header_factory(name, value))
+
+
+def address_header(name: str, email: str, display_name: str) -> bytes:
+    display = _no_controls(display_name)
+    try:
+        value = str(Address(display_name=display, addr_spec=email))
+    except (ValueError, IndexError):
+        value = str(Address(addr_spec=email))
+    return fold_header(name, value)
+
+
+# -- quoted-printable in segments ----------------------------------------------------------------
+
+def qp(data: str) -> bytes:
+    """Quoted-printable with CRLF line ends, lines of at most 76 characters."""
+    encoded = binascii.b2a_qp(data.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    # b2a_qp keeps the input's bare LF; SMTP wants CRLF everywhere.
+    return encoded.replace(b"\r\n", b"\n").replace(b"\n", CRLF)
+
+
+def _segment(data: str) -> bytes:
+    """An encoded piece that ends at a line boundary, so the next piece starts a fresh line."""
+    encoded = qp(data)
+    return encoded if not encoded or encoded.endswith(CRLF) else encoded + SOFT_BREAK
+
+
+@dataclass(frozen=True)
+class EncodedPart:
+    """A text part as pre-encoded QP segments; ``slots[i]`` is the placeholder between segments i and i+1."""
+
+    segments: tuple[bytes, ...]
+    slots: tuple[str, ...]
+
+    def join(self, values: Mapping[str, bytes]) -> bytes:
+        out = [self.segments[0]]
+        for slot, segment in zip(self.slots, self.segments[1:], strict=True):
+            out.append(values[slot])
+            out.append(segment)
+        return b"".join(out)
+
+
+class Placeholders:
+    """Unguessable markers for the per-subscriber values, so digest text can never forge one."""
+
+    def __init__(self) -> None:
+        nonce = secrets.token_hex(8)
+        self.values = {name: f"zz{nonce}{name.replace('_', '')}zz" for name in PERSONAL_FIELDS}
+        self._lookup = {marker: name for name, marker in self.values.items()}
+        self._pattern = re.compile("|".join(re.escape(m) for m in self.values.values()))
+
+    def fill(self, text: str, values: Mapping[str, str], for_html: bool) -> str:
+        """``text`` with the markers replaced, for previews (messages use ``encode`` instead)."""
+        def value(match: re.Match[str]) -> str:
+            found = values[self._lookup[match.group(0)]]
+            return html.escape(found, quote=True) if for_html else found
+        return self._pattern.sub(value, text)
+
+    def encode(self, text: str) -> EncodedPart:
+        segments, slots, start = [], [], 0
+        for match in self._pattern.finditer(text):
+            segments.append(_segment(text[start:match.start()]))
+            slots.append(self._lookup[match.group(0)])
+            start = match.end()
+        segments.append(qp(text[start:]))
+        return EncodedPart(tuple(segments), tuple(slots))
+
+
+def personal_values(settings: Settings, subscriber: Subscriber) -> dict[str, str]:
+    links = subscriber_links(settings, subscriber)
+    name = _no_controls(subscriber.name)
+    return {
+        "greeting": f"Hi {name}," if name else "Hello,",
+        "email": subscriber.email,
+        "unsubscribe_url": links["unsubscribe"],
+        "preferences_url": links["preferences"],
+    }
+
+
+def _encoded_values(values: Mapping[str, str], for_html: bool) -> dict[str, bytes]:
+    out = {}
+    for name, value in values.items():
+        text = html.escape(value, quote=True) if for_html else value
+        out[name] = _segment(text)
+    return out
+
+
+# -- messages ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """Everything about a rendition's message that does not depend on the subscriber."""
+
+    shared_headers: bytes
+    """From, Subject, MIME-Version, List-Id, Reply-To, List-Unsubscribe-Post, Content-Type."""
+    body: tuple[bytes, EncodedPart, bytes, EncodedPart, bytes]
+    html_part_bytes: int
+
+    @classmethod
+    def build(cls, settings: Settings, rendered: render.RenderedDigest, subject: str,
+              placeholders: Placeholders, key: str) -> MessageTemplate:
+        # '=' never survives quoted-printable, so a boundary holding "=_" cannot occur in a body.
+        boundary = "=_nl_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+        shared = [
+            fold_header("From", settings.email.sender),
+            fold_header("Subject", _no_controls(subject)),
+            b"MIME-Version: 1.0\r\n",
+            fold_header("List-Id", list_id(settings)),
+            b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+        ]
+        if settings.email.reply_to.strip():
+            shared.append(fold_header("Reply-To", settings.email.reply_to.strip()))
+        shared.append(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'.encode())
+        part_head = ("--{b}\r\nContent-Type: text/{kind}; charset=\"utf-8\"\r\n"
+                     "Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+        text_part = placeholders.encode(rendered.text)
+        html_part = placeholders.encode(rendered.html)
+        body = (
+            b"\r\n" + part_head.format(b=boundary, kind="plain").encode(),
+            text_part,
+            b"\r\n" + part_head.format(b=boundary, kind="html").encode(),
+            html_part,
+            f"\r\n--{boundary}--\r\n".encode(),
+        )
+        return cls(b"".join(shared), body, sum(len(s) for s in html_part.segments))
+
+    def message_bytes(self, settings: Settings, subscriber: Subscriber, message_id: str,
+                      sent_at: dt.datetime) -> bytes:
+        values = personal_values(settings, subscriber)
+        links = subscriber_links(settings, subscriber)
+        mailto = f"mailto:{unsubscribe_mailbox(settings)}?subject=unsubscribe%20{quote(subscriber.token, safe='')}"
+        head, text_part, middle, html_part, tail = self.body
+        return b"".join((
+            address_header("To", subscriber.email, subscriber.name),
+            f"Date: {format_datetime(sent_at)}\r\nMessage-ID: {message_id}\r\n"
+            f"List-Unsubscribe: <{links['unsubscribe']}>,\r\n <{mailto}>\r\n".encode(),
+            self.shared_headers,
+            head, text_part.join(_encoded_values(values, for_html=False)),
+            middle, html_part.join(_encoded_values(values, for_html=True)),
+            tail,
+        ))
+
+
+# -- the dry-run outbox --------------------------------------------------------------------------
+
+@dataclass
+class OutboxReport:
+    folder: Path
+    plan_file: Path
+    index_file: Path | None
+    written: int
+    sampled: bool
+
+
+def _file_safe(text: str, limit: int = 60) -> str:
+    return re.sub(r"[^A-Za-z0-9@._+-]+", "_", text)[:limit].strip("._") or "x"
+
+
+def write_outbox(plan: Plan, outbox: Path, sample_threshold: int,
+                 on_message: Callable[[int], None] | None = None) -> OutboxReport:
+    """Write what a send would deliver into ``outbox/DATE/``: plan.json, .eml files, index.html.
+
+    At most ``sample_threshold`` recipients get one .eml each; above it, the first recipient of each
+    rendition stands in as its sample. Files of an earlier dry run for the same date are removed
+    first, so the folder shows exactly this plan.
+    """
+    folder = outbox / plan.date.isoformat()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.eml"):
+            old.unlink()
+        shutil.rmtree(folder / "renditions", ignore_errors=True)
+        for stale in (folder / "index.html", folder / "plan.json"):
+            stale.unlink(missing_ok=True)
+        sampled = len(plan.messages) > sample_threshold
+        files: list[str | None] = []
+        sampled_keys: set[str] = set()
+        for position, planned in enumerate(plan.messages, start=1):
+            name = None
+            if not sampled:
+                name = f"{position:06d}-{_file_safe(planned.subscriber.email)}.eml"
+            elif planned.rendition_key not in sampled_keys:
+                sampled_keys.add(planned.rendition_key)
+                number = plan.rendition_number(planned.rendition_key)
+                name = f"sample-{number:03d}-{_file_safe(planned.rendition_key)}.eml"
+            if name is not None:
+                (folder / name).write_bytes(plan.message_bytes(planned))
+            files.append(name)
+            if on_message is not None:
+                on_message(1)
+        index_file = _write_index(plan, folder) if plan.renditions else None
+        document = {
+            "date": plan.date.isoformat(),
+            "messages": [
+                {"to": m.subscriber.email, "papers": list(m.papers), "file": f}
+                for m, f in zip(plan.messages, files, strict=True)
+            ],
+            "skipped": [{"to": s.email, "reason": s.reason} for s in plan.skipped],
+        }
+        plan_file = folder / "plan.json"
+        plan_file.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise NewsletterError(f"cannot write the outbox {folder}: {exc.strerror or exc}",
+                              "check [email] outbox or --outbox, and that the folder is writable") from exc
+    return OutboxReport(folder, plan_file, index_file, sum(f is not None for f in files), sampled)
+
+
+def _write_index(plan: Plan, folder: Path) -> Path:
+    """One preview file per rendition, shown side by side in index.html (no scripts)."""
+    (folder / "renditions").mkdir()
+    previews = []
+    recipients: dict[str, int] = {}
+    for m in plan.messages:
+        recipients[m.rendition_key] = recipients.get(m.rendition_key, 0) + 1
+    for key, rendition in plan.renditions.items():
+        number = plan.rendition_number(key)
+        file_name = f"renditions/{number:03d}-{_file_safe(key)}.html"
+        (folder / file_name).write_text(rendition.preview_html(), encoding="utf-8")
+        previews.append({"key": key, "file": file_name, "papers": len(rendition.papers),
+                         "recipients": recipients.get(key, 0), "description": rendition.filter.describe(),
+                         "html_kb": rendition.template.html_part_bytes / 1024})
+    index = folder / "index.html"
+    index.write_text(render.render_page("outbox_index.html", date=plan.date, previews=previews,
+                                        skipped=len(plan.skipped), warnings=plan.warnings), encoding="utf-8")
+    return index

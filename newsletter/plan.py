@@ -1,0 +1,149 @@
+"""What a send would deliver for one day: the messages, the skipped subscribers, the renditions.
+
+Subscribers are grouped by their Filter; each distinct filter is one rendition, rendered and
+inlined once and turned into a MessageTemplate once. ``Plan.message_bytes`` then produces any
+subscriber's final message from it cheaply, one at a time, so a plan for 100,000 subscribers holds
+50 renditions, not 100,000 messages. Building a plan reads the store and writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from newsletter import mail, render
+from newsletter.config import Settings
+from newsletter.errors import UsageError
+from newsletter.models import Paper, PlannedMessage, SkippedRecipient, Subscriber
+from newsletter.selection import Filter
+from newsletter.store import Store
+
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Rendition:
+    """One (day, filter) combination, rendered once and shared by every subscriber with that filter."""
+
+    key: str
+    filter: Filter
+    papers: tuple[str, ...]
+    """arXiv ids in the order the email lists them."""
+    subject: str
+    rendered: render.RenderedDigest
+    template: mail.MessageTemplate
+    preview_values: dict[str, str]
+    placeholders: mail.Placeholders
+
+    def preview_html(self) -> str:
+        """The HTML part with example personal values, for the dry run's index.html."""
+        return self.placeholders.fill(self.rendered.html, self.preview_values, for_html=True)
+
+
+@dataclass
+class Plan:
+    settings: Settings
+    date: dt.date
+    messages: list[PlannedMessage] = field(default_factory=list)
+    skipped: list[SkippedRecipient] = field(default_factory=list)
+    renditions: dict[str, Rendition] = field(default_factory=dict)
+    """Rendition key -> rendition, in the order they were first needed."""
+    warnings: list[str] = field(default_factory=list)
+    clock: Clock = utc_now
+    """Stamps each message's Date header when its bytes are produced."""
+
+    def message_bytes(self, planned: PlannedMessage) -> bytes:
+        """The final message for one subscriber: RFC 5322, CRLF line ends, ready for SMTP."""
+        rendition = self.renditions[planned.rendition_key]
+        return rendition.template.message_bytes(self.settings, planned.subscriber, planned.message_id, self.clock())
+
+    def rendition_number(self, key: str) -> int:
+        return list(self.renditions).index(key) + 1
+
+
+def build_plan(settings: Settings, store: Store, date: dt.date | None = None, *,
+               subscribers: list[Subscriber] | None = None, clock: Clock = utc_now) -> Plan:
+    """Plan the email for ``date`` (default: the newest ingested day) to every active subscriber.
+
+    ``subscribers`` replaces the store's active subscribers (the benchmark passes them in memory).
+    """
+    if date is None:
+        date = store.latest_date()
+        if date is None:
+            raise UsageError("nothing has been ingested yet, so there is no day to send",
+                             "run `newsletter ingest` first")
+    day = store.get_day(date)
+    if day is None:
+        latest = store.latest_date()
+        hint = f"the newest ingested day is {latest.isoformat()}" if latest else "run `newsletter ingest` first"
+        raise UsageError(f"no digest for {date.isoformat()} in the store", hint)
+    recipients = store.subscribers(status="active") if subscribers is None else subscribers
+    return plan_day(settings, date, day.papers, recipients, clock=clock)
+
+
+def plan_day(settings: Settings, date: dt.date, papers: list[Paper], recipients: list[Subscriber], *,
+             clock: Clock = utc_now) -> Plan:
+    plan = Plan(settings=settings, date=date, clock=clock)
+    domain = mail.sender_domain(settings)
+    placeholders = mail.Placeholders()
+    by_filter: dict[Filter, Rendition | None] = {}
+    for subscriber in recipients:
+        if not papers:
+            plan.skipped.append(SkippedRecipient(subscriber.email, f"no papers on {date.isoformat()}"))
+            continue
+        if not subscriber.token:
+            plan.skipped.append(SkippedRecipient(
+                subscriber.email, "no link token, so no unsubscribe link; re-add the subscriber"))
+            continue
+        filt = Filter.of(subscriber)
+        if filt not in by_filter:
+            by_filter[filt] = _rendition(settings, plan, date, papers, filt, placeholders)
+        rendition = by_filter[filt]
+        if rendition is None:
+            plan.skipped.append(SkippedRecipient(subscriber.email, f"no papers match {filt.describe()}"))
+            continue
+        plan.messages.append(PlannedMessage(
+            date=date, subscriber=subscriber, papers=rendition.papers, rendition_key=rendition.key,
+            message_id=mail.message_id(date, subscriber, domain),
+        ))
+    return plan
+
+
+def _rendition(settings: Settings, plan: Plan, date: dt.date, papers: list[Paper], filt: Filter,
+               placeholders: mail.Placeholders) -> Rendition | None:
+    selected = filt.select(papers)
+    if not selected:
+        return None
+    context, ordered = render.digest_context(
+        site_title=settings.site.title,
+        sender=settings.email.sender,
+        date=date,
+        papers=selected,
+        filt=filt,
+        category_order=settings.categories.names,
+        archive_url=mail.archive_url(settings, date),
+        postal_address=settings.email.postal_address,
+        personal=placeholders.values,
+    )
+    rendered = render.render_digest(context, ordered)
+    subject = mail.subject_for(settings, date, len(ordered))
+    template = mail.MessageTemplate.build(settings, rendered, subject, placeholders, f"{date}|{filt.key}")
+    rendition = Rendition(
+        key=filt.key, filter=filt, papers=ordered, subject=subject, rendered=rendered, template=template,
+        preview_values=mail.personal_values(settings, Subscriber(email="subscriber@example.org", token="TOKEN")),
+        placeholders=placeholders,
+    )
+    limit = settings.email.gmail_clip_kb * 1024
+    if template.html_part_bytes > limit:
+        plan.warnings.append(
+            f"rendition {filt.key}: the HTML part is {template.html_part_bytes / 1024:.0f} KB, past the "
+            f"{settings.email.gmail_clip_kb} KB at which Gmail clips a message; readers will see "
+            "\"[Message clipped]\" and must click through for the rest"
+        )
+    plan.renditions[rendition.key] = rendition
+    return rendition

@@ -6,10 +6,25 @@ inlining, MIME) is keyed by the filter and shared by every subscriber who has th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from newsletter.models import Paper, Subscriber
+
+
+def keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str] | None:
+    """One regex for casefolded keywords, matched as whole words like the category classifier does.
+
+    A keyword matches itself with an optional plural ``s``/``es``; a trailing ``*`` makes it a
+    prefix. Whole words keep "RL" from matching "world" and an excluded "GAN" from dropping every
+    paper about an "organization". Lookarounds rather than ``\\b`` so that "C++" and "_RL_" work too.
+    """
+    start, end = r"(?<![^\W_])", r"(?![^\W_])"  # a letter or digit must not touch; "_" may (Markdown emphasis)
+    parts = [start + re.escape(k[:-1]) if k.endswith("*") else start + re.escape(k) + r"(?:s|es)?" + end
+             for k in keywords]
+    return re.compile("|".join(parts)) if parts else None
 
 
 @dataclass(frozen=True)
@@ -45,15 +60,23 @@ class Filter:
             text += "; not mentioning " + " or ".join(f"“{k}”" for k in self.excluded)
         return text
 
+    @cached_property
+    def _wanted(self) -> re.Pattern[str] | None:
+        return keyword_pattern(self.keywords)
+
+    @cached_property
+    def _unwanted(self) -> re.Pattern[str] | None:
+        return keyword_pattern(self.excluded)
+
     def matches(self, paper: Paper) -> bool:
         if self.categories and self.categories.isdisjoint(paper.categories):
             return False
         if not (self.keywords or self.excluded):
             return True
         haystack = f"{paper.title}\n{paper.summary}".casefold()
-        if self.keywords and not any(k in haystack for k in self.keywords):
+        if self._wanted is not None and not self._wanted.search(haystack):
             return False
-        return not any(k in haystack for k in self.excluded)
+        return self._unwanted is None or not self._unwanted.search(haystack)
 
     def select(self, papers: Iterable[Paper]) -> list[Paper]:
         return [p for p in papers if self.matches(p)]

@@ -105,6 +105,9 @@ def check_keywords(raw: Iterable[str], what: str = "keyword") -> list[str]:
         keyword = value.strip()
         if not keyword:
             continue
+        if not keyword.rstrip("*"):
+            raise InvalidSubscriberError(f"{what} {keyword!r} would match every paper",
+                                         f"a {what} is a word; a trailing * makes it a prefix, e.g. efficien*")
         if LIST_SEPARATOR in keyword:
             raise InvalidSubscriberError(f"{what} {keyword!r} contains {LIST_SEPARATOR!r}",
                                          f"give each {what} separately; {LIST_SEPARATOR!r} separates them in CSV")

@@ -86,6 +86,8 @@ def test_keywords_are_trimmed_and_deduplicated() -> None:
     assert sub.keywords == ["RL", "agents"]
     with pytest.raises(InvalidSubscriberError, match="';'"):
         validated(Subscriber(email="ada@example.org", keywords=["a;b"]))
+    with pytest.raises(InvalidSubscriberError, match="would match every paper"):
+        validated(Subscriber(email="ada@example.org", excluded_keywords=["*"]))
 
 
 def test_unknown_status_is_refused() -> None:

@@ -18,6 +18,8 @@ from newsletter.parsing.common import add_unique, find_arxiv_id, huggingface_lin
 HEADING = re.compile(r"#{1,6}[ \t]*Papers[ \t]+for\b[ \t]*(\S*)", re.IGNORECASE)
 OTHER_HEADING = re.compile(r"#{1,6}(?:[ \t]|$)")
 READ_MORE = re.compile(r"(?:\(\s*|(?:^|\s)-\s*)read more\b", re.IGNORECASE)
+PAPER_LINK = re.compile(r"\[[^\]]*\]\(\s*(?:https?://)?(?:www\.)?(?:arxiv\.org|huggingface\.co)/[^)]*\)")
+DANGLING_JOINER = re.compile(r"(?:\bor\b|[\s\-–(:,])+$")
 MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 # Stands in for an escaped ``\|`` while a row is split, so that it never counts as a cell border.
 ESCAPED_PIPE = "\x00"
@@ -88,6 +90,10 @@ def clean_title(cell: str) -> str:
         if dash or before.endswith("("):
             cell = before[:-1]
     if "](" in cell:
+        # The paper's own links are not part of its title; any other link keeps its text.
+        without_own = PAPER_LINK.sub("", cell)
+        if without_own != cell:
+            cell = DANGLING_JOINER.sub("", without_own)
         cell = MARKDOWN_LINK.sub(r"\1", cell)
     return " ".join(cell.split())
 

@@ -6,16 +6,21 @@ digest is reported and skipped; the good files still go in.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import hashlib
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from newsletter import __version__
 from newsletter.categories import Classifier
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, DigestError, UsageError
-from newsletter.models import Day, ParseWarning
+from newsletter.models import Day, ParseResult, ParseWarning
 from newsletter.parsing import expand_paths, parse_file
-from newsletter.store import IngestCounts, Store
+from newsletter.store import IngestCounts, SourceRecord, Store
 
 
 @dataclass
@@ -61,23 +66,68 @@ def parse_files(
 ) -> ParsedFiles:
     parsed = ParsedFiles()
     for path in files:
-        try:
-            result = parse_file(path)
-        except DigestError as exc:
-            parsed.errors.append(exc)
-        else:
-            classifier.assign(result.days)
-            parsed.days.extend(result.days)
-            parsed.warnings.extend(result.warnings)
+        _parse_into(parsed, path, classifier)
         if on_file is not None:
             on_file(path)
     return parsed
 
 
+def _parse_into(parsed: ParsedFiles, path: Path, classifier: Classifier) -> ParseResult | None:
+    try:
+        result = parse_file(path)
+    except DigestError as exc:
+        parsed.errors.append(exc)
+        return None
+    classifier.assign(result.days)
+    parsed.days.extend(result.days)
+    parsed.warnings.extend(result.warnings)
+    return result
+
+
+def _fingerprint(data: bytes, settings: Settings) -> str:
+    """Changes when the file or anything that shapes its stored papers (parser, taxonomy) changes."""
+    digest = hashlib.sha256(data)
+    digest.update(__version__.encode())
+    digest.update(json.dumps(dataclasses.asdict(settings.categories), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
 def ingest_files(
     settings: Settings, store: Store, files: Iterable[Path], on_file: Callable[[Path], None] | None = None
 ) -> IngestReport:
-    # Absolute paths, so that a file named differently on two runs is still one source.
-    parsed = parse_files((Path(f).resolve() for f in files), Classifier(settings.categories), on_file)
-    counts = store.ingest(parsed.days)
+    """Parse the files that changed since they were last ingested, and upsert what they hold.
+
+    A file whose bytes (and the classifier settings) are as last time is skipped: its papers count
+    as unchanged and its earlier warnings are reported again.
+    """
+    classifier = Classifier(settings.categories)
+    known = store.known_sources()
+    parsed = ParsedFiles()
+    records: list[SourceRecord] = []
+    unchanged_dates: set[dt.date] = set()
+    unchanged_ids: set[str] = set()
+    for file in files:
+        # Absolute paths, so that a file named differently on two runs is still one source.
+        path = Path(file).resolve()
+        try:
+            fingerprint = _fingerprint(path.read_bytes(), settings)
+        except OSError:
+            fingerprint = ""  # parse_file reports why it cannot be read
+        previous = known.get(str(path))
+        if fingerprint and previous is not None and previous.fingerprint == fingerprint:
+            unchanged_dates.update(previous.dates)
+            unchanged_ids.update(previous.arxiv_ids)
+            parsed.warnings.extend(previous.warnings)
+        else:
+            result = _parse_into(parsed, path, classifier)
+            if result is not None and fingerprint:
+                records.append(SourceRecord(
+                    str(path), fingerprint, tuple(sorted({d.date for d in result.days})),
+                    tuple(dict.fromkeys(p.arxiv_id for d in result.days for p in d.papers)), tuple(result.warnings),
+                ))
+        if on_file is not None:
+            on_file(path)
+    counts = store.ingest(parsed.days, parsed_sources=records)
+    counts.days = len(unchanged_dates | {d.date for d in parsed.days})
+    counts.unchanged += len(unchanged_ids - {p.arxiv_id for d in parsed.days for p in d.papers})
     return IngestReport(counts, parsed.warnings, parsed.errors)

@@ -15,11 +15,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.config import Settings
 from newsletter.errors import StoreError
+from newsletter.store.deliveries import DeliveryStore
 from newsletter.store.migrations import migrate
-from newsletter.store.papers import IngestCounts, PaperStore
+from newsletter.store.papers import IngestCounts, PaperStore, SourceRecord
 from newsletter.store.subscribers import SubscriberStore
 
-__all__ = ["IngestCounts", "Store", "resolve_url"]
+__all__ = ["IngestCounts", "SourceRecord", "Store", "resolve_url"]
 
 
 def resolve_url(url: str, base_dir: Path) -> str:
@@ -44,7 +45,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Store(PaperStore, SubscriberStore):
+class Store(PaperStore, SubscriberStore, DeliveryStore):
     def __init__(self, url: str) -> None:
         try:
             self.engine: Engine = create_engine(url)

@@ -11,8 +11,19 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 
-from newsletter.models import Day, Paper, Point, QuizQuestion, paper_as_dict
-from newsletter.store.schema import appearances, days, papers
+from newsletter.models import Day, Paper, ParseWarning, Point, QuizQuestion, paper_as_dict
+from newsletter.store.schema import appearances, days, papers, sources
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """A digest file as last ingested: its fingerprint, and what parsing it gave."""
+
+    path: str
+    fingerprint: str
+    dates: tuple[dt.date, ...]
+    arxiv_ids: tuple[str, ...]
+    warnings: tuple[ParseWarning, ...]
 
 
 @dataclass
@@ -68,13 +79,16 @@ def _merge_listings(contents: list[dict[str, Any]]) -> dict[str, Any]:
 class PaperStore:
     engine: Engine
 
-    def ingest(self, new_days: Iterable[Day], now: dt.datetime | None = None) -> IngestCounts:
+    def ingest(
+        self, new_days: Iterable[Day], now: dt.datetime | None = None, parsed_sources: Iterable[SourceRecord] = ()
+    ) -> IngestCounts:
         """Upsert days and their papers in one transaction.
 
         Each (day, source file) pair replaces that file's earlier listing of the day, so running it
         again on the same files changes nothing, a corrected file updates its papers, and another
         file for the same day adds to it. A paper listed on several days is one paper with one
-        appearance per day; its text is that of the newest day it is listed on.
+        appearance per day; its text is that of the newest day it is listed on. ``parsed_sources``
+        are recorded in the same transaction, so a file is never marked ingested without its papers.
         """
         now = now or dt.datetime.now(dt.UTC)
         counts = IngestCounts()
@@ -83,11 +97,10 @@ class PaperStore:
             papers_of_file = listings.setdefault((day.date, day.source), {})
             for paper in day.papers:
                 papers_of_file.setdefault(paper.arxiv_id, paper_as_dict(paper))
-        if not listings:
-            return counts
         dates = sorted({date for date, _ in listings})
         touched_ids = {a for rows in listings.values() for a in rows}
         with self.engine.begin() as conn:
+            self._record_sources(conn, list(parsed_sources), now)
             stored: dict[tuple[dt.date, str], list[tuple[str, str]]] = {}
             for r in conn.execute(
                 select(appearances.c.date, appearances.c.source, appearances.c.arxiv_id, appearances.c.content_hash)
@@ -120,6 +133,28 @@ class PaperStore:
         counts.days = len(dates)
         counts.unchanged = len(touched_ids) - counts.new - counts.updated
         return counts
+
+    @staticmethod
+    def _record_sources(conn: Connection, records: list[SourceRecord], now: dt.datetime) -> None:
+        if not records:
+            return
+        conn.execute(delete(sources).where(sources.c.path.in_([r.path for r in records])))
+        conn.execute(sources.insert(), [
+            {"path": r.path, "fingerprint": r.fingerprint, "dates": [d.isoformat() for d in r.dates],
+             "arxiv_ids": list(r.arxiv_ids), "warnings": [[w.file, w.line, w.message] for w in r.warnings],
+             "ingested_at": now}
+            for r in records
+        ])
+
+    def known_sources(self) -> dict[str, SourceRecord]:
+        with self.engine.connect() as conn:
+            return {
+                r.path: SourceRecord(
+                    r.path, r.fingerprint, tuple(dt.date.fromisoformat(d) for d in r.dates), tuple(r.arxiv_ids),
+                    tuple(ParseWarning(*w) for w in r.warnings),
+                )
+                for r in conn.execute(select(sources))
+            }
 
     @staticmethod
     def _refresh_papers(conn: Connection, arxiv_ids: list[str], now: dt.datetime) -> tuple[set[str], set[str]]:

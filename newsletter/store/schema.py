@@ -13,11 +13,13 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -84,4 +86,50 @@ subscribers = Table(
     Column("status", String(20), nullable=False, index=True),
     Column("token", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# The delivery log: one row per (day, subscriber). State moves pending -> sending (leased to one
+# send process until lease_until) -> sent | retry (next_attempt_at) | failed | bounced, or cancelled
+# when the subscriber left the day's plan before being mailed. No foreign key to subscribers: the
+# log outlives a removed subscriber, and ``email`` keeps the address that was mailed.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("date", Date, nullable=False),
+    Column("subscriber_id", Integer, nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("message_id", String(255), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("lease_owner", String(255)),
+    Column("last_reply", Text),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("date", "subscriber_id", name="uq_deliveries_date_subscriber"),
+    Index("ix_deliveries_date_state", "date", "state"),
+)
+
+# Why a day has no issue (no digest, nothing selected, skipped on purpose), for `newsletter status`.
+day_notes = Table(
+    "day_notes",
+    metadata,
+    Column("date", Date, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+# What each digest file held when it was last ingested, so that an unchanged file (same bytes, same
+# classifier settings) is not parsed and compared again.
+sources = Table(
+    "sources",
+    metadata,
+    Column("path", Text, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("dates", JSON, nullable=False),
+    Column("arxiv_ids", JSON, nullable=False),
+    Column("warnings", JSON, nullable=False),
+    Column("ingested_at", DateTime(timezone=True), nullable=False),
 )

@@ -1,0 +1,52 @@
+"""Small builders shared by tests: config files written into tmp_path and the CLI run for real."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from newsletter.cli import cli
+
+PROJECT_ROOT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
+
+
+def write_config(folder: Path, extra: str = "", digests: str = '["digests"]') -> Path:
+    """A config in ``folder`` whose store, feeds and outbox live in that folder too."""
+    path = folder / "config.toml"
+    path.write_text(
+        f"""
+[site]
+title = "Test Papers"
+base_url = "https://papers.example.org"
+
+[digests]
+paths = {digests}
+
+[store]
+url = "sqlite:///var/test.db"
+
+[feeds]
+dir = "feeds"
+
+[email]
+from = "Test Papers <papers@example.org>"
+outbox = "outbox"
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(config: Path | None, *args: str, **kwargs: Any) -> Result:
+    prefix = ["--config", str(config)] if config is not None else []
+    return CliRunner().invoke(cli, [*prefix, *args], catch_exceptions=False, **kwargs)
+
+
+def run_json(config: Path | None, *args: str) -> Any:
+    result = run(config, *args, "--json")
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.stdout)

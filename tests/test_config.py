@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import load_settings
+from newsletter.errors import ConfigError
+from tests.helpers import PROJECT_ROOT_CONFIG, run, write_config
+
+
+def test_shipped_config_loads_with_the_five_seed_categories():
+    settings = load_settings(PROJECT_ROOT_CONFIG)
+    assert {"Multi-Modal", "Natural Language Processing", "Computer Vision", "Machine Learning",
+            "Reinforcement Learning"} <= set(settings.categories.taxonomy)
+    assert settings.site.base_url.startswith("https://")
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
+    config = write_config(tmp_path)
+    monkeypatch.chdir("/")
+    settings = load_settings(config)
+    assert settings.resolve(settings.feeds.dir) == tmp_path / "feeds"
+    assert settings.digest_paths() == [str(tmp_path / "digests")]
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ("[smtp]\nhots = 'x'\n", "smtp.hots"),
+        ("[smtp]\nport = 'twenty-five'\n", "smtp.port"),
+        ("[smtp]\nport = true\n", "smtp.port"),
+        ("[nonsense]\nx = 1\n", "[nonsense]"),
+        ("[categories]\nfallback = 'Astrology'\n", "categories.fallback"),
+        ("[categories.taxonomy]\n'Vision' = 'image'\n", "categories.taxonomy.Vision"),
+    ],
+)
+def test_bad_keys_exit_2_naming_the_key_and_the_file(tmp_path, extra, named):
+    config = write_config(tmp_path, extra)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert named in str(caught.value)
+    assert str(config) in str(caught.value)
+    result = run(config, "ingest")
+    assert result.exit_code == 2
+    assert named in result.stderr
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text("[site\ntitle = 1\n")
+    result = run(config, "ingest")
+    assert result.exit_code == 2
+    assert str(config) in result.stderr
+
+
+def test_missing_config_exits_2(tmp_path):
+    result = run(tmp_path / "absent.toml", "ingest")
+    assert result.exit_code == 2
+    assert "not found" in result.stderr
+
+
+def test_config_comes_from_the_environment_when_not_given(tmp_path, monkeypatch):
+    config = write_config(tmp_path, digests='["nowhere/*.md"]')
+    monkeypatch.setenv("NEWSLETTER_CONFIG", str(config))
+    result = run(None, "ingest")
+    assert result.exit_code == 2
+    assert "digests.paths" in result.stderr and str(config) in result.stderr
+
+
+def test_every_command_has_help_and_the_version_prints():
+    from newsletter.cli import cli
+
+    assert run(None, "--version").output.startswith("newsletter, version")
+    for name in cli.list_commands(None):  # type: ignore[arg-type]
+        result = run(None, name, "--help")
+        assert result.exit_code == 0, name
+        assert "Usage:" in result.output
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "newsletter", "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "ingest" in done.stdout
+
+
+def test_unknown_option_is_a_usage_error(tmp_path: Path):
+    assert run(write_config(tmp_path), "ingest", "--bogus").exit_code == 2

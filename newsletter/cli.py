@@ -294,13 +294,49 @@ def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | No
     With --dry-run, writes OUTBOX/DATE/plan.json, one .eml per recipient (one sample per rendition
     above [email] sample_threshold recipients) and an index.html preview, then prints the plan.
     Running it again gives the same plan.
-    """
-    if not dry_run:
-        from newsletter.errors import UsageError
 
-        raise UsageError("real delivery needs [smtp] and lands with the delivery stage",
-                         "run `newsletter send --dry-run` to see what would go out")
-    send_dry_run(app.settings, date, outbox)
+    Without --dry-run, delivers over [smtp] and records every message in the store: a rerun (after
+    a crash, a pause or 4xx replies) sends only what is still due, and a second send started by
+    mistake never mails anyone twice. Exits 1 when messages failed, were left for the next run, or
+    the run paused; `newsletter status` shows where each day stands.
+    """
+    if dry_run:
+        send_dry_run(app.settings, date, outbox)
+    else:
+        send_for_real(app.settings, date)
+
+
+def send_for_real(settings: Settings, date: dt.date | None) -> None:
+    """Deliver over [smtp], recording each message in the delivery log; a rerun continues where one stopped."""
+    from newsletter.delivery import DeliveryRun, envelope_sender, summary_line
+    from newsletter.plan import build_plan
+    from newsletter.store import Store
+
+    with Store.from_settings(settings) as store:
+        plan = build_plan(settings, store, date)
+        echo_warnings(plan.warnings)
+        run = DeliveryRun(store, plan, settings.smtp, envelope_sender(settings))
+        due = run.prepare()
+        if due == 0:
+            report = run.report
+            click.echo(f"Nothing to send for {plan.date.isoformat()}: {report.already_sent} of "
+                       f"{report.planned} planned messages were already sent"
+                       + (f", {report.leased_elsewhere} are being sent by another process" if report.leased_elsewhere
+                          else "") + ". See `newsletter status`.")
+            return
+        with click.progressbar(length=due, label=f"Sending {plan.date.isoformat()}", file=sys.stderr,
+                               show_pos=True, show_eta=True) as bar:
+            report = run.run(on_message=lambda _outcome: bar.update(1))
+    click.echo(summary_line(report))
+    shown = 20
+    for email, reply in report.problems[:shown]:
+        click.echo(f"  {email}: {reply}", err=True)
+    if len(report.problems) > shown:
+        click.echo(f"  ... and {len(report.problems) - shown} more: see `newsletter status`", err=True)
+    if report.paused is not None:
+        raise report.paused
+    if not report.ok:
+        sys.exit(1)
 
 
 def send_dry_run(settings: Settings, date: dt.date | None, outbox: Path | None) -> None:
@@ -351,6 +387,45 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
     if report.index_file is not None:
         click.echo(f"Preview: {report.index_file}")
     echo_warnings(plan.warnings)
+
+
+@cli.command()
+@click.option("--date", "date", callback=parse_date, metavar="YYYY-MM-DD", help="Only this day. Default: every day.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+@handle_errors
+def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
+    """Show, per day, how many messages are in each delivery state, the failures with the server's
+    reply, and the days noted as having no issue (with the reason)."""
+    from newsletter.store import Store
+    from newsletter.store.deliveries import DELIVERY_STATES
+
+    dates = None if date is None else [date]
+    with Store.from_settings(app.settings) as store:
+        counts = store.delivery_counts(dates)
+        notes = store.no_issue_notes(dates)
+        days = sorted(set(counts) | set(notes), reverse=True)
+        problems = {day: store.delivery_problems(day) for day in days}
+    if as_json:
+        echo_json([{
+            "date": day.isoformat(),
+            "counts": {state: counts.get(day, {}).get(state, 0) for state in DELIVERY_STATES},
+            "problems": [{"email": p.email, "state": p.state, "attempts": p.attempts, "reply": p.reply}
+                         for p in problems[day]],
+            "no_issue": notes.get(day),
+        } for day in days])
+        return
+    if not days:
+        click.echo("nothing sent yet" + (f" for {date.isoformat()}" if date else ""))
+        return
+    for day in days:
+        if day in notes:
+            click.echo(f"{day.isoformat()}  no issue: {notes[day]}")
+        if day in counts:
+            shown = ", ".join(f"{n} {state}" for state in DELIVERY_STATES if (n := counts[day].get(state, 0)))
+            click.echo(f"{day.isoformat()}  {shown}")
+        for p in problems[day]:
+            click.echo(f"    {p.state:<9} {p.email}  (attempts {p.attempts}) {p.reply}")
 
 
 def main() -> None:

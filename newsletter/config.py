@@ -93,10 +93,38 @@ class EmailSettings:
     """Warn when a rendition's HTML part is larger: Gmail clips messages past about 102 KB."""
 
 
+SMTP_SECURITY = ("none", "starttls", "tls")
+
+
 @dataclass
 class SmtpSettings:
     host: str = "localhost"
     port: int = 25
+    security: str = "none"
+    """none (plain, e.g. a local relay), starttls (usually port 587) or tls (implicit TLS, usually 465)."""
+    username: str = ""
+    """Empty: no login. Otherwise the password is read from the environment variable ``password_env``."""
+    password_env: str = "NEWSLETTER_SMTP_PASSWORD"
+    ca_file: str = ""
+    """A CA bundle to trust instead of the system's, for a server with a private certificate."""
+    envelope_from: str = ""
+    """The MAIL FROM (bounce) address; empty: the address in [email] from."""
+    timeout: float = 30.0
+    """Seconds to wait for the server on each command."""
+    connections: int = 1
+    """Connections used in parallel; each one is reused across messages."""
+    rate_limit: float = 0.0
+    """At most this many messages per second over all connections; 0: no limit."""
+    max_attempts: int = 3
+    """Attempts per message within one run on a temporary (4xx) reply; the next run tries again."""
+    retry_delay: float = 1.0
+    """Seconds before the first retry; doubled (``retry_backoff``) for each further one."""
+    retry_backoff: float = 2.0
+    pause_after_failures: int = 10
+    """Stop the run after this many messages in a row were not accepted (something is wrong upstream)."""
+    lease_seconds: float = 300.0
+    """How long a message claimed by one send stays reserved. A send that was killed on this host is
+    taken over at once; one that died on another host is taken over when its lease runs out."""
 
 
 @dataclass
@@ -262,3 +290,25 @@ def _check(settings: Settings) -> None:
                           "for example base_url = \"https://papers.example.org\"")
     if not 0 < settings.smtp.port < 65536:
         raise ConfigError(f"{path}: smtp.port must be between 1 and 65535")
+    _check_smtp(settings.smtp, path)
+
+
+def _check_smtp(smtp: SmtpSettings, path: Path) -> None:
+    if smtp.security not in SMTP_SECURITY:
+        raise ConfigError(f"{path}: smtp.security must be one of {', '.join(SMTP_SECURITY)}, got {smtp.security!r}",
+                          "starttls for port 587, tls for port 465, none for a local relay")
+    if smtp.username and not smtp.password_env:
+        raise ConfigError(f"{path}: smtp.password_env is empty but smtp.username is set",
+                          "name the environment variable that holds the password; it is never read from the file")
+    positive = {"timeout": smtp.timeout, "connections": smtp.connections, "max_attempts": smtp.max_attempts,
+                "pause_after_failures": smtp.pause_after_failures, "lease_seconds": smtp.lease_seconds}
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{path}: smtp.{key} must be greater than 0, got {value}")
+    if smtp.rate_limit < 0 or smtp.retry_delay < 0 or smtp.retry_backoff < 1:
+        raise ConfigError(f"{path}: smtp.rate_limit and smtp.retry_delay must be >= 0, smtp.retry_backoff >= 1")
+    # A live send renews its lease when half of it is left, so half a lease must outlast one SMTP
+    # transaction (a few commands, each up to `timeout`); otherwise another send could take it over.
+    if smtp.lease_seconds < 4 * smtp.timeout:
+        raise ConfigError(f"{path}: smtp.lease_seconds ({smtp.lease_seconds}) must be at least 4 x smtp.timeout "
+                          f"({smtp.timeout})", "raise lease_seconds or lower timeout")

@@ -1,0 +1,368 @@
+"""Deliver a day's plan exactly once per subscriber, through crashes, reruns and a moody server.
+
+The delivery log (store/deliveries.py) holds one row per (day, subscriber). A run:
+
+1. adds the rows the plan needs (idempotent) and cancels unsent rows whose subscriber left the plan;
+2. takes over rows leased by a send that died on this host (its pid is gone); rows of a send on
+   another host are taken over when their lease runs out;
+3. claims small batches with a lease, sends each message, and records the outcome right after the
+   server's reply -- "sent" only after its 250. A crash can therefore repeat at most the message
+   that was in flight, under the same Message-ID;
+4. sorts refusals: 4xx -> retry with backoff (``max_attempts`` in this run, the rest next run);
+   5.1.x on the recipient -> the subscriber is marked bounced; other 5xx -> failed, the run goes
+   on; 5.7.x, a refused sender or login, or ``pause_after_failures`` refusals in a row -> the run
+   pauses with a DeliveryError, and nobody is unsubscribed for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from typing import Protocol
+
+from newsletter.config import Settings, SmtpSettings
+from newsletter.errors import DeliveryError
+from newsletter.models import PlannedMessage
+from newsletter.store import Store
+from newsletter.store.deliveries import Claimed
+from newsletter.transport import (
+    ConnectError,
+    ConnectionLost,
+    RateLimiter,
+    Reply,
+    SmtpReplyError,
+    SmtpTransport,
+    Transport,
+    smtp_password,
+)
+
+CLAIM_BATCH = 20
+"""Rows leased per claim: few enough that a crash strands little, enough to keep claims cheap."""
+
+
+class SendablePlan(Protocol):
+    """What a send needs from a plan (newsletter/plan.py's Plan provides it)."""
+
+    date: dt.date
+    messages: list[PlannedMessage]
+
+    def message_bytes(self, planned: PlannedMessage) -> bytes: ...
+
+
+@dataclass
+class DeliveryReport:
+    date: dt.date
+    planned: int = 0
+    due: int = 0
+    """Rows this run set out to send (pending, due retries, and rows taken over from dead sends)."""
+    already_sent: int = 0
+    sent: int = 0
+    retried: int = 0
+    """Temporary refusals (4xx, dropped connections) that were retried."""
+    deferred: int = 0
+    """Messages still refused after ``max_attempts`` in this run; the next run tries them again."""
+    failed: int = 0
+    bounced: int = 0
+    cancelled: int = 0
+    leased_elsewhere: int = 0
+    """Rows another live send holds; it delivers them."""
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    """(address, reply) for each failed, bounced or deferred message."""
+    paused: DeliveryError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.paused is None and not self.failed and not self.deferred
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "date": self.date.isoformat(), "planned": self.planned, "due": self.due,
+            "already_sent": self.already_sent, "sent": self.sent, "retried": self.retried,
+            "deferred": self.deferred, "failed": self.failed, "bounced": self.bounced,
+            "cancelled": self.cancelled, "leased_elsewhere": self.leased_elsewhere,
+            "problems": [{"email": e, "reply": r} for e, r in self.problems],
+            "paused": str(self.paused) if self.paused else None,
+        }
+
+
+def make_owner() -> str:
+    """Identifies this send in lease_owner: host, pid (to detect a dead send) and a random part."""
+    return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when ``owner`` is a send on this host whose process no longer exists."""
+    host, _, rest = owner.partition("/")
+    pid_text = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: str
+    """retry, bounce, fail or pause."""
+    hint: str = ""
+
+
+_POLICY_HINT = ("the server refused on policy grounds (5.7.x): check that your account may send as [email] from "
+                "and relay to outside addresses, the sending domain's SPF/DKIM/DMARC records, and whether the "
+                "provider has blocked or rate-limited the account. No subscriber was unsubscribed.")
+_AUTH_HINT = "check smtp.username, the password in the variable smtp.password_env names, and smtp.security"
+_SENDER_HINT = "the server refuses the sender address: check [email] from and smtp.envelope_from"
+
+
+def classify(reply: Reply, stage: str) -> Verdict:
+    """What a refusal means for this message and for the run."""
+    code, enhanced = reply.code, reply.enhanced or ""
+    if 400 <= code < 500:
+        return Verdict("retry")
+    if code in (530, 534, 535, 538):
+        return Verdict("pause", _AUTH_HINT)
+    if enhanced.startswith("5.7."):
+        return Verdict("pause", _POLICY_HINT)
+    if stage == "MAIL FROM" or enhanced in ("5.1.7", "5.1.8"):
+        return Verdict("pause", _SENDER_HINT)
+    if enhanced.startswith("5.1."):
+        return Verdict("bounce")
+    return Verdict("fail")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class DeliveryRun:
+    """One send of one day's plan. ``prepare()`` writes the rows and returns how many are due;
+    ``run()`` sends them and returns the report (``report.paused`` set when it had to stop)."""
+
+    def __init__(self, store: Store, plan: SendablePlan, smtp: SmtpSettings, envelope_from: str,
+                 transport_factory: Callable[[], Transport] | None = None,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.store = store
+        self.plan = plan
+        self.smtp = smtp
+        self.envelope_from = envelope_from
+        if transport_factory is None:
+            password = smtp_password(smtp)
+            transport_factory = lambda: SmtpTransport(smtp, password)  # noqa: E731
+        self.transport_factory = transport_factory
+        self.clock = clock
+        self.owner = make_owner()
+        self.report = DeliveryReport(plan.date, planned=len(plan.messages))
+        self._by_subscriber = {m.subscriber.id: m for m in plan.messages}
+        self._lease = dt.timedelta(seconds=smtp.lease_seconds)
+        self._limiter = RateLimiter(smtp.rate_limit)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._run_attempts: dict[int, int] = {}
+        self._excluded: set[int] = set()
+        """Rows this run will not claim again: retries exhausted here, or not in this run's plan."""
+        self._refused_in_a_row = 0
+        self._on_message: Callable[[str], None] = lambda _outcome: None
+
+    def prepare(self) -> int:
+        date, now = self.plan.date, self.clock()
+        self.store.create_deliveries(self.plan.messages, now)
+        in_plan = {sid for sid in self._by_subscriber if sid is not None}
+        self.report.cancelled = self.store.cancel_deliveries(
+            date, in_plan, "not in the day's plan any more (unsubscribed, bounced or nothing selected)", now)
+        for owner in self.store.lease_owners(date):
+            if owner_is_dead(owner):
+                self.store.release_deliveries(owner, now, date=date)
+        counts = self.store.delivery_counts([date]).get(date, {})
+        self.report.already_sent = counts.get("sent", 0)
+        self.report.due = counts.get("pending", 0) + counts.get("retry", 0)
+        open_work = self.store.open_work(date, self.owner)
+        self.report.leased_elsewhere = open_work.leased_elsewhere
+        return self.report.due
+
+    def run(self, on_message: Callable[[str], None] | None = None) -> DeliveryReport:
+        """Send until nothing is due. ``on_message(outcome)`` is called once per message this run
+        finishes with (sent, failed, bounced, deferred), from one thread at a time."""
+        if on_message is not None:
+            self._on_message = on_message
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                self._work()
+            except BaseException as exc:  # re-raised in the calling thread
+                errors.append(exc)
+                self._stop.set()
+
+        try:
+            if self.smtp.connections == 1:
+                self._work()
+            else:
+                threads = [threading.Thread(target=worker, name=f"smtp-{i}", daemon=True)
+                           for i in range(self.smtp.connections)]
+                for thread in threads:
+                    thread.start()
+                try:
+                    for thread in threads:
+                        while thread.is_alive():
+                            thread.join(0.2)
+                except BaseException:
+                    self._stop.set()
+                    for thread in threads:
+                        thread.join()
+                    raise
+        finally:
+            self.store.release_deliveries(self.owner, self.clock(), date=self.plan.date)
+        if errors:
+            raise errors[0]
+        self.report.leased_elsewhere = self.store.open_work(self.plan.date, self.owner).leased_elsewhere
+        return self.report
+
+    # -- one connection's loop --------------------------------------------------------------
+
+    def _work(self) -> None:
+        transport = self.transport_factory()
+        batch: list[Claimed] = []
+        lease_until = self.clock()
+        try:
+            while not self._stop.is_set():
+                if not batch:
+                    now = self.clock()
+                    lease_until = now + self._lease
+                    with self._lock:
+                        excluded = set(self._excluded)
+                    batch = self.store.claim_deliveries(self.plan.date, self.owner, now, lease_until,
+                                                        CLAIM_BATCH, excluded)
+                    if not batch and not self._wait_for_retries():
+                        return
+                    continue
+                now = self.clock()
+                if lease_until - now < self._lease / 2:  # renew before a slow server lets it lapse
+                    lease_until = now + self._lease
+                    held = self.store.renew_leases(self.owner, [c.id for c in batch], now, lease_until)
+                    batch = [c for c in batch if c.id in held]
+                    continue
+                self._deliver(transport, batch.pop(0))
+        finally:
+            if batch:
+                self.store.release_deliveries(self.owner, self.clock(), ids=[c.id for c in batch])
+            transport.close()
+
+    def _wait_for_retries(self) -> bool:
+        """Sleep until the earliest retry this run may still make; False when there is none."""
+        with self._lock:
+            excluded = set(self._excluded)
+        next_retry = self.store.open_work(self.plan.date, self.owner, excluded).next_retry_at
+        if next_retry is None:
+            return False
+        self._stop.wait(max(0.0, (next_retry - self.clock()).total_seconds()))
+        return True
+
+    def _deliver(self, transport: Transport, claimed: Claimed) -> None:
+        planned = self._by_subscriber.get(claimed.subscriber_id)
+        if planned is None:  # added by a concurrent send whose plan differs from ours; it sends it
+            with self._lock:
+                self._excluded.add(claimed.id)
+            self.store.release_deliveries(self.owner, self.clock(), ids=[claimed.id])
+            return
+        message = self.plan.message_bytes(planned)
+        self._limiter.wait()
+        try:
+            try:
+                reply = transport.send(self.envelope_from, claimed.email, message)
+            except ConnectionLost:
+                # Reconnect and resend at once: the server may have kept the first copy, which then
+                # arrives twice under one Message-ID -- the only duplicate this design allows.
+                reply = transport.send(self.envelope_from, claimed.email, message)
+        except SmtpReplyError as exc:
+            self._refused(claimed, exc.reply, exc.stage)
+            return
+        except (ConnectionLost, ConnectError) as exc:
+            self._refused(claimed, Reply(0, str(exc)), "CONNECT")
+            return
+        except DeliveryError as exc:  # the login was refused: nothing will go out until fixed
+            self._pause(claimed, exc)
+            return
+        self.store.mark_sent(claimed.id, str(reply), self.clock())
+        with self._lock:
+            self._refused_in_a_row = 0
+            self.report.sent += 1
+            self._on_message("sent")
+
+    def _refused(self, claimed: Claimed, reply: Reply, stage: str) -> None:
+        verdict = Verdict("retry") if stage == "CONNECT" else classify(reply, stage)
+        text = f"{stage}: {reply}" if stage != "CONNECT" else str(reply.text)
+        if verdict.action == "pause":
+            self._pause(claimed, DeliveryError(f"sending paused: the server answered {text} for {claimed.email}",
+                                               verdict.hint))
+            return
+        now = self.clock()
+        with self._lock:
+            self._refused_in_a_row += 1
+            in_a_row = self._refused_in_a_row
+            attempts = self._run_attempts[claimed.id] = self._run_attempts.get(claimed.id, 0) + 1
+        if verdict.action == "retry":
+            delay = self.smtp.retry_delay * self.smtp.retry_backoff ** (attempts - 1)
+            outcome = "retried" if attempts < self.smtp.max_attempts else "deferred"
+            recorded = self.store.mark_unsent(claimed.id, self.owner, "retry", text, now,
+                                              now + dt.timedelta(seconds=delay))
+        else:
+            outcome = "bounced" if verdict.action == "bounce" else "failed"
+            recorded = self.store.mark_unsent(claimed.id, self.owner, outcome, text, now)
+            if recorded and outcome == "bounced":
+                self.store.set_subscriber_status(claimed.subscriber_id, "bounced")
+        if not recorded:  # our lease lapsed and another send took the row over; it reports it
+            return
+        with self._lock:
+            if outcome == "retried":
+                self.report.retried += 1
+            else:
+                self._excluded.add(claimed.id)
+                setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+                self.report.problems.append((claimed.email, text))
+                self._on_message(outcome)
+        if in_a_row >= self.smtp.pause_after_failures:
+            self._stop_with(DeliveryError(
+                f"sending paused: {in_a_row} messages in a row were not accepted (last: {text})",
+                "check the server's logs, limits and smtp settings, then run `newsletter send` again; "
+                "it continues where this run stopped. No subscriber was unsubscribed."))
+
+    def _pause(self, claimed: Claimed, error: DeliveryError) -> None:
+        # The message itself is not at fault: give it back untouched for the next run.
+        self.store.release_deliveries(self.owner, self.clock(), ids=[claimed.id])
+        self._stop_with(error)
+
+    def _stop_with(self, error: DeliveryError) -> None:
+        with self._lock:
+            if self.report.paused is None:
+                self.report.paused = error
+        self._stop.set()
+
+
+def envelope_sender(settings: Settings) -> str:
+    """MAIL FROM: smtp.envelope_from, else the address in [email] from."""
+    return settings.smtp.envelope_from or parseaddr(settings.email.sender)[1]
+
+
+def summary_line(report: DeliveryReport) -> str:
+    parts = [f"sent {report.sent}", f"retried {report.retried}", f"failed {report.failed}",
+             f"bounced {report.bounced}"]
+    extra: Sequence[tuple[int, str]] = (
+        (report.deferred, "left for the next run"), (report.cancelled, "cancelled"),
+        (report.leased_elsewhere, "being sent by another process"),
+        (report.already_sent, "sent by earlier runs"),
+    )
+    return f"{report.date}: " + ", ".join(parts + [f"{n} {label}" for n, label in extra if n])

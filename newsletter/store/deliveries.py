@@ -1,0 +1,231 @@
+"""The delivery log: which subscriber got which day's email, and where each message stands.
+
+Each write is one short transaction. Claiming is a single ``UPDATE ... WHERE id IN (SELECT ...)``
+so that two send processes can never lease the same row: SQLite runs it under its one write lock,
+PostgreSQL skips rows another transaction has locked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, and_, case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from newsletter.models import PlannedMessage
+from newsletter.store.schema import day_notes, deliveries
+
+DELIVERY_STATES = ("pending", "sending", "sent", "retry", "failed", "bounced", "cancelled")
+"""pending and retry wait to be sent; sending is leased to one process; the rest are final for the day."""
+FINAL_PROBLEM_STATES = ("failed", "bounced", "cancelled")
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery row leased to this process."""
+
+    id: int
+    subscriber_id: int
+    email: str
+    message_id: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class DeliveryProblem:
+    date: dt.date
+    email: str
+    state: str
+    attempts: int
+    reply: str
+
+
+@dataclass(frozen=True)
+class OpenWork:
+    """What is left for a day once nothing more can be claimed right now."""
+
+    next_retry_at: dt.datetime | None
+    """The earliest retry, among the rows the caller may still try."""
+    leased_elsewhere: int
+    lease_owners: tuple[str, ...]
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite returns naive datetimes; every one we store is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _release_state() -> Any:
+    # A released row that was tried before goes back to retry, so `status` still shows its last reply.
+    return case((deliveries.c.attempts > 0, "retry"), else_="pending")
+
+
+class DeliveryStore:
+    engine: Engine
+
+    def create_deliveries(self, messages: Iterable[PlannedMessage], now: dt.datetime) -> int:
+        """Add a pending row per planned message unless its (day, subscriber) has one; returns how many were added."""
+        rows = [{
+            "date": m.date, "subscriber_id": m.subscriber.id, "email": m.subscriber.email,
+            "message_id": m.message_id, "state": "pending", "attempts": 0, "updated_at": now,
+        } for m in messages]
+        if any(r["subscriber_id"] is None for r in rows):
+            raise ValueError("planned messages must carry stored subscribers (with an id)")
+        if not rows:
+            return 0
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        added = 0
+        with self.engine.begin() as conn:
+            for start in range(0, len(rows), 500):
+                stmt = dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["date", "subscriber_id"])
+                added += conn.execute(stmt, rows[start:start + 500]).rowcount
+        return added
+
+    def cancel_deliveries(self, date: dt.date, keep_subscriber_ids: Collection[int], reason: str,
+                          now: dt.datetime) -> int:
+        """Cancel the day's unsent rows whose subscriber is no longer in the plan (unsubscribed, bounced, ...)."""
+        with self.engine.begin() as conn:
+            stale = [r.id for r in conn.execute(
+                select(deliveries.c.id, deliveries.c.subscriber_id)
+                .where(deliveries.c.date == date, deliveries.c.state.in_(("pending", "retry")))
+            ) if r.subscriber_id not in keep_subscriber_ids]
+            for start in range(0, len(stale), 500):
+                conn.execute(update(deliveries).where(deliveries.c.id.in_(stale[start:start + 500]))
+                             .values(state="cancelled", last_reply=reason, lease_owner=None, lease_until=None,
+                                     updated_at=now))
+        return len(stale)
+
+    def claim_deliveries(self, date: dt.date, owner: str, now: dt.datetime, lease_until: dt.datetime, limit: int,
+                         exclude: Collection[int] = ()) -> list[Claimed]:
+        """Lease up to ``limit`` due rows of the day to ``owner``: pending, retries that are due, expired leases."""
+        c = deliveries.c
+        due = or_(c.state == "pending",
+                  and_(c.state == "retry", c.next_attempt_at <= now),
+                  and_(c.state == "sending", c.lease_until < now))
+        candidates = select(c.id).where(c.date == date, due).order_by(c.id).limit(limit)
+        if exclude:
+            candidates = candidates.where(c.id.not_in(list(exclude)))
+        # SQLite ignores FOR UPDATE (its write lock already serialises this statement).
+        candidates = candidates.with_for_update(skip_locked=True)
+        stmt = (update(deliveries).where(c.id.in_(candidates.scalar_subquery()))
+                .values(state="sending", lease_owner=owner, lease_until=lease_until, updated_at=now)
+                .returning(c.id, c.subscriber_id, c.email, c.message_id, c.attempts))
+        with self.engine.begin() as conn:
+            rows = conn.execute(stmt).all()
+        return sorted((Claimed(r.id, r.subscriber_id, r.email, r.message_id, r.attempts) for r in rows),
+                      key=lambda claimed: claimed.id)
+
+    def renew_leases(self, owner: str, ids: Sequence[int], now: dt.datetime, lease_until: dt.datetime) -> set[int]:
+        """Extend this owner's live leases on ``ids``; returns the ids it still holds."""
+        if not ids:
+            return set()
+        c = deliveries.c
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                update(deliveries)
+                .where(c.id.in_(list(ids)), c.lease_owner == owner, c.state == "sending", c.lease_until >= now)
+                .values(lease_until=lease_until, updated_at=now).returning(c.id)
+            ).scalars().all()
+        return set(rows)
+
+    def mark_sent(self, delivery_id: int, reply: str, now: dt.datetime) -> None:
+        """Record the server's acceptance. Unconditional: once the server said 250, the message is out."""
+        with self.engine.begin() as conn:
+            conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(
+                state="sent", attempts=deliveries.c.attempts + 1, sent_at=now, last_reply=reply,
+                lease_owner=None, lease_until=None, next_attempt_at=None, updated_at=now))
+
+    def mark_unsent(self, delivery_id: int, owner: str, state: str, reply: str, now: dt.datetime,
+                    next_attempt_at: dt.datetime | None = None) -> bool:
+        """Record an attempt that was refused: state retry (with ``next_attempt_at``), failed or bounced.
+
+        Only while ``owner`` still holds the lease; returns False if another process took it over.
+        """
+        if state not in ("retry", "failed", "bounced"):
+            raise ValueError(f"not an unsent state: {state}")
+        c = deliveries.c
+        with self.engine.begin() as conn:
+            result = conn.execute(update(deliveries).where(
+                c.id == delivery_id, c.lease_owner == owner, c.state == "sending",
+            ).values(state=state, attempts=c.attempts + 1, last_reply=reply, next_attempt_at=next_attempt_at,
+                     lease_owner=None, lease_until=None, updated_at=now))
+        return bool(result.rowcount)
+
+    def release_deliveries(self, owner: str, now: dt.datetime, ids: Sequence[int] | None = None,
+                           date: dt.date | None = None) -> int:
+        """Give back rows leased to ``owner`` (all of them, or ``ids``) so that any send can take them at once."""
+        c = deliveries.c
+        stmt = update(deliveries).where(c.lease_owner == owner, c.state == "sending")
+        if ids is not None:
+            if not ids:
+                return 0
+            stmt = stmt.where(c.id.in_(list(ids)))
+        if date is not None:
+            stmt = stmt.where(c.date == date)
+        with self.engine.begin() as conn:
+            result = conn.execute(stmt.values(state=_release_state(), lease_owner=None, lease_until=None,
+                                              next_attempt_at=now, updated_at=now))
+        return int(result.rowcount)
+
+    def lease_owners(self, date: dt.date) -> list[str]:
+        """Owners holding rows of the day in state sending."""
+        c = deliveries.c
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(c.lease_owner).where(c.date == date, c.state == "sending").distinct()
+            ).scalars())
+
+    def open_work(self, date: dt.date, owner: str, exclude: Collection[int] = ()) -> OpenWork:
+        c = deliveries.c
+        retry_query = select(func.min(c.next_attempt_at)).where(c.date == date, c.state == "retry")
+        if exclude:
+            retry_query = retry_query.where(c.id.not_in(list(exclude)))
+        with self.engine.connect() as conn:
+            next_retry = conn.execute(retry_query).scalar_one_or_none()
+            leased = conn.execute(
+                select(c.lease_owner, func.count()).where(c.date == date, c.state == "sending", c.lease_owner != owner)
+                .group_by(c.lease_owner)
+            ).all()
+        return OpenWork(_utc(next_retry), sum(n for _, n in leased), tuple(o for o, _ in leased))
+
+    def delivery_counts(self, dates: Collection[dt.date] | None = None) -> dict[dt.date, dict[str, int]]:
+        """Per day (newest first), the number of rows in each state."""
+        c = deliveries.c
+        query = select(c.date, c.state, func.count()).group_by(c.date, c.state).order_by(c.date.desc())
+        if dates is not None:
+            query = query.where(c.date.in_(list(dates)))
+        counts: dict[dt.date, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for date, state, n in conn.execute(query):
+                counts.setdefault(date, {})[state] = n
+        return counts
+
+    def delivery_problems(self, date: dt.date) -> list[DeliveryProblem]:
+        """The day's rows that did not go out (yet) with a reply: failed, bounced, cancelled and retry."""
+        c = deliveries.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(c.date, c.email, c.state, c.attempts, c.last_reply)
+                .where(c.date == date, c.state.in_((*FINAL_PROBLEM_STATES, "retry")))
+                .order_by(c.state, c.email)
+            ).all()
+        return [DeliveryProblem(r.date, r.email, r.state, r.attempts, r.last_reply or "") for r in rows]
+
+    def record_no_issue(self, date: dt.date, reason: str, now: dt.datetime | None = None) -> None:
+        """Note that there is no issue for ``date`` and why; recording again replaces the reason."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.engine.begin() as conn:
+            conn.execute(day_notes.delete().where(day_notes.c.date == date))
+            conn.execute(day_notes.insert().values(date=date, reason=reason, recorded_at=now))
+
+    def no_issue_notes(self, dates: Collection[dt.date] | None = None) -> dict[dt.date, str]:
+        query = select(day_notes.c.date, day_notes.c.reason)
+        if dates is not None:
+            query = query.where(day_notes.c.date.in_(list(dates)))
+        with self.engine.connect() as conn:
+            return dict(conn.execute(query).all())

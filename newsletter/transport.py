@@ -1,0 +1,200 @@
+"""Hand prepared messages to an SMTP server, one connection reused across messages.
+
+The interface is deliberately small, like listmonk's messenger: ``send(sender, recipient, bytes)``
+returns the server's final reply or raises, and ``close()``. What to do with a refusal is the
+delivery loop's business (newsletter/delivery.py); this module only reports what the server said:
+
+- ``SmtpReplyError``: the server answered, but not with success (carries code, enhanced status, stage);
+- ``ConnectionLost``: the connection dropped or timed out mid-transaction, so the outcome is unknown;
+- ``ConnectError``: no connection could be opened (refused, TLS handshake, DNS);
+- ``DeliveryError``: the login was refused or impossible, which only the operator can fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import smtplib
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from newsletter.config import SmtpSettings
+from newsletter.errors import ConfigError, DeliveryError
+
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    text: str
+
+    @property
+    def enhanced(self) -> str | None:
+        """The RFC 3463 enhanced status code at the start of the text (e.g. ``5.1.1``), if the server gave one."""
+        match = _ENHANCED.match(self.text)
+        return match.group(0) if match and match.group(1) == str(self.code)[0] else None
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}".strip()
+
+
+class SmtpReplyError(Exception):
+    def __init__(self, reply: Reply, stage: str) -> None:
+        super().__init__(f"{stage}: {reply}")
+        self.reply = reply
+        self.stage = stage
+        """MAIL FROM, RCPT TO or DATA."""
+
+
+class ConnectionLost(Exception):
+    """The connection dropped mid-transaction; the server may or may not have taken the message."""
+
+
+class ConnectError(Exception):
+    """No connection to the server could be opened."""
+
+
+class Transport(Protocol):
+    def send(self, sender: str, recipient: str, message: bytes) -> Reply: ...
+
+    def close(self) -> None: ...
+
+
+def smtp_password(settings: SmtpSettings) -> str | None:
+    """The password from the environment variable the config names; None when no username is set."""
+    if not settings.username:
+        return None
+    password = os.environ.get(settings.password_env)
+    if not password:
+        raise ConfigError(
+            f"smtp.username is set but the environment variable {settings.password_env} is empty or unset",
+            f"export {settings.password_env}=... before sending (the password is never read from the config file)",
+        )
+    return password
+
+
+def _decode(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+class SmtpTransport:
+    """One SMTP connection, opened on first use, reused, and reopened after a drop. Not thread-safe:
+    give each thread its own."""
+
+    def __init__(self, settings: SmtpSettings, password: str | None = None) -> None:
+        self.settings = settings
+        self.password = password
+        self._conn: smtplib.SMTP | None = None
+
+    def _tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.settings.ca_file or None)
+
+    def _open(self) -> smtplib.SMTP:
+        s = self.settings
+        where = f"{s.host}:{s.port} (security={s.security})"
+        try:
+            conn: smtplib.SMTP
+            if s.security == "tls":
+                conn = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=self._tls_context())
+            else:
+                conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            conn.ehlo()
+            if s.security == "starttls":
+                if not conn.has_extn("starttls"):
+                    conn.close()
+                    raise DeliveryError(f"{where}: the server does not offer STARTTLS",
+                                        "use security = \"tls\" (port 465) or \"none\", or check smtp.port")
+                conn.starttls(context=self._tls_context())
+                conn.ehlo()
+        except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
+            raise ConnectError(f"cannot connect to {where}: {exc}") from exc
+        if s.username:
+            self._login(conn, where)
+        return conn
+
+    def _login(self, conn: smtplib.SMTP, where: str) -> None:
+        try:
+            conn.login(self.settings.username, self.password or "")
+        except smtplib.SMTPNotSupportedError as exc:
+            conn.close()
+            raise DeliveryError(f"{where}: the server offers no login (AUTH) on this connection",
+                                "most servers allow it only over TLS: set security to starttls or tls") from exc
+        except smtplib.SMTPAuthenticationError as exc:
+            conn.close()
+            raise DeliveryError(
+                f"{where}: login refused for {self.settings.username!r}: {exc.smtp_code} {_decode(exc.smtp_error)}",
+                f"check smtp.username and the password in ${self.settings.password_env}",
+            ) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            conn.close()
+            raise ConnectError(f"{where}: login failed: {exc}") from exc
+
+    def send(self, sender: str, recipient: str, message: bytes) -> Reply:
+        """Deliver ``message`` (final CRLF bytes) to one recipient; the server's 250 reply on success."""
+        if self._conn is None:
+            self._conn = self._open()
+        conn = self._conn
+        options = []
+        if not message.isascii() and conn.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if not (sender + recipient).isascii() and conn.has_extn("smtputf8"):
+            options.append("SMTPUTF8")
+        try:
+            code, text = conn.mail(sender, options)
+            if code != 250:
+                self._refused(Reply(code, _decode(text)), "MAIL FROM")
+            code, text = conn.rcpt(recipient)
+            if code not in (250, 251):
+                self._refused(Reply(code, _decode(text)), "RCPT TO")
+            try:
+                code, text = conn.data(message)
+            except smtplib.SMTPDataError as exc:  # DATA itself refused, before any content was sent
+                self._refused(Reply(exc.smtp_code, _decode(exc.smtp_error)), "DATA")
+            if code != 250:
+                self._refused(Reply(code, _decode(text)), "DATA", transaction_over=True)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.close()
+            raise ConnectionLost(f"connection to {self.settings.host}:{self.settings.port} lost: {exc}") from exc
+        return Reply(code, _decode(text))
+
+    def _refused(self, reply: Reply, stage: str, transaction_over: bool = False) -> None:
+        if reply.code == 421:  # the server is closing the connection
+            self.close()
+        elif not transaction_over and self._conn is not None:
+            try:  # abandon the transaction so the connection can carry the next message
+                self._conn.rset()
+            except (smtplib.SMTPException, OSError):
+                self.close()
+        raise SmtpReplyError(reply, stage)
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            conn.close()
+
+
+class RateLimiter:
+    """Spaces calls to ``wait`` at least ``1 / rate`` seconds apart, across threads; rate 0 means no limit."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)

@@ -1,0 +1,182 @@
+"""The SMTP transport against a real aiosmtpd server on 127.0.0.1: replies, reuse, drops, TLS, login."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from newsletter.errors import ConfigError, DeliveryError
+from newsletter.models import PlannedMessage, Subscriber
+from newsletter.transport import (
+    ConnectError,
+    ConnectionLost,
+    RateLimiter,
+    Reply,
+    SmtpReplyError,
+    SmtpTransport,
+    smtp_password,
+)
+from smtp_helpers import SENDER, Recorder, TestPlan, free_port, smtp_server, smtp_settings
+
+DAY = dt.date(2025, 3, 4)
+
+
+def message(recipient: str, number: int = 1) -> bytes:
+    planned = PlannedMessage(DAY, Subscriber(email=recipient, id=number), (), "all", f"<{number}@test.example.org>")
+    return TestPlan(DAY, [planned]).message_bytes(planned)
+
+
+class PeerRecorder(Recorder):
+    """Also notes the client port of each accepted message, which tells connections apart."""
+
+    peers: list[Any]
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.peers = [*getattr(self, "peers", []), session.peer]
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_sends_over_one_reused_connection_and_returns_the_servers_reply() -> None:
+    handler = PeerRecorder()
+    with smtp_server(handler) as server:
+        transport = SmtpTransport(smtp_settings(server.port))
+        replies = [transport.send(SENDER, f"r{i}@example.com", message(f"r{i}@example.com", i)) for i in range(5)]
+        transport.close()
+    assert [r.code for r in replies] == [250] * 5
+    assert replies[0].enhanced == "2.0.0" and "queued" in replies[0].text
+    assert [r for r, _ in handler.accepted] == [f"r{i}@example.com" for i in range(5)]
+    assert len(set(handler.peers)) == 1
+
+
+def test_a_refusal_names_the_stage_and_the_connection_carries_on() -> None:
+    handler = Recorder(
+        rcpt_fault=lambda rcpt, _n: "550 5.1.1 no such user" if rcpt.startswith("gone") else None,
+        data_fault=lambda rcpt, _n: "451 4.3.0 try later" if rcpt.startswith("busy") else None,
+    )
+    with smtp_server(handler) as server:
+        transport = SmtpTransport(smtp_settings(server.port))
+        with pytest.raises(SmtpReplyError) as rcpt_refusal:
+            transport.send(SENDER, "gone@example.com", message("gone@example.com"))
+        with pytest.raises(SmtpReplyError) as data_refusal:
+            transport.send(SENDER, "busy@example.com", message("busy@example.com"))
+        assert transport.send(SENDER, "ok@example.com", message("ok@example.com")).code == 250
+        transport.close()
+    assert (rcpt_refusal.value.stage, rcpt_refusal.value.reply.code, rcpt_refusal.value.reply.enhanced) == (
+        "RCPT TO", 550, "5.1.1")
+    assert (data_refusal.value.stage, data_refusal.value.reply.code) == ("DATA", 451)
+    assert handler.per_recipient() == {"ok@example.com": 1}
+
+
+def test_a_dropped_connection_is_reported_and_the_next_send_reconnects() -> None:
+    handler = Recorder(data_fault=lambda rcpt, n: "drop" if n == 0 else None)
+    with smtp_server(handler) as server:
+        transport = SmtpTransport(smtp_settings(server.port))
+        with pytest.raises(ConnectionLost):
+            transport.send(SENDER, "a@example.com", message("a@example.com"))
+        assert transport.send(SENDER, "a@example.com", message("a@example.com")).code == 250
+        transport.close()
+    assert handler.per_recipient() == {"a@example.com": 1}
+
+
+def test_no_server_is_a_connect_error() -> None:
+    transport = SmtpTransport(smtp_settings(free_port(), timeout=2.0))
+    with pytest.raises(ConnectError, match=r"cannot connect to 127\.0\.0\.1"):
+        transport.send(SENDER, "a@example.com", message("a@example.com"))
+
+
+def test_enhanced_status_must_match_the_reply_class() -> None:
+    assert Reply(550, "5.1.1 <x@example.com>: user unknown").enhanced == "5.1.1"
+    assert Reply(550, "4.1.1 inconsistent").enhanced is None
+    assert Reply(554, "Transaction failed").enhanced is None
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed; it makes the self-signed certificate for the TLS tests")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def _server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+def _authenticator(_server: Any, _session: Any, _envelope: Any, _mechanism: str, data: Any) -> AuthResult:
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"news", b"s3cret")
+    return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd sends the 535 itself
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_tls_and_login_with_the_password_from_the_environment(
+    security: str, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret")
+    handler = Recorder()
+    tls = _server_tls(certificate)
+    # aiosmtpd does not count implicit TLS as TLS for AUTH, hence auth_require_tls=False there.
+    server_args: dict[str, Any] = (
+        {"tls_context": tls, "require_starttls": True} if security == "starttls"
+        else {"ssl_context": tls, "auth_require_tls": False})
+    with smtp_server(handler, authenticator=_authenticator, auth_required=True, **server_args) as server:
+        settings = smtp_settings(server.port, security=security, ca_file=str(certificate[0]), username="news",
+                                 password_env="TEST_SMTP_PASSWORD")
+        transport = SmtpTransport(settings, smtp_password(settings))
+        assert transport.send(SENDER, "a@example.com", message("a@example.com")).code == 250
+        transport.close()
+    assert handler.per_recipient() == {"a@example.com": 1}
+
+
+def test_a_refused_login_is_a_delivery_error_naming_the_user(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong")
+    with smtp_server(Recorder(), authenticator=_authenticator, auth_required=True,
+                     tls_context=_server_tls(certificate), require_starttls=True) as server:
+        settings = smtp_settings(server.port, security="starttls", ca_file=str(certificate[0]), username="news",
+                                 password_env="TEST_SMTP_PASSWORD")
+        transport = SmtpTransport(settings, smtp_password(settings))
+        with pytest.raises(DeliveryError, match="login refused for 'news'") as refused:
+            transport.send(SENDER, "a@example.com", message("a@example.com"))
+    assert refused.value.hint is not None and "TEST_SMTP_PASSWORD" in refused.value.hint
+
+
+def test_an_untrusted_certificate_is_refused(certificate: tuple[Path, Path]) -> None:
+    with smtp_server(Recorder(), ssl_context=_server_tls(certificate)) as server:
+        transport = SmtpTransport(smtp_settings(server.port, security="tls"))
+        with pytest.raises(ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            transport.send(SENDER, "a@example.com", message("a@example.com"))
+
+
+def test_the_password_comes_only_from_the_named_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = smtp_settings(25, username="news", password_env="TEST_SMTP_PASSWORD")
+    monkeypatch.delenv("TEST_SMTP_PASSWORD", raising=False)
+    with pytest.raises(ConfigError, match="TEST_SMTP_PASSWORD"):
+        smtp_password(settings)
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "pw")
+    assert smtp_password(settings) == "pw"
+    assert smtp_password(smtp_settings(25)) is None
+
+
+def test_rate_limiter_spaces_calls() -> None:
+    import time
+
+    limiter = RateLimiter(50.0)
+    start = time.monotonic()
+    for _ in range(11):
+        limiter.wait()
+    assert time.monotonic() - start >= 10 / 50 * 0.95

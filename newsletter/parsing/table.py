@@ -34,6 +34,8 @@ COLUMN_ALIASES = {
     "link": "link",
     "links": "link",
 }
+SEPARATOR_STARTS = frozenset({"|--", "|-:", "|:-", "| -", "| :"})
+SEPARATOR_CHARS = " \t|-:"
 EXPECTED_HEADER = "`| Title | Authors | Summary |`"
 
 
@@ -72,10 +74,6 @@ def split_outer(row: str) -> str:
     if body.endswith("|") and not body.endswith("\\|"):
         body = body[:-1]
     return body
-
-
-def is_separator(line: str) -> bool:
-    return line[:3] in ("|--", "|-:", "|:-", "| -", "| :") and not line.strip(" \t|-:")
 
 
 def clean_title(cell: str) -> str:
@@ -213,30 +211,29 @@ def parse_table(text: str, source: str) -> ParseResult:
 
     for number, line in enumerate(lines, 1):
         if not line:
-            flush_row()
+            if row_parts:
+                flush_row()
             continue
         first = line[0]
         if first == "|":
-            flush_row()
-            if not in_section or header_failed:
+            if row_parts:
+                flush_row()
+            if layout is not None:  # the common case: a row of a table being read
+                if line[:3] not in SEPARATOR_STARTS or line.strip(SEPARATOR_CHARS):
+                    row_start = number
+                    row_parts = [line.rstrip()]
                 continue
-            if layout is None:
-                header = read_header(line)
-                if isinstance(header, str):
-                    warnings.append(ParseWarning(source, number, f"{header}; this day's rows are skipped"))
-                    header_failed = True
-                    continue
-                layout = header
-                if day is None:
-                    continue
-                if day.date not in days:
-                    days[day.date] = (day, seen)
-                    result.days.append(day)
+            if not in_section or header_failed or day is None:
                 continue
-            if day is None or is_separator(line):
+            header = read_header(line)
+            if isinstance(header, str):
+                warnings.append(ParseWarning(source, number, f"{header}; this day's rows are skipped"))
+                header_failed = True
                 continue
-            row_start = number
-            row_parts = [line.rstrip()]
+            layout = header
+            if day.date not in days:
+                days[day.date] = (day, seen)
+                result.days.append(day)
             continue
         heading = HEADING.match(line) if first == "#" else None
         if heading is not None or (first == "#" and OTHER_HEADING.match(line)):

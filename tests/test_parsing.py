@@ -315,6 +315,8 @@ def test_expand_paths_takes_files_folders_and_globs_once_each_sorted(tmp_path: P
     for path in files:
         path.write_text("x", encoding="utf-8")
     (tmp_path / "b" / "skip.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "b" / ".hidden").mkdir()
+    (tmp_path / "b" / ".hidden" / "skip.md").write_text("x", encoding="utf-8")
     found = expand_paths([str(tmp_path / "b"), str(tmp_path / "*.md"), str(tmp_path / "a.md"), str(tmp_path / "b")])
     assert found == sorted(files)
     assert expand_paths([str(tmp_path / "**" / "*.txt")]) == [files[1]]
@@ -328,3 +330,5 @@ def test_expand_paths_names_a_pattern_that_matches_nothing(tmp_path: Path) -> No
             expand_paths([pattern])
         assert caught.value.path == pattern
         assert caught.value.hint
+    with pytest.raises(DigestError, match="empty path"):
+        expand_paths([" "])

@@ -57,7 +57,14 @@ def parse_file(path: str | Path) -> ParseResult:
 
 
 def digest_files_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in DIGEST_SUFFIXES and p.is_file())
+    """Digest files anywhere under ``folder``, skipping hidden files and folders (.git, .venv)."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.suffix.lower() in DIGEST_SUFFIXES
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and path.is_file()
+    )
 
 
 def expand_paths(patterns: Iterable[str]) -> list[Path]:
@@ -67,6 +74,8 @@ def expand_paths(patterns: Iterable[str]) -> list[Path]:
     """
     found: dict[Path, Path] = {}
     for pattern in patterns:
+        if not pattern.strip():
+            raise DigestError(repr(pattern), "empty path", hint="name a digest file, a folder or a glob")
         expanded = os.path.expanduser(pattern)
         candidate = Path(expanded)
         if candidate.is_file():

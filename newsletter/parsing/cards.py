@@ -50,6 +50,8 @@ class QuizDraft:
 
 
 def mostly_cjk(text: str) -> bool:
+    if CJK.search(text) is None:
+        return False
     letters = sum(1 for char in text if char.isalpha())
     return bool(letters) and len(CJK.findall(text)) * 3 >= letters
 

@@ -120,7 +120,8 @@ def split_cells(row: str, layout: Layout) -> list[str] | None:
 
 
 def parse_row(row: str, line: int, layout: Layout, source: str) -> Paper | ParseWarning:
-    escaped = "\\|" in row
+    # A one-character test first: ``in`` with a longer needle scans a long row several times slower.
+    escaped = "\\" in row and "\\|" in row
     if escaped:
         row = row.replace("\\|", ESCAPED_PIPE)
     cells = split_cells(row, layout)

@@ -161,6 +161,34 @@ def ingest(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
         sys.exit(1)
 
 
+@cli.command("feeds")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@pass_app
+@handle_errors
+def feeds_command(app: AppContext, as_json: bool) -> None:
+    """Write the Atom feeds, their RSS twins and index.html from the store into [feeds] dir.
+
+    papers.atom (one entry per paper), digest.atom (one entry per day) and categories/SLUG.atom
+    (one per category in the taxonomy) hold the last [feeds] window_days days up to the newest
+    digest. Entry ids and dates never depend on when this runs, and a file is only rewritten when
+    its bytes change, so running it again with nothing new leaves every file as it was.
+    """
+    from newsletter.feeds import build_feeds
+    from newsletter.store import Store
+
+    settings = app.settings
+    with Store.from_settings(settings) as store:
+        report = build_feeds(settings, store)
+    if as_json:
+        echo_json({"written": [str(p) for p in report.written], "unchanged": [str(p) for p in report.unchanged],
+                   "papers": report.papers, "days": report.days})
+        return
+    for path in report.written:
+        click.echo(f"wrote {path}")
+    click.echo(f"{report.papers} papers over {report.days} days: {len(report.written)} files written, "
+               f"{len(report.unchanged)} unchanged in {settings.resolve(settings.feeds.dir)}")
+
+
 @cli.group()
 def subscribers() -> None:
     """Manage who gets the daily email and with which filter.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -72,6 +73,12 @@ class StoreSettings:
 class FeedSettings:
     dir: Path = Path("feeds")
     window_days: int = 30
+    """Days of digests the feeds hold, counted back from the newest digest in the store; 0: all."""
+    rss: bool = True
+    """Also write an RSS 2.0 twin (.rss) of every Atom feed."""
+    tag_date: str = "2024"
+    """The date part of every feed and entry id (tag:HOST,TAG_DATE:...): YYYY, YYYY-MM or YYYY-MM-DD.
+    Changing it (or the host of site.base_url) changes every id, so readers see every entry as new."""
 
 
 @dataclass
@@ -139,6 +146,8 @@ class CategorySettings:
     def names(self) -> list[str]:
         return list(self.taxonomy)
 
+
+_TAG_DATE = re.compile(r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?")
 
 # TOML key -> dataclass field, where the TOML name is a Python keyword.
 _RENAMED = {"from": "sender"}
@@ -290,6 +299,12 @@ def _check(settings: Settings) -> None:
                           "for example base_url = \"https://papers.example.org\"")
     if not 0 < settings.smtp.port < 65536:
         raise ConfigError(f"{path}: smtp.port must be between 1 and 65535")
+    if settings.feeds.window_days < 0:
+        raise ConfigError(f"{path}: feeds.window_days must be 0 (no window) or more, got {settings.feeds.window_days}")
+    if not _TAG_DATE.fullmatch(settings.feeds.tag_date):
+        raise ConfigError(f"{path}: feeds.tag_date must be YYYY, YYYY-MM or YYYY-MM-DD, "
+                          f"got {settings.feeds.tag_date!r}",
+                          "set it once to a date when you owned the domain of site.base_url, and never change it")
     _check_smtp(settings.smtp, path)
 
 

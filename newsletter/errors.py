@@ -61,3 +61,7 @@ class SubscriberExistsError(NewsletterError):
 
 class SubscriberNotFoundError(NewsletterError):
     """No subscriber has that address or id."""
+
+
+class FeedError(NewsletterError):
+    """Feed files could not be written to [feeds] dir."""

@@ -1,0 +1,473 @@
+"""Atom feeds (with RSS 2.0 twins) and their index page, written from the store.
+
+Feed readers recognise entries by id and sort them by date, so both are derived from data that
+never changes once published: ids are ``tag:`` URIs built from the site's host, the fixed
+``[feeds] tag_date`` and the arXiv id (or the digest date); dates are digest days, never the clock.
+Within a feed no two entries share an ``updated`` instant (the W3C validator warns about that):
+the papers of one day get one second apart, the first listed being the newest.
+
+Output is deterministic, so a rebuild with nothing new gives identical bytes; a file is only
+replaced (atomically, via a temporary file in the same folder) when its bytes change, which keeps
+mtimes, ETags and 304 responses meaningful. This is the only module that imports feedgen.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import html
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from feedgen.entry import FeedEntry
+from feedgen.ext.dc import DcEntryExtension
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from newsletter import __version__
+from newsletter.config import Settings
+from newsletter.errors import ConfigError, FeedError
+from newsletter.models import Day, Paper
+from newsletter.sanitize import inline_markdown_to_safe_html, markdown_to_safe_html, strip_invalid_xml
+from newsletter.store import Store
+
+ATOM_TYPE = "application/atom+xml"
+RSS_TYPE = "application/rss+xml"
+FEEDS_URL_PATH = "feeds"
+"""The feeds are published at ``<site.base_url>/feeds/``; self links and ids of feeds use it."""
+GENERATOR = "newsletter"
+_APPEARANCE_CHUNK = 500  # arXiv ids per query, well under SQLite's bound-parameter limit
+# Characters allowed unescaped in the specific part of a tag: URI (RFC 4151: pchar, "/" and "?").
+_TAG_SAFE = "/?:@!$&'()*+,;=-._~"
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%-._~"
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """One feed: where it is written (relative to ``[feeds] dir``), and what it says about itself."""
+
+    path: str
+    """Without suffix, e.g. ``categories/computer-vision``; ``.atom`` and ``.rss`` are added."""
+    key: str
+    """The feed's part of its tag: id, e.g. ``feed/papers``."""
+    title: str
+    subtitle: str
+
+
+@dataclass
+class FeedReport:
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    papers: int = 0
+    days: int = 0
+
+
+def slugify(name: str) -> str:
+    """A file-name and URL-safe form of a category name: ``Multi-Modal`` -> ``multi-modal``."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+
+
+def category_slugs(names: Iterable[str], config_path: Path | str = "config") -> dict[str, str]:
+    """Category name -> slug, refusing names that give no slug or the same slug as another."""
+    slugs: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    for name in names:
+        slug = slugify(name)
+        if not slug:
+            raise ConfigError(
+                f"{config_path}: categories.taxonomy: {name!r} has no letters or digits to name its feed file",
+                "give the category a name with at least one ASCII letter or digit",
+            )
+        if slug in owners:
+            raise ConfigError(
+                f"{config_path}: categories.taxonomy: {owners[slug]!r} and {name!r} would share the feed "
+                f"categories/{slug}.atom",
+                "rename one of them so that they differ in more than case and punctuation",
+            )
+        owners[slug] = name
+        slugs[name] = slug
+    return slugs
+
+
+def midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def listing_time(day: dt.date, position: int, count: int) -> dt.datetime:
+    """When a paper listed at ``position`` of ``count`` on ``day`` counts as published.
+
+    Seconds after midnight UTC, the first paper latest, so that readers sorting by date keep the
+    digest's order and no two entries of a feed share a timestamp.
+    """
+    return midnight(day) + dt.timedelta(seconds=count - 1 - position)
+
+
+def tag_date_start(tag_date: str) -> dt.date:
+    """The first day of the ``[feeds] tag_date`` period (used as the date of a feed with no days at all)."""
+    parts = [int(p) for p in tag_date.split("-")] + [1, 1]
+    return dt.date(parts[0], parts[1], parts[2])
+
+
+def _safe_url(url: str | None) -> str | None:
+    """An absolute http(s) URL with unsafe characters percent-encoded, or None."""
+    if not url:
+        return None
+    url = strip_invalid_xml(url).strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return quote(url, safe=_URL_SAFE)
+
+
+def _clean(text: str) -> str:
+    return strip_invalid_xml(text).strip()
+
+
+class _Site:
+    """What every feed and entry derives from the settings: ids, URLs, names."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.base_url = settings.site.base_url.rstrip("/")
+        self.feeds_url = f"{self.base_url}/{FEEDS_URL_PATH}/"
+        host = (urlsplit(self.base_url).hostname or "").lower()
+        self.tag_prefix = f"tag:{host},{settings.feeds.tag_date}:"
+        self.title = _clean(settings.site.title) or GENERATOR
+        self.description = _clean(settings.site.description) or self.title
+        self.author = _clean(settings.site.author) or self.title
+        self.category_scheme = f"{self.feeds_url}categories/"
+
+    def tag(self, specific: str) -> str:
+        return self.tag_prefix + quote(specific, safe=_TAG_SAFE)
+
+    def self_url(self, relative_path: str) -> str:
+        return self.feeds_url + quote(relative_path)
+
+
+class _SharedEntry(FeedEntry):
+    """A feedgen entry that builds its XML once, however many feeds list it.
+
+    A paper sits in papers.atom and in one or two category feeds, in Atom and RSS; building the
+    elements is most of feedgen's cost, while copying a finished element is cheap.
+    """
+
+    def __init__(self, rss: bool) -> None:
+        super().__init__()
+        self._atom_element: etree._Element | None = None
+        self._rss_element: etree._Element | None = None
+        if rss:
+            # RSS <author> must be an e-mail address; names go in dc:creator, as the validator suggests.
+            self.register_extension("dc", DcEntryExtension, atom=False, rss=True)
+
+    def atom_entry(self, extensions: bool = True) -> etree._Element:
+        if self._atom_element is None:
+            element = super().atom_entry(extensions)
+            # feedgen 1.0 drops the rel and type of entry links (a loop variable shadows the link
+            # data), which would turn the related link into a second alternate; put them back.
+            for link_element, link in zip(element.iterfind("link"), self.link() or [], strict=True):
+                for key in ("rel", "type"):
+                    if link.get(key):
+                        link_element.set(key, link[key])
+            self._atom_element = element
+        return copy.deepcopy(self._atom_element)
+
+    def rss_entry(self, extensions: bool = True) -> etree._Element:
+        if self._rss_element is None:
+            self._rss_element = super().rss_entry(extensions)
+        return copy.deepcopy(self._rss_element)
+
+
+@dataclass
+class _PaperItem:
+    """A paper rendered once and shared by papers.atom, its category feeds and the digest entries."""
+
+    entry: _SharedEntry
+    updated: dt.datetime
+    categories: list[str]
+    digest_html: str
+
+
+def _paper_html(paper: Paper, title: str, authors: list[str], abs_url: str, hf_url: str) -> tuple[str, str, str]:
+    """(summary HTML, points-and-quiz HTML, the block that lists the paper in a digest entry)."""
+    summary_html = markdown_to_safe_html(paper.summary)
+    extra: list[str] = []
+    if paper.points:
+        items = "".join(
+            f"<li><strong>{html.escape(_clean(p.label))}:</strong> {inline_markdown_to_safe_html(p.text)}</li>"
+            for p in paper.points
+        )
+        extra.append(f"<ol>{items}</ol>")
+    if paper.quiz:
+        questions = "".join(
+            f"<li>{inline_markdown_to_safe_html(q.question)}<ul>"
+            + "".join(f"<li>{inline_markdown_to_safe_html(o)}</li>" for o in q.options)
+            + "</ul></li>"
+            for q in paper.quiz
+        )
+        extra.append(f"<p><strong>Quiz</strong></p><ol>{questions}</ol>")
+    extra_html = "".join(extra)
+    byline = f"<p>{html.escape(', '.join(authors))}</p>" if authors else ""
+    digest_html = (
+        f'<h3><a href="{html.escape(abs_url)}">{html.escape(title)}</a></h3>{byline}{summary_html}{extra_html}'
+        f'<p><a href="{html.escape(abs_url)}">arXiv</a> · <a href="{html.escape(hf_url)}">Hugging Face</a></p>'
+    )
+    return summary_html, extra_html, digest_html
+
+
+def _paper_item(
+    site: _Site, paper: Paper, published: dt.date, updated: dt.datetime, rss: bool
+) -> _PaperItem:
+    arxiv_id = _clean(paper.arxiv_id)
+    title = _clean(paper.title) or f"arXiv:{arxiv_id}"
+    authors = [a for a in (_clean(a) for a in paper.authors) if a]
+    categories = [c for c in (_clean(c) for c in paper.categories) if c]
+    abs_url = f"https://arxiv.org/abs/{quote(arxiv_id, safe='/.')}"
+    hf_url = _safe_url(paper.links.get("huggingface")) or f"https://huggingface.co/papers/{quote(arxiv_id, safe='/.')}"
+    summary_html, extra_html, digest_html = _paper_html(paper, title, authors, abs_url, hf_url)
+
+    entry = _SharedEntry(rss)
+    entry.id(site.tag(f"paper/{arxiv_id}"))
+    entry.title(title)
+    entry.link(href=abs_url, rel="alternate", type="text/html")
+    entry.link(href=hf_url, rel="related", type="text/html")
+    for author in authors:
+        entry.author(name=author)
+    if rss and authors:
+        entry.dc.dc_creator(authors)
+    if categories:
+        entry.category([{"term": c, "label": c, "scheme": site.category_scheme} for c in categories])
+    # Every entry needs some text (the validator warns otherwise); the title stands in for a missing summary.
+    if extra_html:
+        entry.content(summary_html + extra_html, type="html")
+        if summary_html:
+            entry.summary(summary_html, type="html")
+    else:
+        entry.summary(summary_html or f"<p>{html.escape(title)}</p>", type="html")
+    entry.published(midnight(published))
+    entry.updated(updated)
+    return _PaperItem(entry, updated, categories, digest_html)
+
+
+def _digest_entry(site: _Site, day: Day, items: Sequence[_PaperItem]) -> FeedEntry:
+    entry = FeedEntry()
+    entry.id(site.tag(f"digest/{day.date.isoformat()}"))
+    entry.title(f"{site.title}: papers for {day.date.isoformat()}")
+    body = "".join(item.digest_html for item in items) or "<p>No papers were listed on this day.</p>"
+    count = f"{len(items)} paper{'' if len(items) == 1 else 's'}"
+    entry.content(f"<p>{count}.</p>{body}", type="html")
+    entry.published(midnight(day.date))
+    entry.updated(midnight(day.date))
+    return entry
+
+
+def _first_appearances(store: Store, arxiv_ids: list[str]) -> dict[str, dt.date]:
+    first: dict[str, dt.date] = {}
+    for start in range(0, len(arxiv_ids), _APPEARANCE_CHUNK):
+        for arxiv_id, dates in store.appearances_of(arxiv_ids[start:start + _APPEARANCE_CHUNK]).items():
+            first[arxiv_id] = dates[0]
+    return first
+
+
+def _serialise(
+    site: _Site, spec: FeedSpec, entries: Sequence[FeedEntry], updated: dt.datetime, rss: bool
+) -> dict[str, bytes]:
+    """The Atom feed (and its RSS twin) for ``spec``, keyed by path relative to ``[feeds] dir``."""
+    fg = FeedGenerator()
+    if rss:
+        fg.load_extension("dc", atom=False, rss=True)
+    fg.id(site.tag(spec.key))
+    fg.title(spec.title)
+    fg.subtitle(spec.subtitle)  # also the RSS channel description
+    fg.author(name=site.author)
+    fg.generator(GENERATOR, version=__version__)
+    fg.language("en")
+    # feedgen defaults updated/lastBuildDate to now; the feed's date is its newest entry's instead.
+    fg.updated(updated)
+    for entry in entries:
+        fg.add_entry(entry, order="append")
+    outputs = {}
+    formats = [(f"{spec.path}.atom", ATOM_TYPE, fg.atom_str)]
+    if rss:
+        formats.append((f"{spec.path}.rss", RSS_TYPE, fg.rss_str))
+    for path, media_type, serialise in formats:
+        # The RSS channel <link> is the last link given, so the alternate goes after self.
+        fg.link(href=site.self_url(path), rel="self", type=media_type, replace=True)
+        fg.link(href=site.base_url + "/", rel="alternate", type="text/html")
+        outputs[path] = serialise(pretty=True, encoding="UTF-8", xml_declaration=True)
+    return outputs
+
+
+def feed_specs(settings: Settings) -> list[FeedSpec]:
+    """Every feed that ``newsletter feeds`` writes, in the order index.html lists them."""
+    site = _Site(settings)
+    specs = [
+        FeedSpec("papers", "feed/papers", site.title, site.description),
+        FeedSpec("digest", "feed/digest", f"{site.title}: daily digest",
+                 "One entry per day, listing that day's papers."),
+    ]
+    for name, slug in category_slugs(settings.categories.names, settings.path).items():
+        label = _clean(name)
+        specs.append(FeedSpec(f"categories/{slug}", f"feed/category/{slug}", f"{site.title}: {label}",
+                              f"Papers in {label}."))
+    return specs
+
+
+def render_feeds(settings: Settings, store: Store) -> tuple[dict[str, bytes], FeedReport]:
+    """Every feed file and index.html as bytes, keyed by path relative to ``[feeds] dir``."""
+    site = _Site(settings)
+    rss = settings.feeds.rss
+    window = settings.feeds.window_days
+    latest = store.latest_date()
+    start = latest - dt.timedelta(days=window - 1) if latest is not None and window > 0 else None
+    days = store.days_between(start, None)  # newest first
+
+    # A paper listed on several days is one entry, dated by its newest listing.
+    newest: dict[str, tuple[Paper, dt.datetime]] = {}
+    oldest_loaded: dict[str, dt.date] = {}
+    for day in days:
+        for position, paper in enumerate(day.papers):
+            newest.setdefault(paper.arxiv_id, (paper, listing_time(day.date, position, len(day.papers))))
+            oldest_loaded[paper.arxiv_id] = day.date
+    first_seen = _first_appearances(store, list(newest)) if start is not None else oldest_loaded
+
+    items: dict[str, _PaperItem] = {}
+    for arxiv_id, (paper, updated) in newest.items():
+        items[arxiv_id] = _paper_item(site, paper, first_seen.get(arxiv_id, oldest_loaded[arxiv_id]), updated, rss)
+    # Days come newest first and papers in digest order, so `items` is already newest first.
+    empty_feed_date = midnight(latest if latest is not None else tag_date_start(settings.feeds.tag_date))
+
+    def newest_of(entries: Sequence[_PaperItem]) -> dt.datetime:
+        return max((i.updated for i in entries), default=empty_feed_date)
+
+    specs = feed_specs(settings)
+    outputs: dict[str, bytes] = {}
+    paper_items = list(items.values())
+    outputs.update(_serialise(site, specs[0], [i.entry for i in paper_items], newest_of(paper_items), rss))
+
+    digest_entries = [_digest_entry(site, day, [items[p.arxiv_id] for p in day.papers]) for day in days]
+    digest_updated = midnight(days[0].date) if days else empty_feed_date
+    outputs.update(_serialise(site, specs[1], digest_entries, digest_updated, rss))
+
+    by_category: dict[str, list[_PaperItem]] = {}
+    for item in paper_items:
+        for category in item.categories:
+            by_category.setdefault(category, []).append(item)
+    for name, spec in zip(settings.categories.names, specs[2:], strict=True):
+        members = by_category.get(_clean(name), [])
+        outputs.update(_serialise(site, spec, [i.entry for i in members], newest_of(members), rss))
+
+    outputs["index.html"] = index_html(site, specs, rss)
+    return outputs, FeedReport(papers=len(items), days=len(days))
+
+
+def index_html(site: _Site, specs: Sequence[FeedSpec], rss: bool) -> bytes:
+    """A small HTML5 page listing the feeds; its <link rel="alternate"> tags let readers find them."""
+    esc = html.escape
+    heads, rows = [], []
+    for spec in specs:
+        heads.append(
+            f'<link rel="alternate" type="{ATOM_TYPE}" title="{esc(spec.title)}" href="{esc(spec.path)}.atom">'
+        )
+        links = f'<a href="{esc(spec.path)}.atom">Atom</a>'
+        if rss:
+            heads.append(
+                f'<link rel="alternate" type="{RSS_TYPE}" title="{esc(spec.title)} (RSS)" href="{esc(spec.path)}.rss">'
+            )
+            links += f' · <a href="{esc(spec.path)}.rss">RSS</a>'
+        rows.append(f"<li><strong>{esc(spec.title)}</strong>: {esc(spec.subtitle)} ({links})</li>")
+    page = "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(site.title)}: feeds</title>",
+        *heads,
+        "</head>",
+        "<body>",
+        f"<h1>{esc(site.title)}: feeds</h1>",
+        f"<p>{esc(site.description)}</p>",
+        "<p>Copy a feed's address into your feed reader to subscribe.</p>",
+        "<ul>",
+        *rows,
+        "</ul>",
+        f'<p><a href="{esc(site.base_url)}/">{esc(site.title)}</a></p>',
+        "</body>",
+        "</html>",
+        "",
+    ])
+    return page.encode("utf-8")
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Replace ``path`` with ``data`` atomically unless it already holds exactly these bytes.
+
+    The temporary file lives in the same folder, so ``os.replace`` is a rename within one file
+    system: a reader sees the old file or the new one, never half of one.
+    """
+    try:
+        if path.read_bytes() == data:
+            return False
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644  # mkstemp makes 0600 files, which the web server could not read
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames durable: a crash after this cannot bring back the old files."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def build_feeds(settings: Settings, store: Store, out_dir: Path | None = None) -> FeedReport:
+    """Write every feed and index.html into ``out_dir`` (default ``[feeds] dir``); report what changed.
+
+    A file that cannot be written does not stop the others; FeedError lists the failures at the end.
+    """
+    out_dir = out_dir if out_dir is not None else settings.resolve(settings.feeds.dir)
+    outputs, report = render_feeds(settings, store)
+    failures: list[str] = []
+    touched: set[Path] = set()
+    for relative, data in outputs.items():
+        path = out_dir / relative
+        try:
+            changed = write_if_changed(path, data)
+        except OSError as exc:
+            failures.append(f"{path}: {exc.strerror or exc}")
+            continue
+        (report.written if changed else report.unchanged).append(path)
+        if changed:
+            touched.add(path.parent)
+    for folder in sorted(touched):
+        try:
+            _fsync_dir(folder)
+        except OSError as exc:
+            failures.append(f"{folder}: {exc.strerror or exc}")
+    if failures:
+        raise FeedError(
+            f"{len(failures)} of {len(outputs)} feed files could not be written:\n  " + "\n  ".join(failures),
+            "check that [feeds] dir exists or can be created, is writable, and that the disk is not full",
+        )
+    return report

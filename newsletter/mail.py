@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from newsletter import render
+from newsletter import render, tokens
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.models import Subscriber
@@ -59,11 +59,12 @@ def archive_url(settings: Settings, date: dt.date) -> str:
 
 
 def subscriber_links(settings: Settings, subscriber: Subscriber) -> dict[str, str]:
-    """The subscriber's personal links; the web server's routes must match these paths."""
-    token = quote(subscriber.token, safe="")
+    """The subscriber's personal links, each with a token signed for its purpose (newsletter.tokens);
+    the routes in newsletter.web serve these paths."""
+    signed = tokens.for_settings(settings)
     return {
-        "unsubscribe": site_url(settings, f"unsubscribe/{token}"),
-        "preferences": site_url(settings, f"preferences/{token}"),
+        purpose: site_url(settings, f"{purpose}/{quote(signed.make(purpose, subscriber.token), safe='')}")
+        for purpose in (tokens.UNSUBSCRIBE, tokens.PREFERENCES)
     }
 
 
@@ -107,13 +108,18 @@ def _no_controls(text: str) -> str:
     return "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text).strip()
 
 
+def clean_display_name(name: str) -> str:
+    """The name as it goes into the To header and the greeting: no control characters, single spaces."""
+    return " ".join(_no_controls(name).split())
+
+
 def fold_header(name: str, value: str) -> bytes:
     """One header, RFC 2047-encoded where it is not ASCII and folded to 78 columns, CRLF-ended."""
     return _SMTP.fold_binary(name, _SMTP.header_factory(name, value))
 
 
 def address_header(name: str, email: str, display_name: str) -> bytes:
-    display = _no_controls(display_name)
+    display = clean_display_name(display_name)
     try:
         value = str(Address(display_name=display, addr_spec=email))
     except (ValueError, IndexError):
@@ -179,7 +185,7 @@ class Placeholders:
 
 def personal_values(settings: Settings, subscriber: Subscriber) -> dict[str, str]:
     links = subscriber_links(settings, subscriber)
-    name = _no_controls(subscriber.name)
+    name = clean_display_name(subscriber.name)
     return {
         "greeting": f"Hi {name}," if name else "Hello,",
         "email": subscriber.email,

@@ -456,6 +456,27 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
             click.echo(f"    {p.state:<9} {p.email}  (attempts {p.attempts}) {p.reply}")
 
 
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on. Default: [web] host (127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port. Default: [web] port (8080).")
+@pass_app
+@handle_errors
+def serve(app: AppContext, host: str | None, port: int | None) -> None:
+    """Serve the feeds, the archive, subscribing (double opt-in), one-click unsubscribing and preferences.
+
+    Runs waitress until interrupted. Put it behind a reverse proxy for HTTPS and set [web]
+    trusted_proxies (see README, "Serving"). Links in emails are built from [site] base_url, and the
+    sender and this server must share the signing key ([web] secret_env or secret_file).
+    """
+    from newsletter.web import serve as run_server
+
+    settings = app.settings
+    host = host or settings.web.host
+    port = port or settings.web.port
+    click.echo(f"Serving {settings.site.title} on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
+    run_server(settings, host, port)
+
+
 def main() -> None:
     cli(prog_name="newsletter")
 

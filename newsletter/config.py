@@ -135,6 +135,29 @@ class SmtpSettings:
 
 
 @dataclass
+class WebSettings:
+    """`newsletter serve`: the feeds, the archive, subscribing, unsubscribing and preferences over HTTP."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    threads: int = 4
+    """Worker threads of the waitress server."""
+    secret_env: str = ""
+    """Environment variable holding the key that signs link tokens (at least 32 characters).
+    Empty: a random key kept in ``secret_file``, created with mode 0600 on first use."""
+    secret_file: Path = Path("var/web-secret.key")
+    trusted_proxies: int = 0
+    """Reverse proxies in front of the server whose X-Forwarded-For/-Proto/-Host/-Prefix headers are
+    believed; 0 (no proxy) ignores those headers, so a client cannot fake its address."""
+    subscribe_ip_burst: int = 10
+    """Subscribe requests one client address may make at once; then ``subscribe_ip_per_hour``."""
+    subscribe_ip_per_hour: float = 30.0
+    subscribe_address_burst: int = 3
+    """Confirmation emails one address may be sent at once; then ``subscribe_address_per_hour``."""
+    subscribe_address_per_hour: float = 2.0
+
+
+@dataclass
 class CategorySettings:
     fallback: str = "Machine Learning"
     """Assigned when no keyword of any category matches a paper."""
@@ -163,6 +186,7 @@ class Settings:
     feeds: FeedSettings = field(default_factory=FeedSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     categories: CategorySettings = field(default_factory=CategorySettings)
 
     @property
@@ -306,6 +330,7 @@ def _check(settings: Settings) -> None:
                           f"got {settings.feeds.tag_date!r}",
                           "set it once to a date when you owned the domain of site.base_url, and never change it")
     _check_smtp(settings.smtp, path)
+    _check_web(settings.web, path)
 
 
 def _check_smtp(smtp: SmtpSettings, path: Path) -> None:
@@ -327,3 +352,16 @@ def _check_smtp(smtp: SmtpSettings, path: Path) -> None:
     if smtp.lease_seconds < 4 * smtp.timeout:
         raise ConfigError(f"{path}: smtp.lease_seconds ({smtp.lease_seconds}) must be at least 4 x smtp.timeout "
                           f"({smtp.timeout})", "raise lease_seconds or lower timeout")
+
+
+def _check_web(web: WebSettings, path: Path) -> None:
+    if not 0 < web.port < 65536:
+        raise ConfigError(f"{path}: web.port must be between 1 and 65535")
+    if web.threads < 1 or web.trusted_proxies < 0:
+        raise ConfigError(f"{path}: web.threads must be at least 1 and web.trusted_proxies at least 0")
+    limits = {"subscribe_ip_burst": web.subscribe_ip_burst, "subscribe_ip_per_hour": web.subscribe_ip_per_hour,
+              "subscribe_address_burst": web.subscribe_address_burst,
+              "subscribe_address_per_hour": web.subscribe_address_per_hour}
+    for key, value in limits.items():
+        if value <= 0:
+            raise ConfigError(f"{path}: web.{key} must be greater than 0, got {value}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from newsletter import tokens
 from newsletter.config import load_settings
 from newsletter.models import Subscriber
 from newsletter.parsing import parse_file
@@ -114,21 +115,23 @@ def test_each_subscriber_gets_the_papers_of_their_categories(
 
 
 def test_personal_links_and_headers(dry_run: tuple[Path, Path, str]) -> None:
-    _config, outbox, _output = dry_run
+    config, outbox, _output = dry_run
     plan = json.loads((outbox / "plan.json").read_text())
     entry = next(m for m in plan["messages"] if m["to"] == "nlp-rl@example.org")
     _raw, message = parse_eml(outbox / entry["file"])
     assert message["To"].addresses[0].display_name == "Zoë Ångström-Łukasiewicz"
+    signed = tokens.for_settings(load_settings(config))
+    unsubscribe, preferences = signed.make("unsubscribe", "tok-nlp-rl"), signed.make("preferences", "tok-nlp-rl")
     assert message["List-Unsubscribe"] == (
-        "<https://papers.example.org/unsubscribe/tok-nlp-rl>, "
+        f"<https://papers.example.org/unsubscribe/{unsubscribe}>, "
         "<mailto:unsubscribe@example.org?subject=unsubscribe%20tok-nlp-rl>")
     html_part = message.get_body(("html",))
     text_part = message.get_body(("plain",))
     assert html_part is not None and text_part is not None
     html, text = html_part.get_content(), text_part.get_content()
     for content in (html, text):
-        assert "https://papers.example.org/unsubscribe/tok-nlp-rl" in content
-        assert "https://papers.example.org/preferences/tok-nlp-rl" in content
+        assert f"https://papers.example.org/unsubscribe/{unsubscribe}" in content
+        assert f"https://papers.example.org/preferences/{preferences}" in content
         assert "https://papers.example.org/archive/2025-05-13" in content
         assert "nlp-rl@example.org" in content
         assert "Natural Language Processing, Reinforcement Learning" in content

@@ -22,6 +22,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from typing import Protocol
@@ -148,6 +149,30 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class _Recorder:
+    """Commits "sent" marks on a background thread, in order, so that a commit overlaps the next
+    message's MAIL and RCPT round trips. The transport calls ``drain`` before it sends the next
+    message's content, so at most one accepted message is ever unrecorded: the one in flight."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
+        self._pending: list[Future[None]] = []
+
+    def submit(self, write: Callable[..., None], *args: object) -> None:
+        self._pending.append(self._pool.submit(write, *args))
+
+    def drain(self) -> None:
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        try:
+            self.drain()
+        finally:
+            self._pool.shutdown()
+
+
 class DeliveryRun:
     """One send of one day's plan. ``prepare()`` writes the rows and returns how many are due;
     ``run()`` sends them and returns the report (``report.paused`` set when it had to stop)."""
@@ -231,15 +256,25 @@ class DeliveryRun:
         self.report.leased_elsewhere = self.store.open_work(self.plan.date, self.owner).leased_elsewhere
         return self.report
 
+    def stop(self) -> None:
+        """Finish the messages in flight and return from ``run``; what is unsent stays due for the next run.
+        Safe to call from another thread (a scheduler shutting down)."""
+        self._stop.set()
+
     # -- one connection's loop --------------------------------------------------------------
 
     def _work(self) -> None:
         transport = self.transport_factory()
+        recorder = _Recorder()
         batch: list[Claimed] = []
         lease_until = self.clock()
+        # Builds the next message while this one waits for the server's reply (the wait frees the GIL).
+        builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="build")
+        ahead: dict[int, Future[bytes | None]] = {}
         try:
             while not self._stop.is_set():
                 if not batch:
+                    recorder.drain()  # what follows reads the log
                     now = self.clock()
                     lease_until = now + self._lease
                     with self._lock:
@@ -255,11 +290,27 @@ class DeliveryRun:
                     held = self.store.renew_leases(self.owner, [c.id for c in batch], now, lease_until)
                     batch = [c for c in batch if c.id in held]
                     continue
-                self._deliver(transport, batch.pop(0))
+                claimed = batch.pop(0)
+                prefetched = ahead.pop(claimed.id, None)
+                message = prefetched.result() if prefetched else self._build(claimed)
+                if batch and batch[0].id not in ahead:
+                    ahead[batch[0].id] = builder.submit(self._build, batch[0])
+                if message is None:  # added by a concurrent send whose plan differs from ours; it sends it
+                    with self._lock:
+                        self._excluded.add(claimed.id)
+                    self.store.release_deliveries(self.owner, self.clock(), ids=[claimed.id])
+                    continue
+                self._deliver(transport, recorder, claimed, message)
         finally:
+            builder.shutdown(cancel_futures=True)
+            recorder.close()
             if batch:
                 self.store.release_deliveries(self.owner, self.clock(), ids=[c.id for c in batch])
             transport.close()
+
+    def _build(self, claimed: Claimed) -> bytes | None:
+        planned = self._by_subscriber.get(claimed.subscriber_id)
+        return None if planned is None else self.plan.message_bytes(planned)
 
     def _wait_for_retries(self) -> bool:
         """Sleep until the earliest retry this run may still make; False when there is none."""
@@ -271,32 +322,28 @@ class DeliveryRun:
         self._stop.wait(max(0.0, (next_retry - self.clock()).total_seconds()))
         return True
 
-    def _deliver(self, transport: Transport, claimed: Claimed) -> None:
-        planned = self._by_subscriber.get(claimed.subscriber_id)
-        if planned is None:  # added by a concurrent send whose plan differs from ours; it sends it
-            with self._lock:
-                self._excluded.add(claimed.id)
-            self.store.release_deliveries(self.owner, self.clock(), ids=[claimed.id])
-            return
-        message = self.plan.message_bytes(planned)
+    def _deliver(self, transport: Transport, recorder: _Recorder, claimed: Claimed, message: bytes) -> None:
         self._limiter.wait()
         try:
             try:
-                reply = transport.send(self.envelope_from, claimed.email, message)
+                reply = transport.send(self.envelope_from, claimed.email, message, before_data=recorder.drain)
             except ConnectionLost:
                 # Reconnect and resend at once: the server may have kept the first copy, which then
                 # arrives twice under one Message-ID -- the only duplicate this design allows.
-                reply = transport.send(self.envelope_from, claimed.email, message)
+                reply = transport.send(self.envelope_from, claimed.email, message, before_data=recorder.drain)
         except SmtpReplyError as exc:
+            recorder.drain()
             self._refused(claimed, exc.reply, exc.stage)
             return
         except (ConnectionLost, ConnectError) as exc:
+            recorder.drain()
             self._refused(claimed, Reply(0, str(exc)), "CONNECT")
             return
         except DeliveryError as exc:  # the login was refused: nothing will go out until fixed
+            recorder.drain()
             self._pause(claimed, exc)
             return
-        self.store.mark_sent(claimed.id, str(reply), self.clock())
+        recorder.submit(self.store.mark_sent, claimed.id, str(reply), self.clock())
         with self._lock:
             self._refused_in_a_row = 0
             self.report.sent += 1

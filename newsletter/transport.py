@@ -18,6 +18,7 @@ import smtplib
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,7 +60,8 @@ class ConnectError(Exception):
 
 
 class Transport(Protocol):
-    def send(self, sender: str, recipient: str, message: bytes) -> Reply: ...
+    def send(self, sender: str, recipient: str, message: bytes,
+             before_data: Callable[[], None] | None = None) -> Reply: ...
 
     def close(self) -> None: ...
 
@@ -133,8 +135,12 @@ class SmtpTransport:
             conn.close()
             raise ConnectError(f"{where}: login failed: {exc}") from exc
 
-    def send(self, sender: str, recipient: str, message: bytes) -> Reply:
-        """Deliver ``message`` (final CRLF bytes) to one recipient; the server's 250 reply on success."""
+    def send(self, sender: str, recipient: str, message: bytes,
+             before_data: Callable[[], None] | None = None) -> Reply:
+        """Deliver ``message`` (final CRLF bytes) to one recipient; the server's 250 reply on success.
+
+        ``before_data`` runs once the recipient is accepted, just before the content goes out: the
+        last moment before the server can take the message."""
         if self._conn is None:
             self._conn = self._open()
         conn = self._conn
@@ -150,6 +156,8 @@ class SmtpTransport:
             code, text = conn.rcpt(recipient)
             if code not in (250, 251):
                 self._refused(Reply(code, _decode(text)), "RCPT TO")
+            if before_data is not None:
+                before_data()
             try:
                 code, text = conn.data(message)
             except smtplib.SMTPDataError as exc:  # DATA itself refused, before any content was sent

@@ -6,7 +6,6 @@ not depend on the renderer; they exercise the delivery log and the transport, no
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import datetime as dt
 import re

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from smtp_helpers import SENDER, Recorder, TestPlan, free_port, smtp_server, smtp_settings
 
 from newsletter.errors import ConfigError, DeliveryError
 from newsletter.models import PlannedMessage, Subscriber
@@ -23,7 +24,6 @@ from newsletter.transport import (
     SmtpTransport,
     smtp_password,
 )
-from smtp_helpers import SENDER, Recorder, TestPlan, free_port, smtp_server, smtp_settings
 
 DAY = dt.date(2025, 3, 4)
 

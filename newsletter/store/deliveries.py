@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.models import PlannedMessage
@@ -65,6 +65,12 @@ def _release_state() -> Any:
     return case((deliveries.c.attempts > 0, "retry"), else_="pending")
 
 
+# Built once: it runs once per message, and building the statement costs more than running it.
+_MARK_SENT = update(deliveries).where(deliveries.c.id == bindparam("delivery_id")).values(
+    state="sent", attempts=deliveries.c.attempts + 1, sent_at=bindparam("now"), last_reply=bindparam("reply"),
+    lease_owner=None, lease_until=None, next_attempt_at=None, updated_at=bindparam("now"))
+
+
 class DeliveryStore:
     engine: Engine
 
@@ -104,21 +110,26 @@ class DeliveryStore:
                          exclude: Collection[int] = ()) -> list[Claimed]:
         """Lease up to ``limit`` due rows of the day to ``owner``: pending, retries that are due, expired leases."""
         c = deliveries.c
-        due = or_(c.state == "pending",
-                  and_(c.state == "retry", c.next_attempt_at <= now),
-                  and_(c.state == "sending", c.lease_until < now))
-        candidates = select(c.id).where(c.date == date, due).order_by(c.id).limit(limit)
-        if exclude:
-            candidates = candidates.where(c.id.not_in(list(exclude)))
-        # SQLite ignores FOR UPDATE (its write lock already serialises this statement).
-        candidates = candidates.with_for_update(skip_locked=True)
-        stmt = (update(deliveries).where(c.id.in_(candidates.scalar_subquery()))
-                .values(state="sending", lease_owner=owner, lease_until=lease_until, updated_at=now)
-                .returning(c.id, c.subscriber_id, c.email, c.message_id, c.attempts))
-        with self.engine.begin() as conn:
-            rows = conn.execute(stmt).all()
-        return sorted((Claimed(r.id, r.subscriber_id, r.email, r.message_id, r.attempts) for r in rows),
-                      key=lambda claimed: claimed.id)
+        # One kind at a time: `state = X` walks the (date, state) index in id order, which an OR would not.
+        kinds = (c.state == "pending",
+                 and_(c.state == "retry", c.next_attempt_at <= now),
+                 and_(c.state == "sending", c.lease_until < now))
+        claimed: list[Claimed] = []
+        for due in kinds:
+            if len(claimed) >= limit:
+                break
+            candidates = select(c.id).where(c.date == date, due).order_by(c.id).limit(limit - len(claimed))
+            if exclude:
+                candidates = candidates.where(c.id.not_in(list(exclude)))
+            # SQLite ignores FOR UPDATE (its write lock already serialises this statement).
+            candidates = candidates.with_for_update(skip_locked=True)
+            stmt = (update(deliveries).where(c.id.in_(candidates.scalar_subquery()))
+                    .values(state="sending", lease_owner=owner, lease_until=lease_until, updated_at=now)
+                    .returning(c.id, c.subscriber_id, c.email, c.message_id, c.attempts))
+            with self.engine.begin() as conn:
+                claimed += [Claimed(r.id, r.subscriber_id, r.email, r.message_id, r.attempts)
+                            for r in conn.execute(stmt)]
+        return sorted(claimed, key=lambda row: row.id)
 
     def renew_leases(self, owner: str, ids: Sequence[int], now: dt.datetime, lease_until: dt.datetime) -> set[int]:
         """Extend this owner's live leases on ``ids``; returns the ids it still holds."""
@@ -136,9 +147,7 @@ class DeliveryStore:
     def mark_sent(self, delivery_id: int, reply: str, now: dt.datetime) -> None:
         """Record the server's acceptance. Unconditional: once the server said 250, the message is out."""
         with self.engine.begin() as conn:
-            conn.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(
-                state="sent", attempts=deliveries.c.attempts + 1, sent_at=now, last_reply=reply,
-                lease_owner=None, lease_until=None, next_attempt_at=None, updated_at=now))
+            conn.execute(_MARK_SENT, {"delivery_id": delivery_id, "reply": reply, "now": now})
 
     def mark_unsent(self, delivery_id: int, owner: str, state: str, reply: str, now: dt.datetime,
                     next_attempt_at: dt.datetime | None = None) -> bool:

@@ -1,0 +1,114 @@
+"""`newsletter send` for real, as separate processes: kill -9 mid-send, two sends at once, reruns.
+
+The server is a real aiosmtpd in this process; each send is the real CLI in a subprocess, so a
+kill is a real SIGKILL with rows left leased. The messages are the renderer's, from the example
+digest in the project.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import run, write_config
+from smtp_helpers import Recorder, smtp_server
+from sqlalchemy import select
+
+from newsletter.config import load_settings
+from newsletter.models import Subscriber
+from newsletter.store import Store
+from newsletter.store.schema import deliveries
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digests"
+DAY = "2026-11-19"
+
+
+def setup_project(folder: Path, port: int, subscribers: int, connections: int = 1) -> Path:
+    config = write_config(folder, digests=f'["{EXAMPLES / (DAY + ".md")}"]', extra=f"""
+[smtp]
+host = "127.0.0.1"
+port = {port}
+timeout = 10
+connections = {connections}
+retry_delay = 0.05
+""")
+    assert run(config, "ingest").exit_code == 0
+    with Store.from_settings(load_settings(config)) as store:
+        store.upsert_subscribers([Subscriber(email=f"reader{i:05d}@example.com") for i in range(subscribers)])
+    return config
+
+
+def start_send(config: Path, folder: Path, name: str) -> subprocess.Popen[bytes]:
+    log = (folder / f"{name}.log").open("wb")
+    return subprocess.Popen([sys.executable, "-m", "newsletter", "--config", str(config), "send", "--date", DAY],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=folder)
+
+
+def logged(config: Path) -> dict[str, tuple[str, str]]:
+    """Address -> (state, Message-ID) from the delivery log."""
+    with Store.from_settings(load_settings(config)) as store, store.engine.connect() as conn:
+        return {r.email: (r.state, r.message_id) for r in conn.execute(
+            select(deliveries).where(deliveries.c.date == dt.date.fromisoformat(DAY)))}
+
+
+def test_kill_9_mid_send_then_rerun_delivers_everyone_once(tmp_path: Path) -> None:
+    total = 2000
+    handler = Recorder()
+    with smtp_server(handler) as server:
+        config = setup_project(tmp_path, server.port, total)
+        proc = start_send(config, tmp_path, "killed")
+        while handler.count() < total // 2 and proc.poll() is None:
+            time.sleep(0.002)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        at_kill = handler.count()
+        states_after_kill = [state for state, _ in logged(config).values()]
+        rerun = start_send(config, tmp_path, "rerun")
+        rerun.wait(timeout=120)
+        after_rerun = handler.count()
+        again = run(config, "send", "--date", DAY)
+
+    assert proc.returncode == -signal.SIGKILL
+    assert 0 < at_kill < total, "the kill must land mid-send"
+    assert states_after_kill.count("sending") > 0  # the dead send left leased rows behind
+    assert rerun.returncode == 0, (tmp_path / "rerun.log").read_text()
+    received = handler.per_recipient()
+    assert set(received) == {f"reader{i:05d}@example.com" for i in range(total)}
+    repeated = {r: n for r, n in received.items() if n > 1}
+    # One connection: at most the message in flight at the kill can arrive twice, under one Message-ID.
+    assert len(repeated) <= 1 and all(n == 2 for n in repeated.values())
+    server_ids = handler.message_ids()
+    assert all(len(server_ids[r]) == 1 for r in repeated)
+    log = logged(config)
+    assert {state for state, _ in log.values()} == {"sent"}
+    assert {r: {mid} for r, (_, mid) in log.items()} == server_ids
+    assert after_rerun == total + len(repeated)
+    # A run after completion sends nothing and says so.
+    assert again.exit_code == 0 and "Nothing to send" in again.output
+    assert handler.count() == after_rerun
+    print(f"\nkill -9 after {at_kill} accepted; rerun sent {after_rerun - at_kill}; "
+          f"{len(repeated)} delivered twice (same Message-ID)")
+
+
+@pytest.mark.parametrize("connections", [1, 2])
+def test_two_sends_at_once_never_mail_anyone_twice(tmp_path: Path, connections: int) -> None:
+    total = 300
+    handler = Recorder()
+    with smtp_server(handler) as server:
+        config = setup_project(tmp_path, server.port, total, connections)
+        procs = [start_send(config, tmp_path, f"send{n}") for n in (1, 2)]
+        for proc in procs:
+            proc.wait(timeout=120)
+    outputs = [(tmp_path / f"send{n}.log").read_text() for n in (1, 2)]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    received = handler.per_recipient()
+    assert len(received) == total and set(received.values()) == {1}
+    assert {state for state, _ in logged(config).values()} == {"sent"}
+    print(f"\n{connections} connection(s) each: {outputs[0].strip().splitlines()[-1]} | "
+          f"{outputs[1].strip().splitlines()[-1]}")

@@ -112,3 +112,28 @@ def test_two_sends_at_once_never_mail_anyone_twice(tmp_path: Path, connections: 
     assert {state for state, _ in logged(config).values()} == {"sent"}
     print(f"\n{connections} connection(s) each: {outputs[0].strip().splitlines()[-1]} | "
           f"{outputs[1].strip().splitlines()[-1]}")
+
+
+def test_dry_run_records_nothing_then_send_and_status_report_failures(tmp_path: Path) -> None:
+    import json
+
+    handler = Recorder(rcpt_fault=lambda rcpt, _n: {"reader00001@example.com": "550 5.1.1 no such user",
+                                                    "reader00002@example.com": "554 5.0.0 refused"}.get(rcpt))
+    with smtp_server(handler) as server:
+        config = setup_project(tmp_path, server.port, 5)
+        assert run(config, "send", "--dry-run", "--date", DAY).exit_code == 0
+        assert logged(config) == {} and handler.count() == 0
+        sent = run(config, "send", "--date", DAY)
+    assert sent.exit_code == 1  # a message failed
+    assert "sent 3, retried 0, failed 1, bounced 1" in sent.output
+    assert "reader00002@example.com: RCPT TO: 554 5.0.0 refused" in sent.output
+    shown = run(config, "status", "--date", DAY)
+    assert f"{DAY}  3 sent, 1 failed, 1 bounced" in shown.output
+    assert "bounced   reader00001@example.com  (attempts 1) RCPT TO: 550 5.1.1 no such user" in shown.output
+    (day,) = json.loads(run(config, "status", "--json").stdout)
+    assert day["counts"]["sent"] == 3 and day["counts"]["pending"] == 0
+    assert {p["email"]: p["state"] for p in day["problems"]} == {
+        "reader00001@example.com": "bounced", "reader00002@example.com": "failed"}
+    with Store.from_settings(load_settings(config)) as store:
+        store.record_no_issue(dt.date(2026, 11, 18), "no digest for this day")
+    assert "2026-11-18  no issue: no digest for this day" in run(config, "status").output

@@ -470,10 +470,15 @@ def _split(field: str) -> list[str]:
     return [part.strip() for part in field.split(KEYWORD_SEPARATOR) if part.strip()]
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """waitress settings. waitress drops X-Forwarded-* headers by default; with [web] trusted_proxies
+    set it passes them on, and ProxyFix (see create_app) believes only the last that many hops."""
+    return {"threads": settings.web.threads, "ident": "newsletter",
+            "clear_untrusted_proxy_headers": settings.web.trusted_proxies == 0}
+
+
 def serve(settings: Settings, host: str, port: int) -> None:
     """Run the app under waitress until interrupted."""
     from waitress import serve as waitress_serve
 
-    app = create_app(settings)
-    # X-Forwarded-* headers are read by ProxyFix in create_app, as [web] trusted_proxies allows.
-    waitress_serve(app, host=host, port=port, threads=settings.web.threads, ident="newsletter")
+    waitress_serve(create_app(settings), host=host, port=port, **server_options(settings))

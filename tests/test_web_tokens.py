@@ -68,7 +68,7 @@ def test_key_file_is_made_once_with_mode_0600_and_shared(tmp_path: Path) -> None
 def test_key_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_in(tmp_path, {"secret_env": "NEWSLETTER_TEST_KEY"})
     monkeypatch.delenv("NEWSLETTER_TEST_KEY", raising=False)
-    with pytest.raises(ConfigError, match="NEWSLETTER_TEST_KEY.*unset"):
+    with pytest.raises(ConfigError, match=r"NEWSLETTER_TEST_KEY.*unset"):
         tokens.load_secret(settings)
     monkeypatch.setenv("NEWSLETTER_TEST_KEY", "short")
     with pytest.raises(ConfigError, match="only 5 characters"):
@@ -89,7 +89,7 @@ def clocked_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tu
         assert run(config, "ingest").exit_code == 0
         settings = load_settings(config)
         with Store.from_settings(settings) as store, thread_server(create_app(settings, store=store,
-                                                                              clock=lambda: now[0])) as base:
+                                                                              clock=lambda: now[0]), settings) as base:
             yield base, smtp.handler, now, config
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import policy
@@ -22,8 +22,10 @@ from urllib.parse import urlsplit
 import html5lib
 import requests
 from flask import Flask
-from waitress import create_server
+from waitress import create_server, wasyncore
 
+from newsletter.config import Settings
+from newsletter.web import server_options
 from tests.helpers import PROJECT_ROOT_CONFIG, write_config
 from tests.smtp_helpers import free_port
 
@@ -117,9 +119,10 @@ def newsletter_serve(config: Path, env: dict[str, str]) -> Iterator[str]:
 
 
 @contextmanager
-def thread_server(app: Flask) -> Iterator[str]:
-    """The app under waitress in a thread of this process (for tests that fake its clock)."""
-    server = create_server(app, host="127.0.0.1", port=0, threads=2)
+def thread_server(app: Flask, settings: Settings) -> Iterator[str]:
+    """The app under waitress in a thread of this process, as `newsletter serve` runs it (for tests
+    that fake its clock or need several servers)."""
+    server = create_server(app, host="127.0.0.1", port=0, **server_options(settings))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.effective_port}"  # type: ignore[union-attr]
@@ -127,8 +130,11 @@ def thread_server(app: Flask) -> Iterator[str]:
         wait_until_up(base + "/")
         yield base
     finally:
-        server.close()
+        # Close every socket from inside the server's own loop, which then ends for want of sockets;
+        # closing them from this thread would pull them from under its select().
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))  # type: ignore[union-attr]
         thread.join(timeout=10)
+        server.task_dispatcher.shutdown()
 
 
 def local(url: str, base: str) -> str:
@@ -176,5 +182,3 @@ def check_page(response: requests.Response, payloads: list[str] = ()) -> Any:  #
 def text_of(tree: Any) -> str:
     return " ".join("".join(tree.find(".//body").itertext()).split())
 
-
-Poster = Callable[..., requests.Response]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import format_datetime
 
 from newsletter import mail, render
 from newsletter.config import Settings
@@ -56,11 +57,22 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     clock: Clock = utc_now
     """Stamps each message's Date header when its bytes are produced."""
+    _date_second: int = field(default=-1, init=False, repr=False)
+    _date_text: str = field(default="", init=False, repr=False)
 
     def message_bytes(self, planned: PlannedMessage) -> bytes:
         """The final message for one subscriber: RFC 5322, CRLF line ends, ready for SMTP."""
         rendition = self.renditions[planned.rendition_key]
-        return rendition.template.message_bytes(self.settings, planned.subscriber, planned.message_id, self.clock())
+        return rendition.template.message_bytes(self.settings, planned.subscriber, planned.message_id,
+                                                self._date_header())
+
+    def _date_header(self) -> str:
+        # Formatting a date costs more than the rest of a header block; do it once per second.
+        now = self.clock()
+        second = int(now.timestamp())
+        if second != self._date_second:
+            self._date_second, self._date_text = second, format_datetime(now.replace(microsecond=0))
+        return self._date_text
 
     def rendition_number(self, key: str) -> int:
         return list(self.renditions).index(key) + 1

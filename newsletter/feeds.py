@@ -13,7 +13,6 @@ mtimes, ETags and 304 responses meaningful. This is the only module that imports
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import html
 import os
@@ -26,7 +25,6 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from feedgen.entry import FeedEntry
-from feedgen.ext.dc import DcEntryExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -38,6 +36,7 @@ from newsletter.sanitize import inline_markdown_to_safe_html, markdown_to_safe_h
 from newsletter.store import Store
 
 ATOM_TYPE = "application/atom+xml"
+DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
 RSS_TYPE = "application/rss+xml"
 FEEDS_URL_PATH = "feeds"
 """The feeds are published at ``<site.base_url>/feeds/``; self links and ids of feeds use it."""
@@ -46,6 +45,7 @@ _APPEARANCE_CHUNK = 500  # arXiv ids per query, well under SQLite's bound-parame
 # Characters allowed unescaped in the specific part of a tag: URI (RFC 4151: pchar, "/" and "?").
 _TAG_SAFE = "/?:@!$&'()*+,;=-._~"
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%-._~"
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d+)?(?:[/?#][A-Za-z0-9:/?#\[\]@!$&'()*+,;=%._~-]*)?")
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,8 @@ def _safe_url(url: str | None) -> str | None:
     """An absolute http(s) URL with unsafe characters percent-encoded, or None."""
     if not url:
         return None
+    if _PLAIN_URL.fullmatch(url):
+        return url
     url = strip_invalid_xml(url).strip()
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
@@ -154,16 +156,16 @@ class _SharedEntry(FeedEntry):
     """A feedgen entry that builds its XML once, however many feeds list it.
 
     A paper sits in papers.atom and in one or two category feeds, in Atom and RSS; building the
-    elements is most of feedgen's cost, while copying a finished element is cheap.
+    elements is most of feedgen's cost. The same element is handed to every feed: appending it to
+    the next feed's tree moves it there, which is safe because each feed is serialised before the
+    next one is built (see ``_serialise``).
     """
 
-    def __init__(self, rss: bool) -> None:
+    def __init__(self, creators: Sequence[str] = ()) -> None:
         super().__init__()
         self._atom_element: etree._Element | None = None
         self._rss_element: etree._Element | None = None
-        if rss:
-            # RSS <author> must be an e-mail address; names go in dc:creator, as the validator suggests.
-            self.register_extension("dc", DcEntryExtension, atom=False, rss=True)
+        self._creators = list(creators)
 
     def atom_entry(self, extensions: bool = True) -> etree._Element:
         if self._atom_element is None:
@@ -175,12 +177,18 @@ class _SharedEntry(FeedEntry):
                     if link.get(key):
                         link_element.set(key, link[key])
             self._atom_element = element
-        return copy.deepcopy(self._atom_element)
+        return self._atom_element
 
     def rss_entry(self, extensions: bool = True) -> etree._Element:
         if self._rss_element is None:
-            self._rss_element = super().rss_entry(extensions)
-        return copy.deepcopy(self._rss_element)
+            element = super().rss_entry(extensions=False)
+            # RSS <author> must be an e-mail address; names go in dc:creator, as the validator
+            # suggests. Written here rather than through feedgen's dc extension, which costs more
+            # than the rest of the item.
+            for name in self._creators:
+                etree.SubElement(element, DC_CREATOR).text = name
+            self._rss_element = element
+        return self._rss_element
 
 
 @dataclass
@@ -221,7 +229,7 @@ def _paper_html(paper: Paper, title: str, authors: list[str], abs_url: str, hf_u
 
 
 def _paper_item(
-    site: _Site, paper: Paper, published: dt.date, updated: dt.datetime, rss: bool
+    site: _Site, paper: Paper, published: dt.date, updated: dt.datetime
 ) -> _PaperItem:
     arxiv_id = _clean(paper.arxiv_id)
     title = _clean(paper.title) or f"arXiv:{arxiv_id}"
@@ -231,15 +239,13 @@ def _paper_item(
     hf_url = _safe_url(paper.links.get("huggingface")) or f"https://huggingface.co/papers/{quote(arxiv_id, safe='/.')}"
     summary_html, extra_html, digest_html = _paper_html(paper, title, authors, abs_url, hf_url)
 
-    entry = _SharedEntry(rss)
+    entry = _SharedEntry(creators=authors)
     entry.id(site.tag(f"paper/{arxiv_id}"))
     entry.title(title)
-    entry.link(href=abs_url, rel="alternate", type="text/html")
-    entry.link(href=hf_url, rel="related", type="text/html")
-    for author in authors:
-        entry.author(name=author)
-    if rss and authors:
-        entry.dc.dc_creator(authors)
+    entry.link([{"href": abs_url, "rel": "alternate", "type": "text/html"},
+                {"href": hf_url, "rel": "related", "type": "text/html"}])
+    if authors:
+        entry.author([{"name": author} for author in authors])
     if categories:
         entry.category([{"term": c, "label": c, "scheme": site.category_scheme} for c in categories])
     # Every entry needs some text (the validator warns otherwise); the title stands in for a missing summary.
@@ -277,7 +283,10 @@ def _first_appearances(store: Store, arxiv_ids: list[str]) -> dict[str, dt.date]
 def _serialise(
     site: _Site, spec: FeedSpec, entries: Sequence[FeedEntry], updated: dt.datetime, rss: bool
 ) -> dict[str, bytes]:
-    """The Atom feed (and its RSS twin) for ``spec``, keyed by path relative to ``[feeds] dir``."""
+    """The Atom feed (and its RSS twin) for ``spec``, keyed by path relative to ``[feeds] dir``.
+
+    Returns bytes, never trees: the entries' elements move on to the next feed that lists them.
+    """
     fg = FeedGenerator()
     if rss:
         fg.load_extension("dc", atom=False, rss=True)
@@ -338,7 +347,7 @@ def render_feeds(settings: Settings, store: Store) -> tuple[dict[str, bytes], Fe
 
     items: dict[str, _PaperItem] = {}
     for arxiv_id, (paper, updated) in newest.items():
-        items[arxiv_id] = _paper_item(site, paper, first_seen.get(arxiv_id, oldest_loaded[arxiv_id]), updated, rss)
+        items[arxiv_id] = _paper_item(site, paper, first_seen.get(arxiv_id, oldest_loaded[arxiv_id]), updated)
     # Days come newest first and papers in digest order, so `items` is already newest first.
     empty_feed_date = midnight(latest if latest is not None else tag_date_start(settings.feeds.tag_date))
 

@@ -27,11 +27,14 @@ ALLOWED_TAGS = frozenset({
     "ol", "p", "pre", "s", "strong", "sub", "sup", "ul",
 })
 LINK_REL = "noopener noreferrer nofollow"
+NBSP = "\u00a0"
 
 
 def strip_invalid_xml(text: str) -> str:
     """``text`` without the characters XML 1.0 cannot hold (NUL, most C0 controls, lone surrogates, U+FFFE/F)
     or discourages (the DEL and C1 controls, U+007F-U+009F)."""
+    if text.isprintable():  # no control, surrogate, unassigned or separator other than space: all valid
+        return text
     return _INVALID_XML.sub("", text)
 
 
@@ -57,9 +60,15 @@ _cleaner = nh3.Cleaner(
 
 # Text that Markdown renders as itself: no character that starts emphasis, code, a link, an entity,
 # HTML or an escape, no line break, no block marker or whitespace at either end. Most summaries are
-# such text, and markdown-it-py costs about a millisecond each, so they skip it; the tests check
-# that both paths give the same result.
-_NEEDS_MARKDOWN = re.compile(r"[\\`*_\[\]<>&~\n\r]|^(?:\s|[#>+=-]|\d+[.)])|\s$")
+# such text, and markdown-it-py and nh3 cost a millisecond and a tenth of one per text, so they skip
+# both: the only character nh3 would change in such text is U+00A0, serialised as &nbsp;. The
+# tests check that both paths give the same result.
+_MARKDOWN_CHARS = re.compile(r"[\\`*_\[\]<>&~\n\r]")
+_BLOCK_START = re.compile(r"\s|[#>+=\ufeff-]|\d+[.)]")  # U+FEFF: the HTML parser drops a leading BOM
+
+
+def _plain(text: str) -> bool:
+    return not (_MARKDOWN_CHARS.search(text) or _BLOCK_START.match(text) or text[-1].isspace())
 
 
 def markdown_to_safe_html(text: str) -> str:
@@ -72,8 +81,8 @@ def markdown_to_safe_html(text: str) -> str:
     text = strip_invalid_xml(text)
     if not text.strip():
         return ""
-    if not _NEEDS_MARKDOWN.search(text):
-        return _cleaner.clean(f"<p>{text}</p>")
+    if _plain(text):
+        return f"<p>{text.replace(NBSP, '&nbsp;')}</p>"
     return _render_block(text)
 
 
@@ -82,8 +91,8 @@ def inline_markdown_to_safe_html(text: str) -> str:
     text = strip_invalid_xml(text)
     if not text.strip():
         return ""
-    if not _NEEDS_MARKDOWN.search(text):
-        return _cleaner.clean(text)
+    if _plain(text):
+        return text.replace(NBSP, "&nbsp;")
     return _render_inline(text)
 
 

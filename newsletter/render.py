@@ -97,6 +97,10 @@ class Group:
     category: str
     papers: list[PaperView]
 
+    @property
+    def anchor(self) -> str:
+        return "cat-" + ("".join(c if c.isalnum() else "-" for c in self.category.lower()).strip("-") or "other")
+
 
 @dataclass(frozen=True)
 class RenderedDigest:

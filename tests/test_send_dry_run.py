@@ -210,8 +210,6 @@ def test_a_day_without_papers_skips_everyone_and_writes_only_the_plan(tmp_path: 
 def test_usage_errors(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     (tmp_path / "digests").mkdir()
-    result = run(config, "send")
-    assert result.exit_code == 2 and "--dry-run" in result.output
     result = run(config, "send", "--dry-run")
     assert result.exit_code == 2 and "newsletter ingest" in result.output
     result = run(config, "send", "--dry-run", "--date", "2025-13-01")

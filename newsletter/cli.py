@@ -477,6 +477,50 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
     run_server(settings, host, port)
 
 
+
+@cli.command()
+@pass_app
+@handle_errors
+def schedule(app: AppContext) -> None:
+    """Run the daemon in the foreground: [schedule] publish ingests, writes the feeds and sends today's issue.
+
+    Cron times are local to [schedule] timezone and fire once per local date across DST changes. A run
+    missed within misfire_grace_time (downtime) is caught up once at start. When today's digest is
+    missing, no older day is sent: it looks again every recheck_minutes until the deadline, then notes
+    "no issue" (see `newsletter status`). SIGTERM or SIGINT finishes the message in flight and exits 0.
+    Logs go to stderr.
+    """
+    from newsletter.schedule import Daemon, configure_logging
+
+    settings = app.settings
+    configure_logging(settings.schedule.log_level)
+    sys.exit(Daemon(settings).run())
+
+
+@cli.command()
+@click.option("--date", "date", callback=parse_date, metavar="YYYY-MM-DD",
+              help="Issue date. Default: today in [schedule] timezone.")
+@pass_app
+@handle_errors
+def publish(app: AppContext, date: dt.date | None) -> None:
+    """Run the daemon's pipeline once (ingest, feeds, send DATE), for cron or systemd timers.
+
+    Sends only DATE's digest, never an older one. Exits 0 when the issue went out or a "no issue"
+    note was recorded (empty digest, or no digest by [schedule] deadline); 1 when the digest is not
+    there yet (run it again before the deadline), a stage failed, or messages are still due.
+    """
+    from newsletter.publish import Publisher
+    from newsletter.schedule import configure_logging, run_in_foreground_thread, zone
+
+    settings = app.settings
+    configure_logging(settings.schedule.log_level)
+    zone(settings.schedule.timezone)
+    publisher = Publisher(settings)
+    result = run_in_foreground_thread(publisher, lambda: publisher.publish(date))
+    click.echo(f"{result.date.isoformat()}: {result.summary()}")
+    if not result.ok:
+        sys.exit(1)
+
 def main() -> None:
     cli(prog_name="newsletter")
 

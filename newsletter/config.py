@@ -40,10 +40,10 @@ DEFAULT_TAXONOMY: dict[str, list[str]] = {
     ],
     "Machine Learning": [
         "training", "optimization", "optimizer", "scaling", "architecture", "attention", "quantization",
-        "mixture-of-experts", "moe", "efficien", "benchmark", "dataset", "representation",
+        "mixture-of-experts", "moe", "efficien*", "benchmark", "dataset", "representation",
     ],
     "Reinforcement Learning": [
-        "reinforcement learning", "reward", "policy", "rlhf", "grpo", "ppo", "dpo", "agent",
+        "reinforcement learning", "rl", "reward", "policy", "rlhf", "grpo", "ppo", "dpo", "agent",
         "preference optimization", "robot", "planning",
     ],
 }
@@ -170,6 +170,34 @@ class CategorySettings:
         return list(self.taxonomy)
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass
+class ScheduleSettings:
+    """`newsletter schedule` and `newsletter publish`. Cron fields are read on the local wall clock."""
+
+    timezone: str = "UTC"
+    """IANA name, e.g. Europe/Berlin; "today" and every cron below are in this zone."""
+    publish: str = "0 7 * * *"
+    """5-field cron: ingest, then feeds, then send today's issue. Empty: no combined job."""
+    ingest: str = ""
+    """Optional extra crons that run one stage alone (e.g. ingest every 15 minutes); empty: none."""
+    feeds: str = ""
+    send: str = ""
+    misfire_grace_time: int = 14400
+    """Seconds a missed run may still start late (after downtime: one catch-up run)."""
+    recheck_minutes: int = 15
+    """While today's digest is missing: look again every N minutes, until the deadline."""
+    deadline: str | int = 240
+    """"HH:MM" (local, on the issue's date) or minutes after the scheduled time: then record "no issue"."""
+    log_level: str = "INFO"
+
+    def crons(self) -> dict[str, str]:
+        """Job id -> cron expression, for every job key (empty: not scheduled)."""
+        return {"publish": self.publish, "ingest": self.ingest, "feeds": self.feeds, "send": self.send}
+
+
 _TAG_DATE = re.compile(r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?")
 
 # TOML key -> dataclass field, where the TOML name is a Python keyword.
@@ -188,6 +216,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     web: WebSettings = field(default_factory=WebSettings)
     categories: CategorySettings = field(default_factory=CategorySettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
 
     @property
     def base_dir(self) -> Path:
@@ -330,6 +359,8 @@ def _check(settings: Settings) -> None:
                           f"got {settings.feeds.tag_date!r}",
                           "set it once to a date when you owned the domain of site.base_url, and never change it")
     _check_smtp(settings.smtp, path)
+    if settings.schedule != ScheduleSettings():  # the defaults are valid; skip importing APScheduler
+        _check_schedule(settings.schedule, path)
     _check_web(settings.web, path)
 
 
@@ -365,3 +396,32 @@ def _check_web(web: WebSettings, path: Path) -> None:
     for key, value in limits.items():
         if value <= 0:
             raise ConfigError(f"{path}: web.{key} must be greater than 0, got {value}")
+
+
+def _check_schedule(schedule: ScheduleSettings, path: Path) -> None:
+    from newsletter.publish import parse_deadline
+    from newsletter.schedule import parse_cron, zone
+
+    try:
+        zone(schedule.timezone)
+        for key, expr in schedule.crons().items():
+            if expr:
+                parse_cron(expr, key)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}", exc.hint) from exc
+    if not (schedule.publish or schedule.send):
+        raise ConfigError(f"{path}: schedule.publish and schedule.send are both empty, so nothing would be sent",
+                          "set publish (ingest, feeds and send) or send to a cron expression")
+    for key in ("misfire_grace_time", "recheck_minutes"):
+        if getattr(schedule, key) <= 0:
+            raise ConfigError(f"{path}: schedule.{key} must be greater than 0, got {getattr(schedule, key)}")
+    try:
+        deadline = parse_deadline(schedule.deadline)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: schedule.deadline: {exc}",
+                          "use a local time like \"12:00\" or a number of minutes after publish, like 240") from exc
+    if isinstance(deadline, int) and deadline < 0:
+        raise ConfigError(f"{path}: schedule.deadline must be 0 or more minutes, got {deadline}")
+    if schedule.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(f"{path}: schedule.log_level must be one of {', '.join(LOG_LEVELS)}, "
+                          f"got {schedule.log_level!r}")

@@ -25,12 +25,20 @@ from newsletter.models import SUBSCRIBER_STATUSES
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class NewsletterClickError(click.ClickException):
-    """A domain error shown to the operator, with the exit code its class asks for."""
+class WorkFailed(click.ClickException):
+    """A domain error: the work could not be done. Exit 1."""
 
-    def __init__(self, error: NewsletterError) -> None:
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
+    exit_code = 1
+
+
+class BadConfigOrUsage(WorkFailed):
+    """A config or usage error: nothing was attempted. Exit 2."""
+
+    exit_code = 2
+
+
+def to_click_error(error: NewsletterError) -> click.ClickException:
+    return (BadConfigOrUsage if error.exit_code == 2 else WorkFailed)(str(error))
 
 
 def handle_errors(func: F) -> F:
@@ -39,7 +47,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except NewsletterError as exc:
-            raise NewsletterClickError(exc) from exc
+            raise to_click_error(exc) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -57,7 +65,7 @@ class AppContext:
             try:
                 self._settings = load_settings(self.config_path)
             except NewsletterError as exc:
-                raise NewsletterClickError(exc) from exc
+                raise to_click_error(exc) from exc
         return self._settings
 
     @property
@@ -535,4 +543,4 @@ def echo_warnings(warnings: list[Any]) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -10,7 +10,6 @@ the summary. A paper gets its best-scoring category, plus any other scoring at l
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable
 
 from newsletter.config import CategorySettings
@@ -37,36 +36,46 @@ class Classifier:
     def __init__(self, settings: CategorySettings) -> None:
         self.settings = settings
         self._order = {name: i for i, name in enumerate(settings.taxonomy)}
-        # n -> {tuple of n words (the last one in each plural form): categories}
-        self._ngrams: dict[int, dict[tuple[str, ...], list[str]]] = {}
+        self._words: dict[str, list[str]] = {}  # word, in each plural form -> categories
+        # (words before the last, forms of the last word, pattern, category) for multi-word keywords
+        self._phrases: list[tuple[frozenset[str], frozenset[str], re.Pattern[str], str]] = []
         self._prefixes: dict[str, list[str]] = {}  # prefix of a single word -> categories
         for name, keywords in settings.taxonomy.items():
             for keyword in keywords:
-                words = tuple(_WORD.findall(keyword.casefold()))
+                words = _WORD.findall(keyword.casefold())
+                is_prefix = keyword.strip().endswith("*")
                 if not words:
                     continue
-                if keyword.strip().endswith("*") and len(words) == 1:
+                if len(words) == 1 and is_prefix:
                     self._prefixes.setdefault(words[0], []).append(name)
-                    continue
-                table = self._ngrams.setdefault(len(words), {})
-                for form in _plural_forms(words[-1]):
-                    table.setdefault((*words[:-1], form), []).append(name)
+                elif len(words) == 1:
+                    for form in _plural_forms(words[0]):
+                        self._words.setdefault(form, []).append(name)
+                else:
+                    tail = "" if is_prefix else r"(?:s|es)?\b"
+                    pattern = re.compile(r"\b" + r"[\W_]+".join(map(re.escape, words)) + tail)
+                    self._phrases.append((frozenset(words[:-1]), frozenset(_plural_forms(words[-1])), pattern, name))
         self._prefix_tuple = tuple(self._prefixes)
 
     def _count(self, text: str, weight: int, scores: dict[str, int]) -> None:
         words = _WORD.findall(text)
-        for n, table in self._ngrams.items():
-            grams = Counter(zip(*(words[i:] for i in range(n)), strict=False))
-            for gram, count in grams.items():
-                for name in table.get(gram, ()):
-                    scores[name] = scores.get(name, 0) + weight * count
+        distinct = set(words)
+
+        def add(names: list[str], hits: int) -> None:
+            for name in names:
+                scores[name] = scores.get(name, 0) + weight * hits
+
+        # Set operations run in C; only keywords whose words all occur are counted in Python.
+        for word in self._words.keys() & distinct:
+            add(self._words[word], words.count(word))
+        for leading, last_forms, pattern, name in self._phrases:
+            if leading <= distinct and not last_forms.isdisjoint(distinct):
+                add([name], len(pattern.findall(text)))
         if self._prefix_tuple:
-            for word in words:
+            for word in distinct:
                 if word.startswith(self._prefix_tuple):
-                    for prefix, names in self._prefixes.items():
-                        if word.startswith(prefix):
-                            for name in names:
-                                scores[name] = scores.get(name, 0) + weight
+                    add([n for p, names in self._prefixes.items() if word.startswith(p) for n in names],
+                        words.count(word))
 
     def scores(self, paper: Paper) -> dict[str, int]:
         scores: dict[str, int] = {}

@@ -84,12 +84,9 @@ def _parse_into(parsed: ParsedFiles, path: Path, classifier: Classifier) -> Pars
     return result
 
 
-def _fingerprint(data: bytes, settings: Settings) -> str:
-    """Changes when the file or anything that shapes its stored papers (parser, taxonomy) changes."""
-    digest = hashlib.sha256(data)
-    digest.update(__version__.encode())
-    digest.update(json.dumps(dataclasses.asdict(settings.categories), sort_keys=True).encode())
-    return digest.hexdigest()
+def _fingerprint(data: bytes, context: bytes) -> str:
+    """Changes when the file or ``context`` (what else shapes its stored papers) changes."""
+    return hashlib.sha256(context + data).hexdigest()
 
 
 def ingest_files(
@@ -101,6 +98,8 @@ def ingest_files(
     as unchanged and its earlier warnings are reported again.
     """
     classifier = Classifier(settings.categories)
+    # The parser's version and the classifier settings also shape what a file gives.
+    context = json.dumps([__version__, dataclasses.asdict(settings.categories)], sort_keys=True).encode()
     known = store.known_sources()
     parsed = ParsedFiles()
     records: list[SourceRecord] = []
@@ -110,7 +109,7 @@ def ingest_files(
         # Absolute paths, so that a file named differently on two runs is still one source.
         path = Path(file).resolve()
         try:
-            fingerprint = _fingerprint(path.read_bytes(), settings)
+            fingerprint = _fingerprint(path.read_bytes(), context)
         except OSError:
             fingerprint = ""  # parse_file reports why it cannot be read
         previous = known.get(str(path))

@@ -40,9 +40,12 @@ class IngestCounts:
         self.unchanged += other.unchanged
 
 
-def _content_hash(row: dict[str, Any]) -> str:
-    encoded = json.dumps(row, sort_keys=True, ensure_ascii=False).encode()
-    return hashlib.sha256(encoded).hexdigest()
+def _canonical_json(row: dict[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True, ensure_ascii=False)
+
+
+def _content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _paper_from_row(row: Any) -> Paper:
@@ -114,19 +117,26 @@ class PaperStore:
                 conn.execute(days.insert(), [{"date": d, "ingested_at": now} for d in new_dates])
 
             changed_ids: set[str] = set()
+            new_rows: list[dict[str, Any]] = []
             for (date, source), rows in sorted(listings.items()):
-                wanted = [(a, _content_hash(row)) for a, row in rows.items()]
+                encoded = {a: _canonical_json(row) for a, row in rows.items()}
+                wanted = [(a, _content_hash(text)) for a, text in encoded.items()]
                 before = stored.get((date, source), [])
                 if before == wanted:
                     continue
                 changed_ids.update(a for a, _ in before)
                 changed_ids.update(rows)
-                conn.execute(delete(appearances).where(appearances.c.date == date, appearances.c.source == source))
-                conn.execute(appearances.insert(), [
-                    {"date": date, "source": source, "arxiv_id": a, "position": i, "content": rows[a],
+                if before:
+                    conn.execute(
+                        delete(appearances).where(appearances.c.date == date, appearances.c.source == source)
+                    )
+                new_rows.extend(
+                    {"date": date, "source": source, "arxiv_id": a, "position": i, "content": encoded[a],
                      "content_hash": h}
                     for i, (a, h) in enumerate(wanted)
-                ])
+                )
+            if new_rows:
+                conn.execute(appearances.insert(), new_rows)
             if changed_ids:
                 inserted, updated = self._refresh_papers(conn, sorted(changed_ids), now)
                 counts.new, counts.updated = len(inserted & touched_ids), len(updated & touched_ids)
@@ -164,7 +174,10 @@ class PaperStore:
         for start in range(0, len(arxiv_ids), 500):  # stay under SQLite's bound-parameter limit
             chunk = arxiv_ids[start:start + 500]
             for r in conn.execute(
-                select(appearances.c.arxiv_id, appearances.c.date, appearances.c.source, appearances.c.content)
+                select(
+                    appearances.c.arxiv_id, appearances.c.date, appearances.c.source, appearances.c.content,
+                    appearances.c.content_hash,
+                )
                 .where(appearances.c.arxiv_id.in_(chunk))
                 .order_by(appearances.c.date.desc(), appearances.c.source)
             ):
@@ -179,11 +192,12 @@ class PaperStore:
         for arxiv_id, rows in listed.items():
             newest = rows[0].date
             # Table rows first: they carry the digest's own summary, authors and category.
-            listings = sorted(
-                (r for r in rows if r.date == newest), key=lambda r: (bool(r.content["points"]), r.source)
+            contents = sorted(
+                ((json.loads(r.content), r.source) for r in rows if r.date == newest),
+                key=lambda c: (bool(c[0]["points"]), c[1]),
             )
-            merged = _merge_listings([r.content for r in listings])
-            digest = _content_hash(merged)
+            merged = _merge_listings([c for c, _ in contents])
+            digest = _content_hash(_canonical_json(merged)) if len(contents) > 1 else rows[0].content_hash
             merged["published"] = dt.date.fromisoformat(merged["published"]) if merged["published"] else None
             if arxiv_id not in current:
                 inserts.append({**merged, "content_hash": digest, "first_seen": rows[-1].date, "updated_at": now})

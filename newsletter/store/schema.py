@@ -67,7 +67,8 @@ appearances = Table(
     Column("source", Text, primary_key=True),
     Column("arxiv_id", String(64), primary_key=True, index=True),
     Column("position", Integer, nullable=False),
-    Column("content", JSON, nullable=False),
+    # The listing as canonical JSON text; content_hash is its SHA-256.
+    Column("content", Text, nullable=False),
     Column("content_hash", String(64), nullable=False),
 )
 

@@ -13,16 +13,29 @@ from functools import cached_property
 
 from newsletter.models import Paper, Subscriber
 
+_WORD_START, _WORD_END = r"(?<![^\W_])", r"(?![^\W_])"  # no letter or digit may touch; "_" may (Markdown)
+_BETWEEN_WORDS = r"[\W_]+"
+# Inside a keyword, a run of non-word characters between two word characters ("vision-language",
+# "language model") separates words; punctuation at a word's edge ("C++") is part of it.
+_INNER_SEPARATOR = re.compile(r"(?<=[^\W_])[\W_]+(?=[^\W_])")
+
+
+def _phrase(keyword: str) -> str:
+    """The regex for a keyword's words, each escaped, any run of non-word characters between them."""
+    words = [word for piece in keyword.split() for word in _INNER_SEPARATOR.split(piece)]
+    return _BETWEEN_WORDS.join(map(re.escape, words))
+
 
 def keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str] | None:
     """One regex for casefolded keywords, matched as whole words like the category classifier does.
 
     A keyword matches itself with an optional plural ``s``/``es``; a trailing ``*`` makes it a
-    prefix. Whole words keep "RL" from matching "world" and an excluded "GAN" from dropping every
-    paper about an "organization". Lookarounds rather than ``\\b`` so that "C++" and "_RL_" work too.
+    prefix. The words of a phrase match across any run of non-word characters, so "language model"
+    finds "language-model" and a title wrapped between the two words. Whole words keep "RL" from
+    matching "world" and an excluded "GAN" from dropping every paper about an "organization".
+    Lookarounds rather than ``\\b`` so that "C++" and "_RL_" work too.
     """
-    start, end = r"(?<![^\W_])", r"(?![^\W_])"  # a letter or digit must not touch; "_" may (Markdown emphasis)
-    parts = [start + re.escape(k[:-1]) if k.endswith("*") else start + re.escape(k) + r"(?:s|es)?" + end
+    parts = [_WORD_START + _phrase(k[:-1]) if k.endswith("*") else _WORD_START + _phrase(k) + r"(?:s|es)?" + _WORD_END
              for k in keywords]
     return re.compile("|".join(parts)) if parts else None
 
@@ -73,10 +86,11 @@ class Filter:
             return False
         if not (self.keywords or self.excluded):
             return True
-        haystack = f"{paper.title}\n{paper.summary}".casefold()
-        if self._wanted is not None and not self._wanted.search(haystack):
+        # Title and summary apart, so that a phrase does not run from the end of one into the other.
+        texts = (paper.title.casefold(), paper.summary.casefold())
+        if self._wanted is not None and not any(self._wanted.search(t) for t in texts):
             return False
-        return self._unwanted is None or not self._unwanted.search(haystack)
+        return self._unwanted is None or not any(self._unwanted.search(t) for t in texts)
 
     def select(self, papers: Iterable[Paper]) -> list[Paper]:
         return [p for p in papers if self.matches(p)]

@@ -113,6 +113,13 @@ def paper(title: str, summary: str = "", categories: tuple[str, ...] = ("Machine
     ("c++", "Compiling C++ with LLMs", True),
     ("vision-language", "A Vision-Language model", True),
     ("gan", "A new organization of layers", False),
+    ("language model", "A language-model agent", True),     # a phrase's words across any non-word run
+    ("language model", "Small language\nmodels", True),     # a title wrapped between the words, plural
+    ("language model", "Language -- model", True),
+    ("language model", "language modelling", False),
+    ("language model", "languagemodel", False),
+    ("large language mod*", "Large_Language_Modelling", True),
+    ("vision-language", "vision language models", True),
 ])
 def test_keyword_matching_rules(keyword: str, text: str, expected: bool) -> None:
     assert Filter.of(Subscriber("a@example.org", keywords=[keyword])).matches(paper(text)) is expected
@@ -124,3 +131,20 @@ def test_keywords_search_the_summary_and_categories_still_apply() -> None:
     assert Filter.of(Subscriber("a@example.org", keywords=["diffusion"])).matches(cv_paper)
     assert not Filter.of(Subscriber("a@example.org", categories=["Multi-Modal"], keywords=["diffusion"])).matches(
         cv_paper)
+
+
+def test_a_phrase_does_not_run_from_the_title_into_the_summary() -> None:
+    filt = Filter.of(Subscriber("a@example.org", keywords=["language model"]))
+    assert not filt.matches(paper("Why we study language", "Models of it fail."))
+    assert filt.matches(paper("Why we study it", "Language models fail."))
+
+
+@pytest.mark.parametrize("text", [
+    "Large language-model agents", "language\nmodels", "language  --  model", "a language_model", "languagemodel",
+    "language modelling", "Language Modeles", "model language",
+])
+def test_phrases_match_as_the_category_classifier_matches_them(text: str) -> None:
+    """The README promises keywords behave as the classifier's: both accept any non-word run between words."""
+    classifier = Classifier(CategorySettings(taxonomy={"Topic": ["language model"]}, fallback="Other"))
+    by_classifier = classifier.scores(paper(text, categories=())).get("Topic", 0) > 0
+    assert Filter.of(Subscriber("a@example.org", keywords=["language model"])).matches(paper(text)) is by_classifier

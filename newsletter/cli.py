@@ -201,8 +201,8 @@ def feeds_command(app: AppContext, as_json: bool) -> None:
 def subscribers() -> None:
     """Manage who gets the daily email and with which filter.
 
-    `remove` deletes a subscriber; unsubscribe links only mark them unsubscribed, so that an
-    import never mails them again.
+    `unsubscribe` (like the unsubscribe links) keeps the address, marked unsubscribed, so that an
+    import never mails it again; `remove` forgets the address and with it the opt-out.
     """
 
 
@@ -234,7 +234,11 @@ def subscribers_add(app: AppContext, email: str, name: str, categories: tuple[st
 @pass_app
 @handle_errors
 def subscribers_remove(app: AppContext, email: str) -> None:
-    """Delete EMAIL's subscription for good (exit 1 if there is none)."""
+    """Delete EMAIL's row for good (exit 1 if there is none): for a typo or an erasure request.
+
+    This forgets that the address opted out, so a later import of an older CSV adds it again. To
+    stop mailing someone, use `unsubscribe` instead.
+    """
     from newsletter.errors import SubscriberNotFoundError
     from newsletter.store import Store
 
@@ -242,6 +246,31 @@ def subscribers_remove(app: AppContext, email: str) -> None:
         if not store.remove_subscriber(email):
             raise SubscriberNotFoundError(f"{email} is not subscribed", "see `newsletter subscribers list`")
     click.echo(f"removed {email}")
+
+
+@subscribers.command("unsubscribe")
+@click.argument("email")
+@pass_app
+@handle_errors
+def subscribers_unsubscribe(app: AppContext, email: str) -> None:
+    """Mark EMAIL unsubscribed, keeping the row so that no import or send mails it again.
+
+    For requests that reach the [email] unsubscribe_mailto mailbox (the List-Unsubscribe mailto)
+    or any other channel. Running it again changes nothing; an unknown address exits 1.
+    """
+    from newsletter.errors import SubscriberNotFoundError
+    from newsletter.store import Store
+
+    with Store.from_settings(app.settings) as store:
+        stored = store.get_subscriber(email)
+        if stored is None:
+            raise SubscriberNotFoundError(f"{email} is not a subscriber, so there is nothing to unsubscribe",
+                                          "check the spelling; `newsletter subscribers list` shows every address")
+        if stored.status == "unsubscribed":
+            click.echo(f"{stored.email} was already unsubscribed")
+            return
+        store.set_subscriber_status(stored.email, "unsubscribed")
+    click.echo(f"unsubscribed {stored.email} (was {stored.status})")
 
 
 @subscribers.command("list")

@@ -57,6 +57,24 @@ def test_add_list_remove(run, config: Path) -> None:
     assert missing.exit_code == 1 and "not subscribed" in missing.output
 
 
+def test_unsubscribe_keeps_the_address_so_an_older_csv_does_not_bring_it_back(run, tmp_path: Path) -> None:
+    old_csv = tmp_path / "old.csv"
+    old_csv.write_text("email,name,categories\nada@example.org,Ada,Computer Vision\n", encoding="utf-8")
+    assert run("import", str(old_csv)).exit_code == 0
+
+    done = run("unsubscribe", "ADA@example.org")  # as written in the mail that asked for it
+    assert done.exit_code == 0 and "unsubscribed ada@example.org (was active)" in done.stdout
+    again = run("unsubscribe", "ada@example.org")
+    assert again.exit_code == 0 and "already unsubscribed" in again.stdout
+
+    reimported = run("import", str(old_csv))
+    assert reimported.exit_code == 0 and "0 added" in reimported.stdout
+    assert [(s["email"], s["status"]) for s in listed(run)] == [("ada@example.org", "unsubscribed")]
+
+    unknown = run("unsubscribe", "nobody@example.org")
+    assert unknown.exit_code == 1 and "nobody@example.org is not a subscriber" in unknown.output
+
+
 def test_unknown_category_exits_2_listing_the_valid_ones(run) -> None:
     result = run("add", "ada@example.org", "--category", "Robotics")
     assert result.exit_code == 2

@@ -85,8 +85,9 @@ class FeedSettings:
 class EmailSettings:
     sender: str = "Daily AI Papers <papers@example.org>"
     outbox: Path = Path("var/outbox")
-    subject: str = "{title}: {count} papers for {date:%d %B %Y}"
-    """Python format string; fields {title} (site title), {date} (a date), {count} (papers)."""
+    subject: str = "{title}: {papers} for {date:%d %B %Y}"
+    """Python format string; fields {title} (site title), {date} (a date), {count} (number of papers),
+    {papers} ("1 paper", "5 papers")."""
     reply_to: str = ""
     list_id: str = ""
     """The List-Id value, e.g. ``papers.example.org``; empty: derived from the site title and sender domain."""

@@ -97,10 +97,11 @@ def unsubscribe_mailbox(settings: Settings) -> str:
 
 def subject_for(settings: Settings, date: dt.date, count: int) -> str:
     try:
-        return settings.email.subject.format(title=settings.site.title, date=date, count=count)
+        return settings.email.subject.format(title=settings.site.title, date=date, count=count,
+                                             papers=render.count_label(count))
     except (KeyError, IndexError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{settings.path}: email.subject {settings.email.subject!r} cannot be filled in: {exc}",
-                          "use only the fields {title}, {date} (e.g. {date:%d %B %Y}) and {count}") from exc
+                          "use only the fields {title}, {date} (e.g. {date:%d %B %Y}), {count} and {papers}") from exc
 
 
 def _no_controls(text: str) -> str:

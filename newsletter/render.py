@@ -57,6 +57,16 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
     )
 
 
+def count_label(count: int) -> str:
+    """``1 paper``, ``5 papers``: the email's header and the default subject."""
+    return f"{count} paper" + ("" if count == 1 else "s")
+
+
+def date_label(date: dt.date) -> str:
+    """``Tuesday, 13 May 2025``: how the email and the web archive name a day."""
+    return f"{date:%A}, {date.day} {date:%B %Y}"
+
+
 def safe_url(url: str | None) -> str | None:
     """Only absolute http(s) links reach an href; anything else (javascript:, data:) is dropped."""
     if url and url.lower().startswith(("https://", "http://")) and not any(c.isspace() for c in url):
@@ -183,9 +193,9 @@ def digest_context(
     context = {
         "site_title": site_title,
         "date": date,
-        "date_label": f"{date:%A}, {date.day} {date:%B %Y}",
+        "date_label": date_label(date),
         "count": count,
-        "count_label": f"{count} paper" + ("" if count == 1 else "s"),
+        "count_label": count_label(count),
         "groups": groups,
         "answers": answers,
         "has_quiz": question > 1,

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from newsletter import mail
 from newsletter.config import Settings, settings_from_dict
+from newsletter.errors import ConfigError
 from newsletter.models import Paper, Point, QuizQuestion, Subscriber
 from newsletter.plan import Plan, plan_day
 from newsletter.sanitize import strip_invalid_xml
@@ -117,6 +118,20 @@ def test_grouping_quiz_answers_and_shortened_authors() -> None:
     assert "Q2 (" not in text.split("QUIZ ANSWERS")[1]
     assert text.index("Results and Evaluation") < text.index("QUIZ ANSWERS")
     assert "duplicated in the points" not in text
+
+
+def test_default_subject_counts_papers_in_words_and_count_still_works() -> None:
+    plan = build(sample_papers()[:1], [Subscriber(email="one@example.org", token="one-token")])
+    assert parse(plan.message_bytes(plan.messages[0]))["Subject"] == "Test Papers: 1 paper for 13 May 2025"
+    assert mail.subject_for(make_settings(), DAY, 5) == "Test Papers: 5 papers for 13 May 2025"
+
+    custom = settings_from_dict({"email": {"subject": "{count} new in {title}, {date:%Y-%m-%d}"}},
+                                Path("/nonexistent/config.toml"))
+    assert mail.subject_for(custom, DAY, 1) == "1 new in Daily AI Papers, 2025-05-13"
+    unknown = settings_from_dict({"email": {"subject": "{title}: {paper}"}}, Path("/nonexistent/config.toml"))
+    with pytest.raises(ConfigError, match="paper") as raised:
+        mail.subject_for(unknown, DAY, 1)
+    assert "{papers}" in (raised.value.hint or "")
 
 
 def test_message_id_is_stable_per_day_and_address() -> None:

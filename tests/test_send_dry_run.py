@@ -89,7 +89,7 @@ def test_every_eml_parses_without_defects_and_has_the_headers(dry_run: tuple[Pat
             assert message[header], header
         assert message["From"] == "Test Papers <papers@example.org>"
         papers = len(ARXIV_ABS.findall(parts[1].get_content())) // 2
-        assert message["Subject"] == f"Test Papers: {papers} papers for 13 May 2025"
+        assert message["Subject"] == f"Test Papers: {papers} paper{'' if papers == 1 else 's'} for 13 May 2025"
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert re.fullmatch(r"<20250513\.[0-9a-f]{24}@example\.org>", message["Message-ID"])
 

@@ -13,13 +13,17 @@ import re
 from collections.abc import Iterable
 
 from newsletter.config import CategorySettings
-from newsletter.models import Day, Paper
+from newsletter.models import Day, Paper, ParseWarning
 
 TITLE_WEIGHT = 3
 SECONDARY_SHARE = 0.5
 
 
 _WORD = re.compile(r"[^\W_]+")
+
+
+def _name_key(name: str) -> str:
+    return " ".join(_WORD.findall(name.casefold()))
 
 
 def _plural_forms(word: str) -> tuple[str, ...]:
@@ -36,6 +40,7 @@ class Classifier:
     def __init__(self, settings: CategorySettings) -> None:
         self.settings = settings
         self._order = {name: i for i, name in enumerate(settings.taxonomy)}
+        self._names = {_name_key(name): name for name in settings.taxonomy}
         self._words: dict[str, list[str]] = {}  # word, in each plural form -> categories
         # (words before the last, forms of the last word, pattern, category) for multi-word keywords
         self._phrases: list[tuple[frozenset[str], frozenset[str], re.Pattern[str], str]] = []
@@ -84,9 +89,11 @@ class Classifier:
         return scores
 
     def classify(self, paper: Paper) -> list[str]:
-        """The digest's own category when it has one, else the taxonomy's choice."""
+        """The digest's own category when the taxonomy knows it, else the taxonomy's choice."""
         if paper.category:
-            return [paper.category]
+            known = self._names.get(_name_key(paper.category))
+            if known is not None:
+                return [known]
         scores = self.scores(paper)
         if not scores:
             return [self.settings.fallback]
@@ -95,8 +102,21 @@ class Classifier:
         chosen = [name for name in ranked if scores[name] >= best * SECONDARY_SHARE]
         return chosen[: self.settings.max_per_paper]
 
-    def assign(self, days: Iterable[Day]) -> None:
-        """Fill ``categories`` on every paper of ``days``, in place."""
+    def assign(self, days: Iterable[Day]) -> list[ParseWarning]:
+        """Fill ``categories`` on every paper of ``days``, in place.
+
+        A Category cell is matched to the taxonomy ignoring case and punctuation ("computer
+        vision" is Computer Vision). One the taxonomy lacks is kept as the paper's ``category``,
+        but filters and feeds use the taxonomy, so the paper is classified by keywords, with a warning.
+        """
+        warnings = []
         for day in days:
             for paper in day.papers:
                 paper.categories = self.classify(paper)
+                if paper.category and paper.categories != [self._names.get(_name_key(paper.category))]:
+                    warnings.append(ParseWarning(
+                        day.source, paper.line,
+                        f"category {paper.category!r} is not in [categories.taxonomy]; classified by keywords as "
+                        f"{', '.join(paper.categories)} (add it to the taxonomy to keep it)",
+                    ))
+        return warnings

@@ -19,7 +19,7 @@ from newsletter.categories import Classifier
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, DigestError, UsageError
 from newsletter.models import Day, ParseResult, ParseWarning
-from newsletter.parsing import expand_paths, parse_file
+from newsletter.parsing import expand_paths, parse_bytes, parse_file
 from newsletter.store import IngestCounts, SourceRecord, Store
 
 
@@ -72,16 +72,28 @@ def parse_files(
     return parsed
 
 
-def _parse_into(parsed: ParsedFiles, path: Path, classifier: Classifier) -> ParseResult | None:
+def _parse_into(
+    parsed: ParsedFiles, path: Path, classifier: Classifier, data: bytes | None = None
+) -> ParseResult | None:
+    """Parse and classify one file into ``parsed``; return its result, with the classifier's warnings."""
     try:
-        result = parse_file(path)
+        result = parse_file(path) if data is None else parse_bytes(data, str(path))
     except DigestError as exc:
         parsed.errors.append(exc)
         return None
-    classifier.assign(result.days)
+    result.warnings.extend(classifier.assign(result.days))
     parsed.days.extend(result.days)
     parsed.warnings.extend(result.warnings)
     return result
+
+
+def source_key(path: Path, settings: Settings) -> str:
+    """How the store names a digest file: relative to the config's folder when inside it, so that
+    moving the whole project folder keeps every file's identity."""
+    try:
+        return path.relative_to(settings.base_dir.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _fingerprint(data: bytes, context: bytes) -> str:
@@ -106,22 +118,26 @@ def ingest_files(
     unchanged_dates: set[dt.date] = set()
     unchanged_ids: set[str] = set()
     for file in files:
-        # Absolute paths, so that a file named differently on two runs is still one source.
         path = Path(file).resolve()
+        key = source_key(path, settings)
         try:
-            fingerprint = _fingerprint(path.read_bytes(), context)
+            data: bytes | None = path.read_bytes()
         except OSError:
-            fingerprint = ""  # parse_file reports why it cannot be read
-        previous = known.get(str(path))
+            data = None  # parse_file reports why it cannot be read
+        fingerprint = _fingerprint(data, context) if data is not None else ""
+        previous = known.get(key)
         if fingerprint and previous is not None and previous.fingerprint == fingerprint:
             unchanged_dates.update(previous.dates)
             unchanged_ids.update(previous.arxiv_ids)
             parsed.warnings.extend(previous.warnings)
         else:
-            result = _parse_into(parsed, path, classifier)
+            result = _parse_into(parsed, path, classifier, data)
+            if result is not None:
+                for day in result.days:
+                    day.source = key
             if result is not None and fingerprint:
                 records.append(SourceRecord(
-                    str(path), fingerprint, tuple(sorted({d.date for d in result.days})),
+                    key, fingerprint, tuple(sorted({d.date for d in result.days})),
                     tuple(dict.fromkeys(p.arxiv_id for d in result.days for p in d.papers)), tuple(result.warnings),
                 ))
         if on_file is not None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from newsletter.categories import Classifier
 from newsletter.config import CategorySettings
-from newsletter.models import Paper
+from newsletter.models import Day, Paper
 from newsletter.parsing import parse_file
 
 TAXONOMY = {
@@ -21,7 +23,7 @@ def paper(title: str, summary: str = "", category: str | None = None) -> Paper:
 
 
 def test_the_digest_category_wins():
-    assert classifier().classify(paper("Image models", category="Robotics")) == ["Robotics"]
+    assert classifier().classify(paper("Image models", category="Language")) == ["Language"]
 
 
 def test_whole_words_with_plurals_and_prefixes():
@@ -58,3 +60,18 @@ def test_agreement_with_seed_002_labels_when_its_column_is_hidden(seed_files):
     assert len(papers) == 19
     assert best / len(papers) >= 0.6
     assert among / len(papers) >= 0.8
+
+
+def test_digest_categories_match_the_taxonomy_ignoring_case_and_punctuation():
+    c = classifier()
+    day = Day(date=dt.date(2026, 1, 5), source="d.md", papers=[
+        paper("An image model", category="vision"),
+        paper("An LLM for translation", category="Robotics"),
+    ])
+    day.papers[1].line = 7
+    warnings = c.assign([day])
+    assert day.papers[0].categories == ["Vision"]
+    assert day.papers[1].category == "Robotics"  # the digest's own cell is kept as given
+    assert day.papers[1].categories == ["Language"]  # but filters and feeds get a taxonomy name
+    (warning,) = warnings
+    assert (warning.file, warning.line) == ("d.md", 7) and "'Robotics' is not in" in warning.message

@@ -20,7 +20,7 @@ from newsletter.parsing.cards_html import parse_cards_html
 from newsletter.parsing.detect import detect_format
 from newsletter.parsing.table import parse_table
 
-__all__ = ["detect_format", "expand_paths", "parse_file", "parse_text"]
+__all__ = ["detect_format", "expand_paths", "parse_bytes", "parse_file", "parse_text"]
 
 DIGEST_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm"})
 NOT_A_DIGEST_HINT = "expected `## Papers for YYYY-MM-DD` followed by a Markdown table, or a paper-cards page"
@@ -53,7 +53,12 @@ def parse_file(path: str | Path) -> ParseResult:
         raise DigestError(
             str(path), f"cannot be read: {exc.strerror or exc}", hint="check that the file exists and is readable"
         ) from None
-    return parse_text(data.decode("utf-8-sig", errors="replace"), str(path))
+    return parse_bytes(data, str(path))
+
+
+def parse_bytes(data: bytes, source: str) -> ParseResult:
+    """Parse a digest read as bytes. Bytes that are not UTF-8 are replaced, never an error."""
+    return parse_text(data.decode("utf-8-sig", errors="replace"), source)
 
 
 def digest_files_in(folder: Path) -> list[Path]:

@@ -31,17 +31,24 @@ def resolve_url(url: str, base_dir: Path) -> str:
     path = Path(parsed.database)
     if not path.is_absolute():
         path = base_dir / path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the folder of the store {path}: {exc.strerror or exc}",
+            "check [store] url in the config: its folder must be creatable and writable",
+        ) from exc
     return parsed.set(database=str(path)).render_as_string(hide_password=False)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets the web server read while a send writes; busy_timeout makes concurrent writers wait.
+    # busy_timeout first: switching a new file to WAL needs the write lock, which another process
+    # opening the store at the same moment may hold. WAL lets the web server read while a send writes.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 

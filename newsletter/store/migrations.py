@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select
 
+from newsletter.store.locking import take_write_lock
 from newsletter.store.schema import metadata, schema_version
 
 Step = Callable[[Connection], None]
@@ -21,8 +22,11 @@ CURRENT_VERSION = 1
 
 
 def migrate(engine: Engine) -> None:
-    fresh = not inspect(engine).has_table(schema_version.name)
+    # Under the write lock, so that two processes opening a new store at once (serve and schedule
+    # at boot) do not both find it fresh and both create it.
     with engine.begin() as conn:
+        take_write_lock(conn)
+        fresh = not inspect(conn).has_table(schema_version.name)
         metadata.create_all(conn)  # new tables are created as they are added to schema.py
         if fresh:
             conn.execute(schema_version.insert().values(version=CURRENT_VERSION))
@@ -30,6 +34,9 @@ def migrate(engine: Engine) -> None:
         version = conn.execute(select(schema_version.c.version)).scalar_one_or_none() or 0
     for target in range(version + 1, CURRENT_VERSION + 1):
         with engine.begin() as conn:
+            take_write_lock(conn)
+            if (conn.execute(select(schema_version.c.version)).scalar_one_or_none() or 0) >= target:
+                continue  # another process got there first
             STEPS[target](conn)
             conn.execute(schema_version.delete())
             conn.execute(schema_version.insert().values(version=target))

@@ -9,9 +9,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 
 from newsletter.models import Day, Paper, ParseWarning, Point, QuizQuestion, paper_as_dict
+from newsletter.store.locking import take_write_lock
 from newsletter.store.schema import appearances, days, papers, sources
 
 
@@ -32,12 +33,6 @@ class IngestCounts:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
-
-    def add(self, other: IngestCounts) -> None:
-        self.days += other.days
-        self.new += other.new
-        self.updated += other.updated
-        self.unchanged += other.unchanged
 
 
 def _canonical_json(row: dict[str, Any]) -> str:
@@ -100,10 +95,14 @@ class PaperStore:
             papers_of_file = listings.setdefault((day.date, day.source), {})
             for paper in day.papers:
                 papers_of_file.setdefault(paper.arxiv_id, paper_as_dict(paper))
+        records = list(parsed_sources)
+        if not listings and not records:
+            return counts
         dates = sorted({date for date, _ in listings})
         touched_ids = {a for rows in listings.values() for a in rows}
         with self.engine.begin() as conn:
-            self._record_sources(conn, list(parsed_sources), now)
+            take_write_lock(conn)  # two ingests at once: the second waits instead of failing
+            self._record_sources(conn, records, now)
             stored: dict[tuple[dt.date, str], list[tuple[str, str]]] = {}
             for r in conn.execute(
                 select(appearances.c.date, appearances.c.source, appearances.c.arxiv_id, appearances.c.content_hash)
@@ -132,7 +131,7 @@ class PaperStore:
                     )
                 new_rows.extend(
                     {"date": date, "source": source, "arxiv_id": a, "position": i, "content": encoded[a],
-                     "content_hash": h}
+                     "content_hash": h, "ingested_at": now}
                     for i, (a, h) in enumerate(wanted)
                 )
             if new_rows:
@@ -176,7 +175,7 @@ class PaperStore:
             for r in conn.execute(
                 select(
                     appearances.c.arxiv_id, appearances.c.date, appearances.c.source, appearances.c.content,
-                    appearances.c.content_hash,
+                    appearances.c.content_hash, appearances.c.ingested_at,
                 )
                 .where(appearances.c.arxiv_id.in_(chunk))
                 .order_by(appearances.c.date.desc(), appearances.c.source)
@@ -191,13 +190,14 @@ class PaperStore:
         inserts, updates = [], []
         for arxiv_id, rows in listed.items():
             newest = rows[0].date
-            # Table rows first: they carry the digest's own summary, authors and category.
+            # Table rows first: they carry the digest's own summary, authors and category. Among
+            # those, the listing ingested last: a corrected or renamed file overrides an older one.
             contents = sorted(
-                ((json.loads(r.content), r.source) for r in rows if r.date == newest),
-                key=lambda c: (bool(c[0]["points"]), c[1]),
+                ((json.loads(r.content), r) for r in rows if r.date == newest),
+                key=lambda c: (bool(c[0]["points"]), -c[1].ingested_at.timestamp(), c[1].source),
             )
             merged = _merge_listings([c for c, _ in contents])
-            digest = _content_hash(_canonical_json(merged)) if len(contents) > 1 else rows[0].content_hash
+            digest = _content_hash(_canonical_json(merged)) if len(contents) > 1 else contents[0][1].content_hash
             merged["published"] = dt.date.fromisoformat(merged["published"]) if merged["published"] else None
             if arxiv_id not in current:
                 inserts.append({**merged, "content_hash": digest, "first_seen": rows[-1].date, "updated_at": now})
@@ -219,8 +219,8 @@ class PaperStore:
             return list(conn.execute(select(days.c.date).order_by(days.c.date.desc())).scalars())
 
     def latest_date(self) -> dt.date | None:
-        found = self.dates()
-        return found[0] if found else None
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(days.c.date))).scalar_one_or_none()
 
     def get_day(self, date: dt.date) -> Day | None:
         found = self.days_between(date, date)

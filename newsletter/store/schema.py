@@ -70,6 +70,8 @@ appearances = Table(
     # The listing as canonical JSON text; content_hash is its SHA-256.
     Column("content", Text, nullable=False),
     Column("content_hash", String(64), nullable=False),
+    # When this listing last changed: among one day's listings of a paper, the newest one's text wins.
+    Column("ingested_at", DateTime(timezone=True), nullable=False),
 )
 
 subscribers = Table(

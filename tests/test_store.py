@@ -1,0 +1,87 @@
+"""The store under concurrency and file moves, on real SQLite files and real processes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from newsletter.config import load_settings
+from newsletter.store import Store
+from tests.helpers import run, run_json, write_config
+from tests.test_ingest import row, write_day
+
+
+def newsletter_cli(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "--config", str(config), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_ingests_at_once_into_a_new_store_all_succeed(tmp_path, corpus_dir):
+    folders = [str(corpus_dir / "seeds"), str(corpus_dir / "daily-ai-papers")]
+    config = write_config(tmp_path, digests=json.dumps(folders))
+    runs = [newsletter_cli(config, "ingest", "--json") for _ in range(3)]
+    outputs = [p.communicate(timeout=120) for p in runs]
+    for process, (_, err) in zip(runs, outputs, strict=True):
+        assert process.returncode == 0, err
+    reports = [json.loads(out) for out, _ in outputs]
+    # Whoever came first stored the papers; the others found them unchanged: each is new once.
+    db = sqlite3.connect(tmp_path / "var" / "test.db")
+    (stored,) = db.execute("select count(*) from papers").fetchone()
+    assert stored > 2000
+    assert sum(r["papers"]["new"] for r in reports) == stored
+    assert db.execute("select count(*) from schema_version").fetchone() == (1,)
+
+
+def test_moving_the_project_folder_keeps_each_file_one_source(tmp_path):
+    first = tmp_path / "one"
+    write_day(first / "digests", "day.md", "2026-01-05", [row("2601.00001", "Old title", "x")])
+    run_json(write_config(first), "ingest")
+    moved = tmp_path / "two"
+    shutil.move(first, moved)
+    day_file = moved / "digests" / "day.md"
+    day_file.write_text(day_file.read_text().replace("Old title", "New title"))
+    assert run_json(moved / "config.toml", "ingest")["papers"] == {"new": 0, "updated": 1, "unchanged": 0}
+    with Store.from_settings(load_settings(moved / "config.toml")) as store:
+        day = store.get_day(dt.date(2026, 1, 5))
+    assert day is not None and day.source == "digests/day.md"
+    assert [p.title for p in day.papers] == ["New title"]
+
+
+def test_a_renamed_and_corrected_file_overrides_its_old_listing(tmp_path):
+    digests = tmp_path / "digests"
+    old = write_day(digests, "a-day.md", "2026-01-05", [row("2601.00001", "Old title", "x")])
+    config = write_config(tmp_path)
+    run_json(config, "ingest")
+    old.rename(digests / "z-day.md")
+    (digests / "z-day.md").write_text(old.name and (digests / "z-day.md").read_text().replace("Old", "New"))
+    assert run_json(config, "ingest")["papers"]["updated"] == 1
+    with Store.from_settings(load_settings(config)) as store:
+        assert [p.title for p in store.get_day(dt.date(2026, 1, 5)).papers] == ["New title"]  # type: ignore[union-attr]
+
+
+def test_a_store_folder_that_cannot_be_created_is_a_clear_error(tmp_path):
+    (tmp_path / "var").write_text("a file where the store's folder should be")
+    config = write_config(tmp_path)
+    write_day(tmp_path / "digests", "day.md", "2026-01-05", [row("2601.00001", "One", "x")])
+    result = run(config, "ingest")
+    assert result.exit_code == 1
+    assert "cannot create the folder of the store" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_latest_date_is_the_newest_day(tmp_path):
+    digests = tmp_path / "digests"
+    write_day(digests, "a.md", "2026-01-05", [row("2601.00001", "One", "x")])
+    write_day(digests, "b.md", "2026-01-07", [row("2601.00002", "Two", "y")])
+    config = write_config(tmp_path)
+    run_json(config, "ingest")
+    with Store.from_settings(load_settings(config)) as store:
+        assert store.latest_date() == dt.date(2026, 1, 7)
+    with Store(f"sqlite:///{tmp_path / 'empty.db'}") as empty:
+        assert empty.latest_date() is None

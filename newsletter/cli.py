@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter import __version__
 from newsletter.config import CONFIG_ENV, Settings, default_config_path, load_settings
-from newsletter.errors import NewsletterError
+from newsletter.errors import NewsletterError, StoreError
 from newsletter.models import SUBSCRIBER_STATUSES
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,6 +49,17 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except NewsletterError as exc:
             raise to_click_error(exc) from exc
+        except SQLAlchemyError as exc:
+            raise to_click_error(StoreError(
+                f"the store failed: {getattr(exc, 'orig', None) or exc}",
+                "check [store] url, that the database is reachable and the disk not full; then run the command again",
+            )) from exc
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            raise to_click_error(NewsletterError(
+                f"cannot read or write{where}: {exc.strerror or exc}",
+                "check that the path exists and is writable, and that the disk is not full",
+            )) from exc
 
     return wrapper  # type: ignore[return-value]
 

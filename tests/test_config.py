@@ -88,3 +88,10 @@ def test_python_dash_m_runs_the_cli():
 
 def test_unknown_option_is_a_usage_error(tmp_path: Path):
     assert run(write_config(tmp_path), "ingest", "--bogus").exit_code == 2
+
+
+def test_an_unwritable_output_path_is_a_clear_error_not_a_traceback(tmp_path):
+    config = write_config(tmp_path)
+    result = run(config, "subscribers", "export", "--output", str(tmp_path / "missing" / "dir" / "x.csv"))
+    assert result.exit_code == 1
+    assert "cannot read or write" in result.stderr and "missing/dir/x.csv" in result.stderr

@@ -24,7 +24,7 @@ from markupsafe import Markup
 from premailer import Premailer
 
 from newsletter.models import Paper
-from newsletter.sanitize import markdown_to_safe_html, strip_invalid_xml
+from newsletter.sanitize import absolute_url, markdown_to_safe_html, strip_invalid_xml
 from newsletter.selection import Filter
 
 AUTHORS_SHOWN = 3
@@ -65,13 +65,6 @@ def count_label(count: int) -> str:
 def date_label(date: dt.date) -> str:
     """``Tuesday, 13 May 2025``: how the email and the web archive name a day."""
     return f"{date:%A}, {date.day} {date:%B %Y}"
-
-
-def safe_url(url: str | None) -> str | None:
-    """Only absolute http(s) links reach an href; anything else (javascript:, data:) is dropped."""
-    if url and url.lower().startswith(("https://", "http://")) and not any(c.isspace() for c in url):
-        return url
-    return None
 
 
 _env.filters["wrap"] = wrap
@@ -139,7 +132,7 @@ def group_papers(papers: Sequence[Paper], filt: Filter, category_order: Sequence
 
 def _paper_view(paper: Paper, number: int, first_question: int) -> PaperView:
     links = paper.links
-    arxiv_url = safe_url(links.get("arxiv")) or (
+    arxiv_url = absolute_url(links.get("arxiv")) or (
         f"https://arxiv.org/abs/{paper.arxiv_id}" if paper.arxiv_id.replace(".", "").isalnum() else None)
     quiz = [(first_question + i, strip_invalid_xml(q.question), tuple(strip_invalid_xml(o) for o in q.options))
             for i, q in enumerate(paper.quiz)]
@@ -151,8 +144,8 @@ def _paper_view(paper: Paper, number: int, first_question: int) -> PaperView:
         summary_html=Markup(markdown_to_safe_html(paper.summary)),
         summary_text=strip_invalid_xml(paper.summary),
         arxiv_url=arxiv_url,
-        huggingface_url=safe_url(links.get("huggingface")),
-        pdf_url=safe_url(links.get("pdf")),
+        huggingface_url=absolute_url(links.get("huggingface")),
+        pdf_url=absolute_url(links.get("pdf")),
         points=[(strip_invalid_xml(p.label), strip_invalid_xml(p.text)) for p in paper.points],
         quiz=quiz,
     )

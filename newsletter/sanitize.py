@@ -10,6 +10,7 @@ through.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 import nh3
 from markdown_it import MarkdownIt
@@ -19,8 +20,10 @@ from markdown_it import MarkdownIt
 # Windows-1252 punctuation.
 _INVALID_XML = re.compile("[^\t\n\r\u0020-\u007e\u00a0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
-SAFE_URL_SCHEMES = frozenset({"http", "https", "mailto"})
-_SAFE_LINK = re.compile(r"(?i)^(?:https?://[^\s/]|mailto:)")
+WEB_SCHEMES = frozenset({"http", "https"})
+SAFE_URL_SCHEMES = WEB_SCHEMES | {"mailto"}
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 
 ALLOWED_TAGS = frozenset({
     "a", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "li",
@@ -38,14 +41,29 @@ def strip_invalid_xml(text: str) -> str:
     return _INVALID_XML.sub("", text)
 
 
-def _only_absolute_links(url: str) -> bool:
-    # Relative links would resolve against the feed reader's or mail client's location: useless at
-    # best, and the W3C validator warns about them. Other schemes (javascript:, data:) are unsafe.
-    return bool(_SAFE_LINK.match(url))
+def absolute_url(url: str | None, schemes: Collection[str] = WEB_SCHEMES) -> str | None:
+    """``url`` when it may be a link in a feed, an email or a page, else None.
+
+    It must be absolute, with one of ``schemes`` (http and https by default) and, for http(s), a
+    host: a relative link would resolve against the feed reader's or mail client's location,
+    useless at best (the W3C validator warns), and other schemes (javascript:, data:) are unsafe.
+    Whitespace and control characters are refused; percent-encode them first where they are wanted.
+    """
+    if not url or _SPACE_OR_CONTROL.search(url):
+        return None
+    scheme = _SCHEME.match(url)
+    if scheme is None or scheme.group(1).lower() not in schemes:
+        return None
+    rest = url[scheme.end():]
+    if scheme.group(1).lower() in WEB_SCHEMES:
+        has_host = rest.startswith("//") and len(rest) > 2 and rest[2] not in "/?#"
+        return url if has_host else None
+    return url if rest else None
 
 
 _markdown = MarkdownIt("commonmark", {"html": False, "typographer": False})
-_markdown.validateLink = _only_absolute_links  # type: ignore[method-assign]
+# markdown-it has percent-encoded the link (normalizeLink) before it asks.
+_markdown.validateLink = lambda url: absolute_url(url, SAFE_URL_SCHEMES) is not None  # type: ignore[method-assign]
 
 _cleaner = nh3.Cleaner(
     tags=set(ALLOWED_TAGS),

@@ -7,7 +7,10 @@ import re
 import tomllib
 from pathlib import Path
 
-from newsletter import render
+import pytest
+
+from newsletter import feeds, render, sanitize
+from newsletter.models import Paper
 from newsletter.selection import Filter
 from tests.test_mail import make_settings, sample_papers
 
@@ -57,3 +60,32 @@ def test_every_package_is_listed_for_the_wheel() -> None:
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "newsletter").rglob("__init__.py")}
     assert found | {"newsletter.templates"} <= listed
     assert (ROOT / "templates" / "__init__.py").is_file()
+
+
+@pytest.mark.parametrize(("url", "web", "in_markdown", "in_feed"), [
+    ("https://arxiv.org/abs/2505.00001", True, True, "https://arxiv.org/abs/2505.00001"),
+    ("HTTP://Example.org", True, True, "HTTP://Example.org"),
+    ("mailto:editor@example.org", False, True, None),
+    ("javascript:alert(1)", False, False, None),
+    ("data:text/html,hi", False, False, None),
+    ("//evil.example/", False, False, None),
+    ("https:///no-host", False, False, None),
+    ("https:", False, False, None),
+    ("relative/page.html", False, False, None),
+    # The feeds clean and percent-encode first, then apply the same check.
+    ("https://example.org/a b", False, False, "https://example.org/a%20b"),
+    ("https://example.org/\x00", False, False, "https://example.org/"),
+    ("javascript:x y", False, False, None),
+])
+def test_one_absolute_url_check_for_emails_feeds_and_markdown(url: str, web: bool, in_markdown: bool,
+                                                              in_feed: str | None) -> None:
+    assert (sanitize.absolute_url(url) == url) is web
+    assert (sanitize.absolute_url(url, sanitize.SAFE_URL_SCHEMES) == url) is in_markdown
+    paper = Paper(arxiv_id="x/y", title="T", summary="S", links={"huggingface": url, "pdf": url})
+    context, _ids = render.digest_context(
+        site_title="T", sender="T <t@example.org>", date=dt.date(2025, 5, 13), papers=[paper], filt=Filter(),
+        category_order=[], archive_url="https://papers.example.org/archive/2025-05-13", postal_address="",
+        personal={})
+    [view] = context["groups"][0].papers
+    assert (view.huggingface_url, view.pdf_url) == ((url, url) if web else (None, None))
+    assert feeds._safe_url(url) == in_feed

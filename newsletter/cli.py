@@ -432,9 +432,7 @@ def send_dry_run(settings: Settings, date: dt.date | None, outbox: Path | None) 
 
 
 def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
-    recipients: dict[str, int] = {}
-    for message in plan.messages:
-        recipients[message.rendition_key] = recipients.get(message.rendition_key, 0) + 1
+    recipients = plan.recipients_per_rendition()
     click.echo(f"Dry run for {plan.date.isoformat()}: nothing was sent or recorded.")
     rows = [("Recipients", str(len(plan.messages))), ("Renditions", str(len(plan.renditions))),
             ("Skipped", str(len(plan.skipped)))]

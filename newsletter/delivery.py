@@ -2,9 +2,10 @@
 
 The delivery log (store/deliveries.py) holds one row per (day, subscriber). A run:
 
-1. adds the rows the plan needs (idempotent) and cancels unsent rows whose subscriber left the plan;
-2. takes over rows leased by a send that died on this host (its pid is gone); rows of a send on
-   another host are taken over when their lease runs out;
+1. adds the rows the plan needs (idempotent);
+2. takes over rows leased by a send that died on this machine (same boot and pid namespace, its pid
+   is gone); rows of a send elsewhere are taken over when their lease runs out; then cancels unsent
+   rows whose subscriber left the plan;
 3. claims small batches with a lease, sends each message, and records the outcome right after the
    server's reply -- "sent" only after its 250. A crash can therefore repeat at most the message
    that was in flight, under the same Message-ID;
@@ -25,11 +26,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parseaddr
-from typing import Protocol
 
+from newsletter.clock import utc_now
 from newsletter.config import Settings, SmtpSettings
 from newsletter.errors import DeliveryError
-from newsletter.models import PlannedMessage
+from newsletter.plan import Plan
 from newsletter.store import Store
 from newsletter.store.deliveries import Claimed
 from newsletter.transport import (
@@ -45,15 +46,6 @@ from newsletter.transport import (
 
 CLAIM_BATCH = 20
 """Rows leased per claim: few enough that a crash strands little, enough to keep claims cheap."""
-
-
-class SendablePlan(Protocol):
-    """What a send needs from a plan (newsletter/plan.py's Plan provides it)."""
-
-    date: dt.date
-    messages: list[PlannedMessage]
-
-    def message_bytes(self, planned: PlannedMessage) -> bytes: ...
 
 
 @dataclass
@@ -82,8 +74,9 @@ class DeliveryReport:
         return self.paused is None and not self.failed and not self.deferred
 
     def as_dict(self) -> dict[str, object]:
+        """What `newsletter send --json` prints."""
         return {
-            "date": self.date.isoformat(), "planned": self.planned, "due": self.due,
+            "date": self.date.isoformat(), "ok": self.ok, "planned": self.planned, "due": self.due,
             "already_sent": self.already_sent, "sent": self.sent, "retried": self.retried,
             "deferred": self.deferred, "failed": self.failed, "bounced": self.bounced,
             "cancelled": self.cancelled, "leased_elsewhere": self.leased_elsewhere,
@@ -92,22 +85,73 @@ class DeliveryReport:
         }
 
 
+def _read_id(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as fh:
+            return fh.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def machine_identity() -> str:
+    """What makes a pid on this machine mean one process: the kernel's boot id (a pid of an earlier
+    boot is not the same process) and the pid namespace (a container's pids are its own), else the
+    machine id. Host names are not enough: two machines or containers may share one. Empty when
+    none can be read; owners then never count as local and wait for their lease to run out."""
+    machine = _read_id("/proc/sys/kernel/random/boot_id") or _read_id("/etc/machine-id") \
+        or _read_id("/var/lib/dbus/machine-id")
+    if not machine:
+        return ""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # e.g. "pid:[4026531836]"
+    except OSError:
+        return machine
+    return f"{machine}:{namespace.removeprefix('pid:[').removesuffix(']')}"
+
+
+LOCAL_MACHINE = machine_identity()
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds a lease, as written to lease_owner: ``host/machine/pid/random``. The host name is
+    there for people reading `status`; ``machine`` (see machine_identity) decides whether the pid
+    can be checked here."""
+
+    host: str
+    machine: str
+    pid: int
+    nonce: str
+
+    @classmethod
+    def here(cls) -> Owner:
+        return cls(socket.gethostname()[:100], LOCAL_MACHINE, os.getpid(), secrets.token_hex(4))
+
+    @classmethod
+    def parse(cls, text: str) -> Owner | None:
+        """None for anything not in our format (e.g. written by an older version)."""
+        parts = text.split("/")
+        if len(parts) != 4 or not parts[2].isdigit():
+            return None
+        return cls(parts[0], parts[1], int(parts[2]), parts[3])
+
+    def __str__(self) -> str:
+        return f"{self.host}/{self.machine}/{self.pid}/{self.nonce}"
+
+
 def make_owner() -> str:
-    """Identifies this send in lease_owner: host, pid (to detect a dead send) and a random part."""
-    return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+    """Identifies this send in lease_owner; see Owner."""
+    return str(Owner.here())
 
 
-def owner_is_dead(owner: str) -> bool:
-    """True only when ``owner`` is a send on this host whose process no longer exists."""
-    host, _, rest = owner.partition("/")
-    pid_text = rest.partition("/")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
+def owner_is_dead(owner: str, local_machine: str = LOCAL_MACHINE) -> bool:
+    """True only when ``owner`` is a send on this very machine (same boot and pid namespace) whose
+    process no longer exists. Anything else keeps its lease until the lease runs out."""
+    parsed = Owner.parse(owner)
+    if parsed is None or not local_machine or parsed.machine != local_machine or parsed.pid == os.getpid():
         return False
     try:
-        os.kill(pid, 0)
+        os.kill(parsed.pid, 0)
     except ProcessLookupError:
         return True
     except PermissionError:  # exists, owned by someone else
@@ -145,10 +189,6 @@ def classify(reply: Reply, stage: str) -> Verdict:
     return Verdict("fail")
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 class _Recorder:
     """Commits "sent" marks on a background thread, in order, so that a commit overlaps the next
     message's MAIL and RCPT round trips. The transport calls ``drain`` before it sends the next
@@ -177,9 +217,9 @@ class DeliveryRun:
     """One send of one day's plan. ``prepare()`` writes the rows and returns how many are due;
     ``run()`` sends them and returns the report (``report.paused`` set when it had to stop)."""
 
-    def __init__(self, store: Store, plan: SendablePlan, smtp: SmtpSettings, envelope_from: str,
+    def __init__(self, store: Store, plan: Plan, smtp: SmtpSettings, envelope_from: str,
                  transport_factory: Callable[[], Transport] | None = None,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = utc_now) -> None:
         self.store = store
         self.plan = plan
         self.smtp = smtp
@@ -205,12 +245,15 @@ class DeliveryRun:
     def prepare(self) -> int:
         date, now = self.plan.date, self.clock()
         self.store.create_deliveries(self.plan.messages, now)
-        in_plan = {sid for sid in self._by_subscriber if sid is not None}
-        self.report.cancelled = self.store.cancel_deliveries(
-            date, in_plan, "not in the day's plan any more (unsubscribed, bounced or nothing selected)", now)
+        # Release before cancelling: a dead send's row is "sending", which cancelling skips, so a
+        # reader who left the plan since the crash would otherwise come back as a pending row that
+        # no run sends and no run cancels.
         for owner in self.store.lease_owners(date):
             if owner_is_dead(owner):
                 self.store.release_deliveries(owner, now, date=date)
+        in_plan = {sid for sid in self._by_subscriber if sid is not None}
+        self.report.cancelled = self.store.cancel_deliveries(
+            date, in_plan, "not in the day's plan any more (unsubscribed, bounced or nothing selected)", now)
         counts = self.store.delivery_counts([date]).get(date, {})
         self.report.already_sent = counts.get("sent", 0)
         self.report.due = counts.get("pending", 0) + counts.get("retry", 0)

@@ -51,6 +51,8 @@ SOFT_BREAK = b"=\r\n"
 # -- links and identities ------------------------------------------------------------------------
 
 def site_url(settings: Settings, path: str) -> str:
+    """``path`` under [site] base_url. Links in emails use it, never the request's host, which may be
+    an internal name behind a proxy."""
     return f"{settings.site.base_url.rstrip('/')}/{path.lstrip('/')}"
 
 
@@ -362,9 +364,7 @@ def _write_index(plan: Plan, folder: Path) -> Path:
     """One preview file per rendition, shown side by side in index.html (no scripts)."""
     (folder / "renditions").mkdir()
     previews = []
-    recipients: dict[str, int] = {}
-    for m in plan.messages:
-        recipients[m.rendition_key] = recipients.get(m.rendition_key, 0) + 1
+    recipients = plan.recipients_per_rendition()
     for key, rendition in plan.renditions.items():
         number = plan.rendition_number(key)
         file_name = f"renditions/{number:03d}-{_file_safe(key)}.html"

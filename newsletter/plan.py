@@ -9,6 +9,7 @@ subscriber's final message from it cheaply, one at a time, so a plan for 100,000
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import format_datetime
@@ -73,6 +74,10 @@ class Plan:
         if second != self._date_second:
             self._date_second, self._date_text = second, format_datetime(now.replace(microsecond=0))
         return self._date_text
+
+    def recipients_per_rendition(self) -> Counter[str]:
+        """Rendition key -> how many planned messages use it."""
+        return Counter(m.rendition_key for m in self.messages)
 
     def rendition_number(self, key: str) -> int:
         return list(self.renditions).index(key) + 1

@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import queue
+import signal
 import stat
 import threading
 import time
@@ -32,6 +33,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from importlib import resources
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from flask import Flask, Response, request, url_for
@@ -44,7 +46,7 @@ from newsletter import render, tokens
 from newsletter.config import Settings
 from newsletter.errors import InvalidSubscriberError, SubscriberExistsError
 from newsletter.feeds import ATOM_TYPE, RSS_TYPE, feed_specs
-from newsletter.mail import archive_url, list_id, sender_domain
+from newsletter.mail import archive_url, list_id, sender_domain, site_url
 from newsletter.models import Subscriber
 from newsletter.selection import Filter
 from newsletter.store import Store
@@ -60,11 +62,14 @@ _CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self
 _CSP_ARCHIVE = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'self'; "
                 "frame-ancestors 'none'; base-uri 'none'")
 KEYWORD_SEPARATOR = ","
+ARCHIVE_RECHECK_SECONDS = 60.0
+"""An archive page is served from memory this long before the store is read again to see whether a
+re-ingest changed its day, so that a cached page costs no database read."""
 
 Clock = Callable[[], float]
 
 
-class RateLimiter:
+class SubscribeRateLimiter:
     """A token bucket per key (client address, or email address), held in this process's memory.
 
     Each key may spend ``burst`` requests at once, refilled at ``per_hour``. Several server
@@ -107,13 +112,20 @@ class Mailer:
     A failed send is logged; the subscriber can ask again from the form.
     """
 
+    DRAIN_SECONDS = 20.0
+    """How long ``close`` waits for the queued emails, well within systemd's default stop timeout (90 s)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue()
+        self._unsent = 0  # submitted and not yet tried
+        self._unsent_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="newsletter-mailer", daemon=True)
         self._thread.start()
 
     def submit(self, recipient: str, message: bytes) -> None:
+        with self._unsent_lock:
+            self._unsent += 1
         self._queue.put((recipient, message))
 
     def _run(self) -> None:
@@ -131,10 +143,19 @@ class Mailer:
             finally:
                 if transport is not None:
                     transport.close()
+                with self._unsent_lock:
+                    self._unsent -= 1
 
-    def close(self) -> None:
+    def close(self, timeout: float = DRAIN_SECONDS) -> int:
+        """Send what is queued, waiting at most ``timeout`` seconds; returns how many emails were left unsent."""
         self._queue.put(None)
-        self._thread.join(timeout=30)
+        self._thread.join(timeout)
+        with self._unsent_lock:
+            unsent = self._unsent
+        if unsent:
+            log.warning("stopped with %d confirmation email(s) unsent; those subscribers can use the form again",
+                        unsent)
+        return unsent
 
 
 @dataclass(frozen=True)
@@ -147,6 +168,9 @@ class CategoryChoice:
 class _ArchiveEntry:
     fingerprint: str
     page: bytes
+    etag: str
+    checked_at: float
+    """When the store was last asked whether the day changed (the app's clock)."""
 
 
 def _static(name: str) -> bytes:
@@ -159,7 +183,8 @@ def _strong_etag(data: bytes) -> str:
 
 def create_app(settings: Settings, *, store: Store | None = None, mailer: Mailer | None = None,
                clock: Clock = time.time) -> Flask:
-    """The app for this config. ``clock`` (epoch seconds) dates and ages confirmation links."""
+    """The app for this config. ``clock`` (epoch seconds) dates and ages confirmation links and the
+    archive pages kept in memory."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
     if settings.web.trusted_proxies:
@@ -170,8 +195,8 @@ def create_app(settings: Settings, *, store: Store | None = None, mailer: Mailer
     signer = tokens.Tokens(tokens.load_secret(settings), clock=clock)
     mailer = mailer if mailer is not None else Mailer(settings)
     web = settings.web
-    per_ip = RateLimiter(web.subscribe_ip_burst, web.subscribe_ip_per_hour)
-    per_address = RateLimiter(web.subscribe_address_burst, web.subscribe_address_per_hour)
+    per_ip = SubscribeRateLimiter(web.subscribe_ip_burst, web.subscribe_ip_per_hour)
+    per_address = SubscribeRateLimiter(web.subscribe_address_burst, web.subscribe_address_per_hour)
     taxonomy = settings.categories.names
     feeds_dir = settings.resolve(settings.feeds.dir)
     site = settings.site
@@ -274,7 +299,7 @@ def create_app(settings: Settings, *, store: Store | None = None, mailer: Mailer
 
     @app.get("/archive/")
     def archive_index() -> Response:
-        days = [{"date": d, "label": f"{d:%A}, {d.day} {d:%B %Y}", "url": url_for("archive_day", day=d.isoformat())}
+        days = [{"date": d, "label": render.date_label(d), "url": url_for("archive_day", day=d.isoformat())}
                 for d in sorted(store.dates(), reverse=True)]
         return page("archive_index.html", days=days)
 
@@ -286,27 +311,39 @@ def create_app(settings: Settings, *, store: Store | None = None, mailer: Mailer
             raise NotFound() from None
         if date.isoformat() != day:
             raise NotFound()
-        stored = store.get_day(date)
-        if stored is None:
-            raise NotFound()
-        # A day is rendered once, then again only when its papers change (a re-ingest).
-        fingerprint = hashlib.sha256(repr(stored.papers).encode()).hexdigest()
-        with archive_lock:
-            cached = archive_cache.get(date)
-        if cached is None or cached.fingerprint != fingerprint:
-            context, _ordered = render.digest_context(
-                site_title=site.title, sender=settings.email.sender, date=date, papers=stored.papers,
-                filt=Filter(), category_order=taxonomy, archive_url=archive_url(settings, date),
-                postal_address=settings.email.postal_address, personal={})
-            html = render.render_page("web/archive_day.html", **context, home_url=url_for("index"),
-                                      archive_index_url=url_for("archive_index"))
-            cached = _ArchiveEntry(fingerprint, html.encode())
-            with archive_lock:
-                archive_cache[date] = cached
+        cached = archive_page(date)
         response = Response(cached.page, mimetype="text/html")
         response.headers["Content-Security-Policy"] = _CSP_ARCHIVE
-        response.set_etag(_strong_etag(cached.page))
+        response.set_etag(cached.etag)
         return response.make_conditional(request)
+
+    def archive_page(date: dt.date) -> _ArchiveEntry:
+        """The day's page from memory; the store is read again only every ARCHIVE_RECHECK_SECONDS, and
+        the page rendered again only when the day's papers changed (a re-ingest)."""
+        now = clock()
+        with archive_lock:
+            cached = archive_cache.get(date)
+        if cached is not None and 0 <= now - cached.checked_at < ARCHIVE_RECHECK_SECONDS:
+            return cached
+        stored = store.get_day(date)
+        if stored is None:
+            with archive_lock:
+                archive_cache.pop(date, None)
+            raise NotFound()
+        fingerprint = hashlib.sha256(repr(stored.papers).encode()).hexdigest()
+        if cached is not None and cached.fingerprint == fingerprint:
+            cached.checked_at = now
+            return cached
+        context, _ordered = render.digest_context(
+            site_title=site.title, sender=settings.email.sender, date=date, papers=stored.papers,
+            filt=Filter(), category_order=taxonomy, archive_url=archive_url(settings, date),
+            postal_address=settings.email.postal_address, personal={})
+        page = render.render_page("web/archive_day.html", **context, home_url=url_for("index"),
+                                  archive_index_url=url_for("archive_index")).encode()
+        fresh = _ArchiveEntry(fingerprint, page, _strong_etag(page), now)
+        with archive_lock:
+            archive_cache[date] = fresh
+        return fresh
 
     # -- subscribing -----------------------------------------------------------------------------
 
@@ -325,10 +362,11 @@ def create_app(settings: Settings, *, store: Store | None = None, mailer: Mailer
             categories = check_categories(wanted, taxonomy)
         except InvalidSubscriberError as exc:
             return index_page(400, exc.message, raw_email, raw_name, [c for c in wanted if c in taxonomy])
-        subscriber = _pending_or_stored(address, name, categories)
-        # Over the per-address limit, the answer stays the same and no email goes out, so the limit
-        # tells nobody whether an address was tried before.
+        # Over the per-address limit, the answer stays the same, nothing is stored and no email goes
+        # out, so the limit tells nobody whether an address was tried before, and repeated posts
+        # cannot rewrite a pending subscriber's choices.
         if per_address.allow(email_key(address)):
+            subscriber = _pending_or_stored(address, name, categories)
             mailer.submit(address, _site_email(subscriber, categories, name))
         return message("Check your inbox",
                        f"If {address} can receive our email, a message is on its way to it. "
@@ -352,13 +390,13 @@ def create_app(settings: Settings, *, store: Store | None = None, mailer: Mailer
         """The confirmation email, or for an active subscriber a note with their preferences link."""
         if subscriber.status == "active":
             subject = f"You are already subscribed to {site.title}"
-            link = _absolute(f"preferences/{signer.make(tokens.PREFERENCES, subscriber.token)}")
+            link = site_url(settings, f"preferences/{signer.make(tokens.PREFERENCES, subscriber.token)}")
             body = render.render_page("web/already_subscribed_email.txt", site_title=site.title, link=link)
         else:
             subject = f"Confirm your subscription to {site.title}"
             token = signer.make_confirm(tokens.ConfirmRequest(subscriber.token, categories, name))
             body = render.render_page(
-                "web/confirm_email.txt", site_title=site.title, link=_absolute(f"confirm/{token}"),
+                "web/confirm_email.txt", site_title=site.title, link=site_url(settings, f"confirm/{token}"),
                 filter_description=Filter(categories=frozenset(categories)).describe())
         msg = EmailMessage()
         msg["From"] = settings.email.sender
@@ -370,10 +408,6 @@ def create_app(settings: Settings, *, store: Store | None = None, mailer: Mailer
         msg["Auto-Submitted"] = "auto-generated"
         msg.set_content(body)
         return msg.as_bytes(policy=policy.SMTP)
-
-    def _absolute(path: str) -> str:
-        """Links in emails use [site] base_url: the request's own host may be an internal name."""
-        return f"{site.base_url.rstrip('/')}/{path}"
 
     @app.get("/confirm/<token>")
     def confirm(token: str) -> Response:
@@ -477,8 +511,29 @@ def server_options(settings: Settings) -> dict[str, Any]:
             "clear_untrusted_proxy_headers": settings.web.trusted_proxies == 0}
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    """Run the app under waitress until interrupted."""
-    from waitress import serve as waitress_serve
+def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)  # waitress stops on it as on Ctrl+C: the requests in progress are finished
 
-    waitress_serve(create_app(settings), host=host, port=port, **server_options(settings))
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Run the app under waitress until SIGINT or SIGTERM; then send the confirmation emails still
+    queued (waiting at most Mailer.DRAIN_SECONDS) and close the store."""
+    from waitress import create_server
+
+    logging.basicConfig()  # as waitress.serve does: its warnings (e.g. a full task queue) reach stderr
+    store = Store.from_settings(settings)
+    try:
+        mailer = Mailer(settings)
+        try:
+            server = create_server(create_app(settings, store=store, mailer=mailer), host=host, port=port,
+                                   **server_options(settings))
+            previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+            try:
+                server.run()  # returns on SystemExit or KeyboardInterrupt
+            finally:
+                signal.signal(signal.SIGTERM, previous)  # a second SIGTERM while draining stops at once
+                server.close()
+        finally:
+            mailer.close()
+    finally:
+        store.close()

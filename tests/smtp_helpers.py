@@ -1,11 +1,9 @@
-"""A real aiosmtpd server that records what it accepted, with scripted faults, and small plans to send.
-
-The plan factory builds its messages with the stdlib email package so that the delivery tests do
-not depend on the renderer; they exercise the delivery log and the transport, not the content.
-"""
+"""A real aiosmtpd server that records what it accepted, with scripted faults, and a real store
+with a tiny digest so that tests send the real planner's messages (``DeliveryProject.plan``)."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime as dt
 import re
@@ -14,14 +12,15 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.policy import SMTP
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from newsletter.config import SmtpSettings
-from newsletter.models import PlannedMessage, Subscriber
+from newsletter.config import EmailSettings, Settings, SmtpSettings, StoreSettings
+from newsletter.ingest import ingest_files
+from newsletter.models import Subscriber
+from newsletter.plan import Plan, build_plan
 from newsletter.store import Store
 
 SENDER = "papers@example.org"
@@ -38,6 +37,11 @@ class Recorder:
 
     rcpt_fault: Fault | None = None
     data_fault: Fault | None = None
+    hold_at: int | None = None
+    """The ``hold_at``-th message is kept but its reply held back until ``release`` is set: a sender
+    killed then has exactly one message in flight that the server already queued."""
+    held: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
     accepted: list[tuple[str, str]] = field(default_factory=list)
     rcpt_seen: collections.Counter[str] = field(default_factory=collections.Counter)
     data_seen: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -67,6 +71,11 @@ class Recorder:
         match = _MESSAGE_ID.search(envelope.content)
         with self.lock:
             self.accepted.append((recipient, match.group(1).decode() if match else ""))
+            hold = len(self.accepted) == self.hold_at
+        if hold:
+            self.held.set()
+            while not self.release.is_set():
+                await asyncio.sleep(0.005)
         return "250 2.0.0 Ok: queued"
 
     def count(self) -> int:
@@ -114,30 +123,35 @@ def add_subscribers(store: Store, count: int, domain: str = "example.com") -> li
     return [sub for sub, _changed in stored]
 
 
+TINY_DIGEST = (
+    "## Papers for {date}\n\n"
+    "| Title | Authors | Summary |\n"
+    "|-------|---------|---------|\n"
+    "| Leases That Outlive Their Holders (Read more on [arXiv](https://arxiv.org/abs/2503.01001) or "
+    "[HuggingFace](https://huggingface.co/papers/2503.01001))| Test Author | A short paper written for the "
+    "delivery tests: one row, one rendition, a small message. |\n"
+)
+"""Our own one-paper digest: every subscriber without filters shares one rendition, so plans are cheap."""
+
+
 @dataclass
-class TestPlan:
-    """What ``DeliveryRun`` needs from a plan, with one small stdlib-built message per subscriber."""
+class DeliveryProject:
+    """A real store with a tiny digest ingested; ``plan`` is the real planner's plan for a day."""
 
-    date: dt.date
-    messages: list[PlannedMessage]
-    body_size: int = 200
+    settings: Settings
+    store: Store
 
-    __test__ = False  # not a pytest class
-
-    def message_bytes(self, planned: PlannedMessage) -> bytes:
-        msg = EmailMessage()
-        msg["From"] = f"Daily AI Papers <{SENDER}>"
-        msg["To"] = planned.subscriber.email
-        msg["Subject"] = f"AI papers for {planned.date}"
-        msg["Message-ID"] = planned.message_id
-        msg.set_content(("Papers of the day. " * (self.body_size // 19 + 1))[: self.body_size])
-        return msg.as_bytes(policy=SMTP)
+    def plan(self, date: dt.date, subscribers: list[Subscriber] | None = None) -> Plan:
+        return build_plan(self.settings, self.store, date, subscribers=subscribers)
 
 
-def plan_for(store: Store, date: dt.date, body_size: int = 200) -> TestPlan:
-    """A plan for every active subscriber, with a Message-ID fixed per (day, subscriber) as the real planner's."""
-    return TestPlan(date, [
-        PlannedMessage(date=date, subscriber=sub, papers=(), rendition_key="all",
-                       message_id=f"<{date.isoformat()}.{sub.id}@test.example.org>")
-        for sub in store.subscribers(status="active")
-    ], body_size)
+@contextmanager
+def delivery_project(folder: Path, date: dt.date) -> Iterator[DeliveryProject]:
+    digest = folder / f"{date.isoformat()}.md"
+    digest.write_text(TINY_DIGEST.format(date=date.isoformat()), encoding="utf-8")
+    settings = Settings(path=folder / "config.toml", store=StoreSettings(url=f"sqlite:///{folder / 'test.db'}"),
+                        email=EmailSettings(sender=f"Test Papers <{SENDER}>"))
+    with Store.from_settings(settings) as store:
+        report = ingest_files(settings, store, [digest])
+        assert not report.warnings, report.warnings
+        yield DeliveryProject(settings, store)

@@ -1,22 +1,36 @@
 """The delivery loop against a real aiosmtpd server: replies, retries, bounces, pauses and leases.
 
-These drive ``DeliveryRun`` with small stdlib-built messages (smtp_helpers.plan_for); the crash and
-concurrency tests in test_delivery_resume.py go through the real `newsletter send`.
+These drive ``DeliveryRun`` with the real planner's messages for a one-paper digest in a real store
+(smtp_helpers.delivery_project); the crash and concurrency tests in test_delivery_resume.py go
+through the real `newsletter send`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import os
+import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from smtp_helpers import SENDER, Recorder, add_subscribers, free_port, plan_for, smtp_server, smtp_settings
+from smtp_helpers import (
+    SENDER,
+    DeliveryProject,
+    Recorder,
+    add_subscribers,
+    delivery_project,
+    free_port,
+    smtp_server,
+    smtp_settings,
+)
 from sqlalchemy import select
 
-from newsletter.delivery import DeliveryRun, classify, make_owner
+from newsletter.delivery import LOCAL_MACHINE, DeliveryRun, Owner, classify, make_owner, owner_is_dead
 from newsletter.store import Store
 from newsletter.store.schema import deliveries
 from newsletter.transport import Reply
@@ -25,8 +39,8 @@ DAY = dt.date(2025, 3, 4)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Any:
-    with Store(f"sqlite:///{tmp_path / 'test.db'}") as opened:
+def project(tmp_path: Path) -> Any:
+    with delivery_project(tmp_path, DAY) as opened:
         yield opened
 
 
@@ -39,19 +53,20 @@ def states(store: Store) -> dict[str, int]:
     return store.delivery_counts([DAY]).get(DAY, {})
 
 
-def send(store: Store, port: int, **smtp: Any) -> DeliveryRun:
-    run = DeliveryRun(store, plan_for(store, DAY), smtp_settings(port, **smtp), SENDER)
+def send(project: DeliveryProject, port: int, **smtp: Any) -> DeliveryRun:
+    run = DeliveryRun(project.store, project.plan(DAY), smtp_settings(port, **smtp), SENDER)
     run.prepare()
     run.run()
     return run
 
 
-def test_happy_path_sends_each_once_records_the_reply_and_a_rerun_sends_nothing(store: Store) -> None:
+def test_happy_path_sends_each_once_records_the_reply_and_a_rerun_sends_nothing(project: DeliveryProject) -> None:
+    store = project.store
     subs = add_subscribers(store, 30)
     handler = Recorder()
     with smtp_server(handler) as server:
-        first = send(store, server.port).report
-        again = send(store, server.port)
+        first = send(project, server.port).report
+        again = send(project, server.port)
     assert (first.sent, first.retried, first.failed, first.bounced, first.ok) == (30, 0, 0, 0, True)
     assert handler.per_recipient() == {s.email: 1 for s in subs}
     logged = rows(store)
@@ -77,7 +92,8 @@ def _faulty(i: int) -> tuple[str | None, str | None]:
     return None, None
 
 
-def test_faulty_server_retries_bounces_fails_and_reconnects(store: Store) -> None:
+def test_faulty_server_retries_bounces_fails_and_reconnects(project: DeliveryProject) -> None:
+    store = project.store
     subs = add_subscribers(store, 200)
     index = {s.email: i for i, s in enumerate(subs)}
     stubborn = subs[1].email  # answers 451 to every attempt of this run
@@ -94,13 +110,13 @@ def test_faulty_server_retries_bounces_fails_and_reconnects(store: Store) -> Non
 
     handler = Recorder(rcpt_fault=rcpt_fault, data_fault=data_fault)
     with smtp_server(handler) as server:
-        report = send(store, server.port).report
+        report = send(project, server.port).report
         counts_after_first_run = dict(states(store))
         received_after_first_run = handler.per_recipient()
-        rerun = send(store, server.port).report
+        rerun = send(project, server.port).report
 
-    bounced = {s.email for i, s in enumerate(subs) if _faulty(i)[0] and _faulty(i)[0].startswith("550")}
-    failed = {s.email for i, s in enumerate(subs) if _faulty(i)[1] and _faulty(i)[1].startswith("554")}
+    bounced = {s.email for i, s in enumerate(subs) if (_faulty(i)[0] or "").startswith("550")}
+    failed = {s.email for i, s in enumerate(subs) if (_faulty(i)[1] or "").startswith("554")}
     dropped = {s.email for i, s in enumerate(subs) if _faulty(i)[1] == "drop"}
     refused_once = {s.email for i, s in enumerate(subs) if any(_faulty(i))} - bounced - failed - dropped
     assert (len(bounced), len(failed), len(dropped), len(refused_once)) == (5, 5, 20, 35)
@@ -123,15 +139,16 @@ def test_faulty_server_retries_bounces_fails_and_reconnects(store: Store) -> Non
     assert all("554 5.6.0" in logged[e].last_reply for e in failed)
     assert logged[stubborn].attempts == 4
     # A bounced subscriber leaves the plan; their row stays as it was.
-    assert not any(m.subscriber.email in bounced for m in plan_for(store, DAY).messages)
+    assert not any(m.subscriber.email in bounced for m in project.plan(DAY).messages)
 
 
-def test_policy_refusal_pauses_the_run_and_unsubscribes_nobody(store: Store) -> None:
+def test_policy_refusal_pauses_the_run_and_unsubscribes_nobody(project: DeliveryProject) -> None:
+    store = project.store
     subs = add_subscribers(store, 20)
     blocked = subs[5].email
     handler = Recorder(data_fault=lambda rcpt, _n: "550 5.7.1 sender blocked by policy" if rcpt == blocked else None)
     with smtp_server(handler) as server:
-        report = send(store, server.port).report
+        report = send(project, server.port).report
     assert report.paused is not None and "5.7.1" in str(report.paused)
     assert report.paused.hint is not None and "SPF" in report.paused.hint
     assert report.sent == 5 and not report.ok
@@ -139,41 +156,45 @@ def test_policy_refusal_pauses_the_run_and_unsubscribes_nobody(store: Store) -> 
     assert len(store.subscribers(status="active")) == 20
 
 
-def test_failures_in_a_row_pause_the_run(store: Store) -> None:
+def test_failures_in_a_row_pause_the_run(project: DeliveryProject) -> None:
+    store = project.store
     add_subscribers(store, 30)
     handler = Recorder(data_fault=lambda _rcpt, _n: "451 4.3.2 system not accepting messages")
     with smtp_server(handler) as server:
-        report = send(store, server.port, pause_after_failures=4, max_attempts=1).report
+        report = send(project, server.port, pause_after_failures=4, max_attempts=1).report
     assert report.paused is not None and "4 messages in a row" in str(report.paused)
     assert (report.sent, report.deferred) == (0, 4)
     assert states(store) == {"retry": 4, "pending": 26}
     assert len(store.subscribers(status="active")) == 30
 
 
-def test_no_server_pauses_after_failures_in_a_row(store: Store) -> None:
+def test_no_server_pauses_after_failures_in_a_row(project: DeliveryProject) -> None:
+    store = project.store
     add_subscribers(store, 5)
-    report = send(store, free_port(), pause_after_failures=3, max_attempts=1, timeout=2.0).report
+    report = send(project, free_port(), pause_after_failures=3, max_attempts=1, timeout=2.0).report
     assert report.paused is not None and "cannot connect to 127.0.0.1" in str(report.paused)
     assert states(store) == {"retry": 3, "pending": 2}
 
 
-def test_parallel_connections_and_rate_limit_send_each_once(store: Store) -> None:
+def test_parallel_connections_and_rate_limit_send_each_once(project: DeliveryProject) -> None:
+    store = project.store
     subs = add_subscribers(store, 60)
     handler = Recorder()
     with smtp_server(handler) as server:
-        report = send(store, server.port, connections=3, rate_limit=400.0).report
+        report = send(project, server.port, connections=3, rate_limit=400.0).report
     assert report.sent == 60
     assert handler.per_recipient() == {s.email: 1 for s in subs}
 
 
-def test_unsubscribed_before_the_rerun_is_cancelled_not_sent(store: Store) -> None:
+def test_unsubscribed_before_the_rerun_is_cancelled_not_sent(project: DeliveryProject) -> None:
+    store = project.store
     subs = add_subscribers(store, 10)
-    plan = plan_for(store, DAY)
+    plan = project.plan(DAY)
     store.create_deliveries(plan.messages, dt.datetime.now(dt.UTC))
     store.set_subscriber_status(subs[0].email, "unsubscribed")
     handler = Recorder()
     with smtp_server(handler) as server:
-        report = send(store, server.port).report
+        report = send(project, server.port).report
     assert (report.sent, report.cancelled) == (9, 1)
     assert subs[0].email not in handler.per_recipient()
     assert rows(store)[subs[0].email].state == "cancelled"
@@ -185,44 +206,97 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_rows_of_a_send_killed_on_this_host_are_taken_over_at_once(store: Store) -> None:
-    import socket
+def owner_with(**changes: Any) -> str:
+    """A real owner string of this process, with some parts changed."""
+    parsed = Owner.parse(make_owner())
+    assert parsed is not None
+    return str(dataclasses.replace(parsed, **changes))
 
+
+def test_rows_of_a_send_killed_on_this_machine_are_taken_over_at_once(project: DeliveryProject) -> None:
+    store = project.store
     subs = add_subscribers(store, 10)
     now = dt.datetime.now(dt.UTC)
-    store.create_deliveries(plan_for(store, DAY).messages, now)
-    dead = f"{socket.gethostname()}/{_dead_pid()}/abcd"
-    store.claim_deliveries(DAY, dead, now, now + dt.timedelta(hours=1), 4)
+    store.create_deliveries(project.plan(DAY).messages, now)
+    store.claim_deliveries(DAY, owner_with(pid=_dead_pid()), now, now + dt.timedelta(hours=1), 4)
     handler = Recorder()
     with smtp_server(handler) as server:
-        report = send(store, server.port).report
+        report = send(project, server.port).report
     assert (report.sent, report.leased_elsewhere) == (10, 0)
     assert handler.per_recipient() == {s.email: 1 for s in subs}
 
 
-def test_rows_leased_by_another_host_wait_for_the_lease_to_run_out(store: Store) -> None:
+def test_a_reader_who_left_after_a_crash_is_cancelled_not_left_pending(project: DeliveryProject) -> None:
+    store = project.store
     subs = add_subscribers(store, 10)
     now = dt.datetime.now(dt.UTC)
-    store.create_deliveries(plan_for(store, DAY).messages, now)
-    claimed = store.claim_deliveries(DAY, "elsewhere.example/123/beef", now, now + dt.timedelta(seconds=1.5), 4)
+    store.create_deliveries(project.plan(DAY).messages, now)
+    crashed = store.claim_deliveries(DAY, owner_with(pid=_dead_pid()), now, now + dt.timedelta(hours=1), 4)
+    leaver = crashed[0].email
+    store.set_subscriber_status(leaver, "unsubscribed")
     handler = Recorder()
     with smtp_server(handler) as server:
-        first = send(store, server.port).report
+        report = send(project, server.port).report
+        again = send(project, server.port).report
+    assert (report.sent, report.cancelled) == (9, 1)
+    assert states(store) == {"sent": 9, "cancelled": 1}  # settled: nothing pending that no run would send
+    assert leaver not in handler.per_recipient()
+    assert (again.due, again.sent, again.already_sent) == (0, 0, 9)
+    assert handler.per_recipient() == {s.email: 1 for s in subs if s.email != leaver}
+
+
+def test_owner_strings_name_this_machine_and_only_a_dead_local_pid_counts_as_dead() -> None:
+    mine = Owner.parse(make_owner())
+    assert mine is not None and mine.pid == os.getpid() and mine.machine == LOCAL_MACHINE
+    assert mine.host == socket.gethostname()[:100]
+    boot_id = Path("/proc/sys/kernel/random/boot_id")
+    if boot_id.is_file():
+        assert LOCAL_MACHINE.startswith(boot_id.read_text().strip() + ":")
+    dead = _dead_pid()
+    assert owner_is_dead(owner_with(pid=dead))
+    assert not owner_is_dead(owner_with(pid=os.getppid()))  # alive
+    assert not owner_is_dead(make_owner())  # this process
+    # Same host name, but another machine or boot, or another container on this boot: its pids are
+    # not ours to check.
+    boot, _, namespace = LOCAL_MACHINE.partition(":")
+    assert not owner_is_dead(owner_with(pid=dead, machine=f"{uuid.uuid4()}:{namespace}"))
+    assert not owner_is_dead(owner_with(pid=dead, machine=f"{boot}:{namespace}1"))
+    # Nothing known about this machine: wait for leases to run out rather than guess.
+    assert not owner_is_dead(owner_with(pid=dead), local_machine="")
+    # Owners in another format (the older host/pid/random) are never taken for local ones.
+    assert Owner.parse(f"{socket.gethostname()}/{dead}/abcd") is None
+    assert not owner_is_dead(f"{socket.gethostname()}/{dead}/abcd")
+    assert not owner_is_dead("")
+
+
+def test_rows_leased_elsewhere_under_the_same_host_name_wait_for_the_lease_to_run_out(
+    project: DeliveryProject,
+) -> None:
+    store = project.store
+    subs = add_subscribers(store, 10)
+    now = dt.datetime.now(dt.UTC)
+    store.create_deliveries(project.plan(DAY).messages, now)
+    twin = owner_with(machine=str(uuid.uuid4()), pid=_dead_pid())
+    claimed = store.claim_deliveries(DAY, twin, now, now + dt.timedelta(seconds=1.5), 4)
+    handler = Recorder()
+    with smtp_server(handler) as server:
+        first = send(project, server.port).report
         assert (first.sent, first.leased_elsewhere) == (6, 4)
         assert not {c.email for c in claimed} & set(handler.per_recipient())
         import time
 
         time.sleep(1.6)
-        second = send(store, server.port).report
+        second = send(project, server.port).report
     assert (second.sent, second.leased_elsewhere) == (4, 0)
     assert handler.per_recipient() == {s.email: 1 for s in subs}
 
 
-def test_claims_never_overlap(store: Store) -> None:
+def test_claims_never_overlap(project: DeliveryProject) -> None:
+    store = project.store
     add_subscribers(store, 50)
     now = dt.datetime.now(dt.UTC)
-    store.create_deliveries(plan_for(store, DAY).messages, now)
-    store.create_deliveries(plan_for(store, DAY).messages, now)  # repeating it adds nothing
+    store.create_deliveries(project.plan(DAY).messages, now)
+    store.create_deliveries(project.plan(DAY).messages, now)  # repeating it adds nothing
     later = now + dt.timedelta(minutes=5)
     a = store.claim_deliveries(DAY, make_owner(), now, later, 30)
     b = store.claim_deliveries(DAY, make_owner(), now, later, 30)

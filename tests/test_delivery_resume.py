@@ -8,11 +8,11 @@ digest in the project.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -59,30 +59,33 @@ def logged(config: Path) -> dict[str, tuple[str, str]]:
 
 def test_kill_9_mid_send_then_rerun_delivers_everyone_once(tmp_path: Path) -> None:
     total = 2000
-    handler = Recorder()
+    # The server queues message 1,000 but holds back its reply; the kill lands then, so the dead
+    # send leaves it in flight: accepted by the server, still leased and unrecorded in the log.
+    handler = Recorder(hold_at=total // 2)
     with smtp_server(handler) as server:
         config = setup_project(tmp_path, server.port, total)
         proc = start_send(config, tmp_path, "killed")
-        while handler.count() < total // 2 and proc.poll() is None:
-            time.sleep(0.002)
+        while not handler.held.wait(0.05):
+            assert proc.poll() is None, (tmp_path / "killed.log").read_text()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         at_kill = handler.count()
-        states_after_kill = [state for state, _ in logged(config).values()]
+        states_after_kill = {email: state for email, (state, _) in logged(config).items()}
+        handler.release.set()
         rerun = start_send(config, tmp_path, "rerun")
         rerun.wait(timeout=120)
         after_rerun = handler.count()
         again = run(config, "send", "--date", DAY)
 
     assert proc.returncode == -signal.SIGKILL
-    assert 0 < at_kill < total, "the kill must land mid-send"
-    assert states_after_kill.count("sending") > 0  # the dead send left leased rows behind
+    assert at_kill == total // 2, "the kill must land mid-send, on the held message"
+    assert "sending" in states_after_kill.values()  # the dead send left leased rows behind
     assert rerun.returncode == 0, (tmp_path / "rerun.log").read_text()
     received = handler.per_recipient()
     assert set(received) == {f"reader{i:05d}@example.com" for i in range(total)}
     repeated = {r: n for r, n in received.items() if n > 1}
-    # One connection: at most the message in flight at the kill can arrive twice, under one Message-ID.
-    assert len(repeated) <= 1 and all(n == 2 for n in repeated.values())
+    # One connection: only the message in flight at the kill arrives twice, under one Message-ID.
+    assert len(repeated) == 1 and all(n == 2 and states_after_kill[r] == "sending" for r, n in repeated.items())
     server_ids = handler.message_ids()
     assert all(len(server_ids[r]) == 1 for r in repeated)
     log = logged(config)
@@ -92,7 +95,7 @@ def test_kill_9_mid_send_then_rerun_delivers_everyone_once(tmp_path: Path) -> No
     # A run after completion sends nothing and says so.
     assert again.exit_code == 0 and "Nothing to send" in again.output
     assert handler.count() == after_rerun
-    print(f"\nkill -9 after {at_kill} accepted; rerun sent {after_rerun - at_kill}; "
+    print(f"\nkill -9 after {at_kill} accepted (the last one's reply held back); rerun sent {after_rerun - at_kill}; "
           f"{len(repeated)} delivered twice (same Message-ID)")
 
 
@@ -115,8 +118,6 @@ def test_two_sends_at_once_never_mail_anyone_twice(tmp_path: Path, connections: 
 
 
 def test_dry_run_records_nothing_then_send_and_status_report_failures(tmp_path: Path) -> None:
-    import json
-
     handler = Recorder(rcpt_fault=lambda rcpt, _n: {"reader00001@example.com": "550 5.1.1 no such user",
                                                     "reader00002@example.com": "554 5.0.0 refused"}.get(rcpt))
     with smtp_server(handler) as server:
@@ -137,3 +138,4 @@ def test_dry_run_records_nothing_then_send_and_status_report_failures(tmp_path: 
     with Store.from_settings(load_settings(config)) as store:
         store.record_no_issue(dt.date(2026, 11, 18), "no digest for this day")
     assert "2026-11-18  no issue: no digest for this day" in run(config, "status").output
+

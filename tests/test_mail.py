@@ -134,6 +134,14 @@ def test_default_subject_counts_papers_in_words_and_count_still_works() -> None:
     assert "{papers}" in (raised.value.hint or "")
 
 
+def test_recipients_are_counted_per_rendition() -> None:
+    vision = ["Computer Vision"]
+    plan = build(sample_papers(), [Subscriber(email="a@example.org", token="a", categories=vision),
+                                   Subscriber(email="b@example.org", token="b"),
+                                   Subscriber(email="c@example.org", token="c", categories=vision)])
+    assert plan.recipients_per_rendition() == {"Computer Vision": 2, "all": 1}
+
+
 def test_message_id_is_stable_per_day_and_address() -> None:
     subscriber = Subscriber(email="Reader@Example.org", token="t")
     first = build(sample_papers(), [subscriber]).messages[0].message_id

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from smtp_helpers import SENDER, Recorder, TestPlan, free_port, smtp_server, smtp_settings
+from smtp_helpers import SENDER, Recorder, delivery_project, free_port, smtp_server, smtp_settings
 
 from newsletter.errors import ConfigError, DeliveryError
-from newsletter.models import PlannedMessage, Subscriber
+from newsletter.models import Subscriber
 from newsletter.transport import (
     ConnectError,
     ConnectionLost,
@@ -28,9 +28,17 @@ from newsletter.transport import (
 DAY = dt.date(2025, 3, 4)
 
 
-def message(recipient: str, number: int = 1) -> bytes:
-    planned = PlannedMessage(DAY, Subscriber(email=recipient, id=number), (), "all", f"<{number}@test.example.org>")
-    return TestPlan(DAY, [planned]).message_bytes(planned)
+RECIPIENTS = [f"r{i}@example.com" for i in range(5)] + ["gone@example.com", "busy@example.com", "ok@example.com",
+                                                        "a@example.com"]
+
+
+@pytest.fixture(scope="module")
+def messages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The real planner's message for each recipient these tests use, from a store with a tiny digest."""
+    with delivery_project(tmp_path_factory.mktemp("transport"), DAY) as project:
+        project.store.upsert_subscribers([Subscriber(email=email) for email in RECIPIENTS])
+        plan = project.plan(DAY)
+        return {m.subscriber.email: plan.message_bytes(m) for m in plan.messages}
 
 
 class PeerRecorder(Recorder):
@@ -43,11 +51,11 @@ class PeerRecorder(Recorder):
         return await super().handle_DATA(server, session, envelope)
 
 
-def test_sends_over_one_reused_connection_and_returns_the_servers_reply() -> None:
+def test_sends_over_one_reused_connection_and_returns_the_servers_reply(messages: dict[str, bytes]) -> None:
     handler = PeerRecorder()
     with smtp_server(handler) as server:
         transport = SmtpTransport(smtp_settings(server.port))
-        replies = [transport.send(SENDER, f"r{i}@example.com", message(f"r{i}@example.com", i)) for i in range(5)]
+        replies = [transport.send(SENDER, f"r{i}@example.com", messages[f"r{i}@example.com"]) for i in range(5)]
         transport.close()
     assert [r.code for r in replies] == [250] * 5
     assert replies[0].enhanced == "2.0.0" and "queued" in replies[0].text
@@ -55,7 +63,7 @@ def test_sends_over_one_reused_connection_and_returns_the_servers_reply() -> Non
     assert len(set(handler.peers)) == 1
 
 
-def test_a_refusal_names_the_stage_and_the_connection_carries_on() -> None:
+def test_a_refusal_names_the_stage_and_the_connection_carries_on(messages: dict[str, bytes]) -> None:
     handler = Recorder(
         rcpt_fault=lambda rcpt, _n: "550 5.1.1 no such user" if rcpt.startswith("gone") else None,
         data_fault=lambda rcpt, _n: "451 4.3.0 try later" if rcpt.startswith("busy") else None,
@@ -63,10 +71,10 @@ def test_a_refusal_names_the_stage_and_the_connection_carries_on() -> None:
     with smtp_server(handler) as server:
         transport = SmtpTransport(smtp_settings(server.port))
         with pytest.raises(SmtpReplyError) as rcpt_refusal:
-            transport.send(SENDER, "gone@example.com", message("gone@example.com"))
+            transport.send(SENDER, "gone@example.com", messages["gone@example.com"])
         with pytest.raises(SmtpReplyError) as data_refusal:
-            transport.send(SENDER, "busy@example.com", message("busy@example.com"))
-        assert transport.send(SENDER, "ok@example.com", message("ok@example.com")).code == 250
+            transport.send(SENDER, "busy@example.com", messages["busy@example.com"])
+        assert transport.send(SENDER, "ok@example.com", messages["ok@example.com"]).code == 250
         transport.close()
     assert (rcpt_refusal.value.stage, rcpt_refusal.value.reply.code, rcpt_refusal.value.reply.enhanced) == (
         "RCPT TO", 550, "5.1.1")
@@ -74,21 +82,21 @@ def test_a_refusal_names_the_stage_and_the_connection_carries_on() -> None:
     assert handler.per_recipient() == {"ok@example.com": 1}
 
 
-def test_a_dropped_connection_is_reported_and_the_next_send_reconnects() -> None:
+def test_a_dropped_connection_is_reported_and_the_next_send_reconnects(messages: dict[str, bytes]) -> None:
     handler = Recorder(data_fault=lambda rcpt, n: "drop" if n == 0 else None)
     with smtp_server(handler) as server:
         transport = SmtpTransport(smtp_settings(server.port))
         with pytest.raises(ConnectionLost):
-            transport.send(SENDER, "a@example.com", message("a@example.com"))
-        assert transport.send(SENDER, "a@example.com", message("a@example.com")).code == 250
+            transport.send(SENDER, "a@example.com", messages["a@example.com"])
+        assert transport.send(SENDER, "a@example.com", messages["a@example.com"]).code == 250
         transport.close()
     assert handler.per_recipient() == {"a@example.com": 1}
 
 
-def test_no_server_is_a_connect_error() -> None:
+def test_no_server_is_a_connect_error(messages: dict[str, bytes]) -> None:
     transport = SmtpTransport(smtp_settings(free_port(), timeout=2.0))
     with pytest.raises(ConnectError, match=r"cannot connect to 127\.0\.0\.1"):
-        transport.send(SENDER, "a@example.com", message("a@example.com"))
+        transport.send(SENDER, "a@example.com", messages["a@example.com"])
 
 
 def test_enhanced_status_must_match_the_reply_class() -> None:
@@ -123,7 +131,7 @@ def _authenticator(_server: Any, _session: Any, _envelope: Any, _mechanism: str,
 
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 def test_tls_and_login_with_the_password_from_the_environment(
-    security: str, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+    security: str, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, messages: dict[str, bytes],
 ) -> None:
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret")
     handler = Recorder()
@@ -136,13 +144,13 @@ def test_tls_and_login_with_the_password_from_the_environment(
         settings = smtp_settings(server.port, security=security, ca_file=str(certificate[0]), username="news",
                                  password_env="TEST_SMTP_PASSWORD")
         transport = SmtpTransport(settings, smtp_password(settings))
-        assert transport.send(SENDER, "a@example.com", message("a@example.com")).code == 250
+        assert transport.send(SENDER, "a@example.com", messages["a@example.com"]).code == 250
         transport.close()
     assert handler.per_recipient() == {"a@example.com": 1}
 
 
 def test_a_refused_login_is_a_delivery_error_naming_the_user(
-    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch,
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, messages: dict[str, bytes],
 ) -> None:
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong")
     with smtp_server(Recorder(), authenticator=_authenticator, auth_required=True,
@@ -151,15 +159,15 @@ def test_a_refused_login_is_a_delivery_error_naming_the_user(
                                  password_env="TEST_SMTP_PASSWORD")
         transport = SmtpTransport(settings, smtp_password(settings))
         with pytest.raises(DeliveryError, match="login refused for 'news'") as refused:
-            transport.send(SENDER, "a@example.com", message("a@example.com"))
+            transport.send(SENDER, "a@example.com", messages["a@example.com"])
     assert refused.value.hint is not None and "TEST_SMTP_PASSWORD" in refused.value.hint
 
 
-def test_an_untrusted_certificate_is_refused(certificate: tuple[Path, Path]) -> None:
+def test_an_untrusted_certificate_is_refused(certificate: tuple[Path, Path], messages: dict[str, bytes]) -> None:
     with smtp_server(Recorder(), ssl_context=_server_tls(certificate)) as server:
         transport = SmtpTransport(smtp_settings(server.port, security="tls"))
         with pytest.raises(ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-            transport.send(SENDER, "a@example.com", message("a@example.com"))
+            transport.send(SENDER, "a@example.com", messages["a@example.com"])
 
 
 def test_the_password_comes_only_from_the_named_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -154,6 +154,8 @@ def test_archive_pages_are_valid_and_show_the_emails_papers(site: Site) -> None:
     tree = check_page(index)
     links = [a.get("href") for a in tree.findall(".//main//li/a")]
     assert links == ["/archive/2026-11-20", "/archive/2026-11-19"]
+    labels = [a.text for a in tree.findall(".//main//li/a")]
+    assert labels == ["Friday, 20 November 2026", "Thursday, 19 November 2026"]
 
     plan = site.dry_run()
     entry = next(m for m in plan["messages"] if m["to"] == "ada@example.org")  # type: ignore[attr-defined]
@@ -169,6 +171,7 @@ def test_archive_pages_are_valid_and_show_the_emails_papers(site: Site) -> None:
     in_email = list(dict.fromkeys(ARXIV.findall(html_part.get_content())))
     assert in_email and list(dict.fromkeys(ARXIV.findall(page.text))) == in_email
     assert "Gaussian Splats That Age Well" in page.text
+    assert labels[0] in page.text and labels[0] in html_part.get_content()  # the day is named alike everywhere
     assert ada_token(site) not in page.text and "unsubscribe" not in page.text.lower()
     again = requests.get(site.base + links[0], headers={"If-None-Match": page.headers["ETag"]}, timeout=10)
     assert again.status_code == 304

@@ -123,6 +123,25 @@ def test_confirmations_are_limited_per_address_with_the_same_answer(limited_site
     assert len(inbox.to("popular@example.org")) == 1
 
 
+def test_a_post_over_the_address_limit_stores_nothing(limited_site: tuple[str, Inbox, Path]) -> None:
+    base, inbox, config = limited_site
+
+    def post(client: str, name: str, category: str) -> requests.Response:
+        return requests.post(base + "/subscribe", data={"email": "target@example.org", "name": name,
+                                                        "category": [category]},
+                             headers={"X-Forwarded-For": client}, timeout=10)
+
+    first = post("198.51.100.20", "Target", "Computer Vision")
+    limited = post("198.51.100.21", "Someone Else", "Multi-Modal")
+    assert (limited.status_code, limited.text) == (first.status_code, first.text)
+    with Store.from_settings(load_settings(config)) as store:
+        stored = store.get_subscriber("target@example.org")
+    assert stored is not None
+    assert (stored.status, stored.name, stored.categories) == ("pending", "Target", ["Computer Vision"])
+    (confirmation,) = inbox.wait_for("target@example.org")
+    assert "Confirm" in confirmation["Subject"]
+
+
 def test_forwarded_for_is_ignored_without_trusted_proxies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SECRET_ENV, SECRET)
     with smtp_server(Inbox()) as smtp:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from newsletter.clock import as_utc, utc_now
 from newsletter.models import PlannedMessage
 from newsletter.store.schema import day_notes, deliveries
 
@@ -51,13 +52,6 @@ class OpenWork:
     """The earliest retry, among the rows the caller may still try."""
     leased_elsewhere: int
     lease_owners: tuple[str, ...]
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite returns naive datetimes; every one we store is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
 
 
 def _release_state() -> Any:
@@ -200,7 +194,8 @@ class DeliveryStore:
                 select(c.lease_owner, func.count()).where(c.date == date, c.state == "sending", c.lease_owner != owner)
                 .group_by(c.lease_owner)
             ).all()
-        return OpenWork(_utc(next_retry), sum(n for _, n in leased), tuple(o for o, _ in leased))
+        return OpenWork(as_utc(next_retry) if next_retry is not None else None,
+                        sum(n for _, n in leased), tuple(o for o, _ in leased))
 
     def delivery_counts(self, dates: Collection[dt.date] | None = None) -> dict[dt.date, dict[str, int]]:
         """Per day (newest first), the number of rows in each state."""
@@ -227,7 +222,7 @@ class DeliveryStore:
 
     def record_no_issue(self, date: dt.date, reason: str, now: dt.datetime | None = None) -> None:
         """Note that there is no issue for ``date`` and why; recording again replaces the reason."""
-        now = now or dt.datetime.now(dt.UTC)
+        now = now or utc_now()
         with self.engine.begin() as conn:
             conn.execute(day_notes.delete().where(day_notes.c.date == date))
             conn.execute(day_notes.insert().values(date=date, reason=reason, recorded_at=now))

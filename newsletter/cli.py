@@ -363,9 +363,10 @@ def subscribers_export(app: AppContext, output: Path | None) -> None:
               help="Day to send. Default: the newest ingested.")
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dry-run folder. Default: [email] outbox.")
+@click.option("--json", "as_json", is_flag=True, help="Print the delivery report as JSON (not with --dry-run).")
 @pass_app
 @handle_errors
-def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | None) -> None:
+def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | None, as_json: bool) -> None:
     """Email the day's papers to every active subscriber, each filtered to their categories.
 
     With --dry-run, writes OUTBOX/DATE/plan.json, one .eml per recipient (one sample per rendition
@@ -375,15 +376,18 @@ def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | No
     Without --dry-run, delivers over [smtp] and records every message in the store: a rerun (after
     a crash, a pause or 4xx replies) sends only what is still due, and a second send started by
     mistake never mails anyone twice. Exits 1 when messages failed, were left for the next run, or
-    the run paused; `newsletter status` shows where each day stands.
+    the run paused; `newsletter status` shows where each day stands. With --json, prints the
+    report (counts, problems, paused) as JSON on stdout, with the same exit codes.
     """
     if dry_run:
+        if as_json:
+            raise click.UsageError("--json reports a real send; a dry run writes OUTBOX/DATE/plan.json instead")
         send_dry_run(app.settings, date, outbox)
     else:
-        send_for_real(app.settings, date)
+        send_for_real(app.settings, date, as_json)
 
 
-def send_for_real(settings: Settings, date: dt.date | None) -> None:
+def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = False) -> None:
     """Deliver over [smtp], recording each message in the delivery log; a rerun continues where one stopped."""
     from newsletter.delivery import DeliveryRun, envelope_sender, summary_line
     from newsletter.plan import build_plan
@@ -396,6 +400,9 @@ def send_for_real(settings: Settings, date: dt.date | None) -> None:
         due = run.prepare()
         if due == 0:
             report = run.report
+            if as_json:
+                echo_json(report.as_dict())
+                return
             click.echo(f"Nothing to send for {plan.date.isoformat()}: {report.already_sent} of "
                        f"{report.planned} planned messages were already sent"
                        + (f", {report.leased_elsewhere} are being sent by another process" if report.leased_elsewhere
@@ -404,12 +411,15 @@ def send_for_real(settings: Settings, date: dt.date | None) -> None:
         with click.progressbar(length=due, label=f"Sending {plan.date.isoformat()}", file=sys.stderr,
                                show_pos=True, show_eta=True) as bar:
             report = run.run(on_message=lambda _outcome: bar.update(1))
-    click.echo(summary_line(report))
-    shown = 20
-    for email, reply in report.problems[:shown]:
-        click.echo(f"  {email}: {reply}", err=True)
-    if len(report.problems) > shown:
-        click.echo(f"  ... and {len(report.problems) - shown} more: see `newsletter status`", err=True)
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        click.echo(summary_line(report))
+        shown = 20
+        for email, reply in report.problems[:shown]:
+            click.echo(f"  {email}: {reply}", err=True)
+        if len(report.problems) > shown:
+            click.echo(f"  ... and {len(report.problems) - shown} more: see `newsletter status`", err=True)
     if report.paused is not None:
         raise report.paused
     if not report.ok:

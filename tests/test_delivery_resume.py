@@ -139,3 +139,24 @@ def test_dry_run_records_nothing_then_send_and_status_report_failures(tmp_path: 
         store.record_no_issue(dt.date(2026, 11, 18), "no digest for this day")
     assert "2026-11-18  no issue: no digest for this day" in run(config, "status").output
 
+
+def test_send_json_prints_the_report_with_the_same_exit_codes(tmp_path: Path) -> None:
+    handler = Recorder(rcpt_fault=lambda rcpt, _n: {"reader00001@example.com": "550 5.1.1 no such user",
+                                                    "reader00002@example.com": "554 5.0.0 refused"}.get(rcpt))
+    with smtp_server(handler) as server:
+        config = setup_project(tmp_path, server.port, 5)
+        first = run(config, "send", "--date", DAY, "--json")
+        again = run(config, "send", "--date", DAY, "--json")
+    assert first.exit_code == 1  # a message failed
+    report = json.loads(first.stdout)
+    assert {k: report[k] for k in ("date", "ok", "planned", "due", "sent", "failed", "bounced", "paused")} == {
+        "date": DAY, "ok": False, "planned": 5, "due": 5, "sent": 3, "failed": 1, "bounced": 1, "paused": None}
+    assert sorted(report["problems"], key=lambda problem: problem["email"]) == [
+        {"email": "reader00001@example.com", "reply": "RCPT TO: 550 5.1.1 no such user"},
+        {"email": "reader00002@example.com", "reply": "RCPT TO: 554 5.0.0 refused"},
+    ]
+    assert again.exit_code == 0
+    rerun = json.loads(again.stdout)
+    assert (rerun["due"], rerun["sent"], rerun["already_sent"], rerun["ok"]) == (0, 0, 3, True)
+    assert handler.count() == 3
+    assert run(config, "send", "--dry-run", "--json").exit_code == 2

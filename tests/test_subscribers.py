@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 from pathlib import Path
@@ -269,3 +270,14 @@ def test_parse_csv_reports_the_starting_line_of_multiline_rows() -> None:
     text = 'email,name\n"ada@example.org","Ada\nLovelace"\nnope,Bob\n'
     rows = parse_csv(io.StringIO(text, newline=""), "mem.csv", TAXONOMY)
     assert [(e.line, "inject" in e.message) for e in rows.errors] == [(2, True), (4, False)]
+
+
+def test_creation_times_are_stored_as_the_same_instant_in_utc(store: Store) -> None:
+    """SQLite keeps no offset: a time given in another zone must be converted, not relabelled."""
+    paris_noon = dt.datetime(2025, 5, 13, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    store.add_subscriber(Subscriber(email="ada@example.org"), now=paris_noon)
+    store.upsert_subscriber(Subscriber(email="bob@example.org", created_at=paris_noon))
+    for address in ("ada@example.org", "bob@example.org"):
+        stored = store.get_subscriber(address)
+        assert stored is not None and stored.created_at == paris_noon
+        assert stored.created_at.utcoffset() == dt.timedelta(0)

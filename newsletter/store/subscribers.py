@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from newsletter.clock import as_utc, utc_now
 from newsletter.errors import SubscriberExistsError, SubscriberNotFoundError
 from newsletter.models import Subscriber
 from newsletter.store.schema import subscribers as table
@@ -48,9 +49,6 @@ def _row(sub: Subscriber) -> dict[str, Any]:
 
 
 def _subscriber(row: Any) -> Subscriber:
-    created = row.created_at
-    if created is not None and created.tzinfo is None:  # SQLite drops the offset; we store UTC
-        created = created.replace(tzinfo=dt.UTC)
     return Subscriber(
         id=row.id,
         email=row.email,
@@ -60,7 +58,7 @@ def _subscriber(row: Any) -> Subscriber:
         excluded_keywords=list(row.excluded),
         status=row.status,
         token=row.token,
-        created_at=created,
+        created_at=as_utc(row.created_at) if row.created_at is not None else None,
     )
 
 
@@ -171,7 +169,7 @@ class SubscriberStore:
     @staticmethod
     def _prepare_new(sub: Subscriber, now: dt.datetime | None) -> Subscriber:
         return replace(sub, id=None, token=sub.token or new_token(),
-                       created_at=sub.created_at or now or dt.datetime.now(dt.UTC))
+                       created_at=as_utc(sub.created_at or now or utc_now()))  # SQLite would drop another offset
 
     @staticmethod
     def _insert(conn: Connection, sub: Subscriber) -> int:

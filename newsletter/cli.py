@@ -556,15 +556,18 @@ def schedule(app: AppContext) -> None:
 
 @cli.command()
 @click.option("--date", "date", callback=parse_date, metavar="YYYY-MM-DD",
-              help="Issue date. Default: today in [schedule] timezone.")
+              help="Issue date. Default: today in [schedule] timezone. Given explicitly, it also sends a "
+                   "day noted as having no issue.")
 @pass_app
 @handle_errors
 def publish(app: AppContext, date: dt.date | None) -> None:
     """Run the daemon's pipeline once (ingest, feeds, send DATE), for cron or systemd timers.
 
-    Sends only DATE's digest, never an older one. Exits 0 when the issue went out or a "no issue"
-    note was recorded (empty digest, or no digest by [schedule] deadline); 1 when the digest is not
-    there yet (run it again before the deadline), a stage failed, or messages are still due.
+    Sends only DATE's digest, never an older one. A day noted "no issue" is skipped, unless --date
+    names it: then its digest is sent anyway (e.g. after the digest came late). Exits 0 when the issue
+    went out or a "no issue" note was recorded (empty digest, or no digest by [schedule] deadline); 1
+    when the digest is not there yet (run it again before the deadline), a stage failed, or messages
+    are still due.
     """
     from newsletter.publish import Publisher
     from newsletter.schedule import configure_logging, run_in_foreground_thread, zone
@@ -573,7 +576,7 @@ def publish(app: AppContext, date: dt.date | None) -> None:
     configure_logging(settings.schedule.log_level)
     zone(settings.schedule.timezone)
     publisher = Publisher(settings)
-    result = run_in_foreground_thread(publisher, lambda: publisher.publish(date))
+    result = run_in_foreground_thread(publisher, lambda: publisher.publish(date, override_note=date is not None))
     click.echo(f"{result.date.isoformat()}: {result.summary()}")
     if not result.ok:
         sys.exit(1)

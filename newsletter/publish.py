@@ -5,7 +5,13 @@ scheduler's jobs. The send step only ever sends the day it is asked for (today i
 ``[schedule] timezone``); when that day has no digest yet, it never falls back to an older day:
 it reports "waiting" until ``[schedule] deadline``, and at the deadline records
 "no issue for D (reason)" in the store, which `newsletter status` shows. A day whose digest lists
-no papers, or whose plan has no recipient, sends nothing and records that too.
+no papers, or whose plan has no recipient, sends nothing and records that too. Such a note settles
+the day for the scheduler; only an explicit ``override_note`` (``newsletter publish --date D``)
+sends it anyway.
+
+A run that did not finish -- messages deferred or the send paused, or a stage that raised an
+unexpected exception (a locked database, a full disk) -- is "incomplete" and carries the time to try
+again (``next_check``) until the deadline, so that the scheduler's recheck finishes the day.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ class PublishResult:
     errors: list[str] = field(default_factory=list)
     """Stage failures (a bad digest file, an unwritable feeds folder); later stages still ran."""
     next_check: dt.datetime | None = None
-    """When outcome is waiting: when to look for the digest again."""
+    """When outcome is waiting or incomplete: when to run again (None: not again, the deadline has passed)."""
     sent: int = 0
 
     @property
@@ -117,20 +123,29 @@ class Publisher:
                     return fire
         return start
 
-    def day_settled(self, date: dt.date) -> bool:
+    def day_settled(self, store: Store, date: dt.date) -> bool:
         """True when ``date`` has a no-issue note, or delivery rows none of which still waits to be sent."""
-        with Store.from_settings(self.settings) as store:
-            if store.no_issue_notes([date]):
-                return True
-            counts = store.delivery_counts([date]).get(date, {})
+        if store.no_issue_notes([date]):
+            return True
+        counts = store.delivery_counts([date]).get(date, {})
         return bool(counts) and not any(counts.get(state) for state in OPEN_STATES)
 
     def publish(self, date: dt.date | None = None, stages: Sequence[str] = ALL_STAGES,
-                scheduled_at: dt.datetime | None = None) -> PublishResult:
-        """Run ``stages`` in order for ``date`` (default: today in [schedule] timezone)."""
+                scheduled_at: dt.datetime | None = None, override_note: bool = False) -> PublishResult:
+        """Run ``stages`` in order for ``date`` (default: today in [schedule] timezone).
+
+        ``override_note``: send even if the day was noted as having no issue (the operator asked for it).
+        """
         date = date or self.today()
         result = PublishResult(date)
-        with Store.from_settings(self.settings) as store:
+        try:
+            store = Store.from_settings(self.settings)
+        except Exception as exc:  # a locked or unreachable store: try again later
+            self._failed("store", exc, result)
+            self._retry_later(result, scheduled_at)
+            return result
+        crashed = False
+        with store:
             for stage in stages:
                 if self.stopping:
                     result.outcome = "stopped"
@@ -141,11 +156,46 @@ class Publisher:
                     elif stage == "feeds":
                         self._feeds(store, result)
                     else:
-                        self._send(store, result, scheduled_at)
-                except NewsletterError as exc:
-                    log.error("%s failed: %s", stage, exc)
-                    result.errors.append(f"{stage}: {exc.message}")
+                        self._send(store, result, scheduled_at, override_note)
+                except Exception as exc:  # one stage's failure never skips the others
+                    self._failed(stage, exc, result)
+                    # An unfinished send, or an unexpected error anywhere, may pass (a locked
+                    # database); a bad digest file or feeds folder waits for the operator.
+                    crashed = crashed or stage == "send" or not isinstance(exc, NewsletterError)
+        if crashed and not self.stopping and result.outcome != "incomplete":  # else _send has planned it
+            self._retry_later(result, scheduled_at)
         return result
+
+    def _failed(self, stage: str, exc: Exception, result: PublishResult) -> None:
+        if isinstance(exc, NewsletterError):
+            log.error("%s failed: %s", stage, exc)
+            result.errors.append(f"{stage}: {exc.message}")
+            return
+        cause = getattr(exc, "orig", None) or exc  # SQLAlchemy's own text repeats the SQL
+        log.error("%s failed unexpectedly: %s: %s", stage, type(cause).__name__, cause)
+        log.debug("%s traceback", stage, exc_info=exc)
+        result.errors.append(f"{stage}: unexpected {type(cause).__name__}: {cause} (log_level DEBUG shows where)")
+
+    def _retry_later(self, result: PublishResult, scheduled_at: dt.datetime | None,
+                     next_retry: dt.datetime | None = None) -> None:
+        """Mark the run incomplete and, before the day's deadline, say when to run it again: after
+        recheck_minutes, or at the delivery log's next retry time if that is later, but not after the
+        deadline. Past the deadline nothing more is tried or noted; `newsletter status` shows what is left."""
+        result.outcome = "incomplete"
+        now = self.clock()
+        deadline = self.deadline(result.date, scheduled_at)
+        local_deadline = deadline.astimezone(self.timezone)
+        if now >= deadline:
+            result.next_check = None
+            result.details.append(f"not retried: the deadline, {local_deadline:%Y-%m-%d %H:%M} {self.timezone.key}, "
+                                  "has passed; `newsletter status` shows what is left")
+            return
+        later = now + dt.timedelta(minutes=self.settings.schedule.recheck_minutes)
+        if next_retry is not None and next_retry > later:
+            later = next_retry
+        result.next_check = min(later, deadline)
+        result.details.append(f"run again at or after {result.next_check.astimezone(self.timezone):%H:%M} "
+                              f"{self.timezone.key}")
 
     def _ingest(self, store: Store, result: PublishResult) -> None:
         files = resolve_inputs(self.settings, ())
@@ -162,13 +212,18 @@ class Publisher:
         log.info("feeds: %d written, %d unchanged (%d papers over %d days)",
                  len(report.written), len(report.unchanged), report.papers, report.days)
 
-    def _send(self, store: Store, result: PublishResult, scheduled_at: dt.datetime | None) -> None:
+    def _send(self, store: Store, result: PublishResult, scheduled_at: dt.datetime | None,
+              override_note: bool) -> None:
         date = result.date
         noted = store.no_issue_notes([date])
-        if noted:
+        if noted and not override_note:
             result.outcome = "no-issue"
-            result.details.append(f"already noted: no issue for {date.isoformat()} ({noted[date]})")
+            result.details.append(f"already noted: no issue for {date.isoformat()} ({noted[date]}); "
+                                  f"`newsletter publish --date {date.isoformat()}` sends it anyway")
             return
+        if noted:
+            log.warning("sending %s despite its note \"no issue (%s)\", as asked", date.isoformat(), noted[date])
+            result.details.append(f"note overridden: no issue for {date.isoformat()} ({noted[date]})")
         day = store.get_day(date)
         if day is None:
             self._no_digest(store, result, scheduled_at)
@@ -207,7 +262,11 @@ class Publisher:
         elif report.ok:  # rows another live send holds are its to deliver
             result.outcome = "sent"
         else:
-            result.outcome = "incomplete"
+            counts = store.delivery_counts([date]).get(date, {})
+            if counts.get("pending") or counts.get("retry"):  # deferred 4xx, or the run paused
+                self._retry_later(result, scheduled_at, store.open_work(date, run.owner).next_retry_at)
+            else:  # only final failures: nothing a later run could add
+                result.outcome = "incomplete"
 
     def _no_digest(self, store: Store, result: PublishResult, scheduled_at: dt.datetime | None) -> None:
         date = result.date

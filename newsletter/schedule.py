@@ -6,7 +6,12 @@ Jobs live in memory; the store is the memory across restarts. At start, a job wh
 passed within the grace time gets that missed time as its first run time when its day is not
 settled yet (no note, and nothing left pending in the delivery log), so APScheduler runs exactly
 one catch-up: coalescing folds every missed time into one run, and the grace time drops runs that
-are too old. Two daemons by mistake cannot mail anyone twice: the delivery log leases each message.
+are too old. When today's sending time passed longer ago than that but today is not settled and its
+deadline is still ahead, the start runs the day's recheck at once instead, so a digest that comes
+late is still sent after a restart. A run that comes back "waiting" (no digest yet) or "incomplete"
+(messages deferred, the send paused, a stage failed) is run again by a ``{job}-recheck`` job at the
+time the publisher names, until the deadline. Two daemons by mistake cannot mail anyone twice: the
+delivery log leases each message.
 
 Cron expressions are read on the local wall clock of ``[schedule] timezone`` by WallClockCronTrigger,
 because APScheduler 3.11's CronTrigger does not fire exactly once per local day near DST changes
@@ -34,6 +39,7 @@ from apscheduler.triggers.date import DateTrigger
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
 from newsletter.publish import Clock, Publisher, PublishResult, utc_now
+from newsletter.store import Store
 
 log = logging.getLogger("newsletter.schedule")
 
@@ -201,25 +207,46 @@ class Daemon:
     def add_jobs(self) -> None:
         """Add (or replace) one job per configured cron; safe to call again, e.g. after a restart."""
         now = self.clock()
-        for job_id, trigger in self.triggers.items():
-            options: dict[str, Any] = {}
-            missed = self.catch_up_time(job_id, now)
-            if missed is not None:
-                options["next_run_time"] = missed
-                log.warning("job %s missed its run at %s (within misfire_grace_time); catching up once now",
-                            job_id, missed.isoformat())
-            self.scheduler.add_job(self.run_job, trigger, args=(job_id,), id=job_id, name=f"newsletter {job_id}",
-                                   replace_existing=True, max_instances=1, coalesce=True,
-                                   misfire_grace_time=self.settings.schedule.misfire_grace_time, **options)
+        with Store.from_settings(self.settings) as store:  # one store for every job's start-up check
+            for job_id, trigger in self.triggers.items():
+                options: dict[str, Any] = {}
+                missed = self.catch_up_time(store, job_id, now)
+                if missed is not None:
+                    options["next_run_time"] = missed
+                    log.warning("job %s missed its run at %s (within misfire_grace_time); catching up once now",
+                                job_id, missed.isoformat())
+                self.scheduler.add_job(self.run_job, trigger, args=(job_id,), id=job_id, name=f"newsletter {job_id}",
+                                       replace_existing=True, max_instances=1, coalesce=True,
+                                       misfire_grace_time=self.settings.schedule.misfire_grace_time, **options)
+                if missed is None:
+                    self.recheck_unsettled_today(store, job_id, now)
 
-    def catch_up_time(self, job_id: str, now: dt.datetime) -> dt.datetime | None:
+    def catch_up_time(self, store: Store, job_id: str, now: dt.datetime) -> dt.datetime | None:
         """The earliest fire time missed within the grace time, unless that day's issue is settled."""
         missed = list(self.triggers[job_id].fire_times(now - self.grace, now))
         if not missed:
             return None
-        if job_id in SENDING_JOBS and self.publisher.day_settled(self.local_date(missed[-1])):
+        if job_id in SENDING_JOBS and self.publisher.day_settled(store, self.local_date(missed[-1])):
             return None
         return missed[0]
+
+    def recheck_unsettled_today(self, store: Store, job_id: str, now: dt.datetime) -> None:
+        """At start, recheck today at once when its sending time passed (beyond the grace time, or the
+        catch-up would have run it), it is not settled and its deadline is ahead: the rechecks that were
+        waiting for its digest, or retrying its messages, lived in the memory of the stopped daemon."""
+        if job_id not in SENDING_JOBS:
+            return
+        today = self.local_date(now)
+        start_of_today = self.triggers[job_id].instant(dt.datetime.combine(today, dt.time()))
+        fired = list(self.triggers[job_id].fire_times(start_of_today, now))
+        if not fired or self.publisher.day_settled(store, today):
+            return
+        deadline = self.publisher.deadline(today, fired[-1])
+        if now >= deadline:
+            return
+        log.warning("job %s: today's run at %s was missed and %s is not settled; rechecking now, until %s",
+                    job_id, fired[-1].isoformat(), today.isoformat(), deadline.astimezone(self.timezone).isoformat())
+        self._add_recheck(job_id, today, fired[-1], now)
 
     def local_date(self, instant: dt.datetime) -> dt.date:
         return instant.astimezone(self.timezone).date()
@@ -236,17 +263,22 @@ class Daemon:
             date = self.local_date(scheduled_at)
         result = self.publisher.publish(date, JOB_STAGES[job_id], scheduled_at=scheduled_at)
         log.info("job %s for %s: %s", job_id, date.isoformat(), result.summary())
-        if result.outcome == "waiting" and result.next_check is not None and not self.publisher.stopping:
+        if (result.outcome in ("waiting", "incomplete") and result.next_check is not None
+                and not self.publisher.stopping):
             self._recheck(job_id, date, scheduled_at, result)
 
     def _recheck(self, job_id: str, date: dt.date, scheduled_at: dt.datetime, result: PublishResult) -> None:
         assert result.next_check is not None
-        self.scheduler.add_job(self.run_job, DateTrigger(run_date=result.next_check), args=(job_id, date, scheduled_at),
+        self._add_recheck(job_id, date, scheduled_at, result.next_check)
+        why = "no digest yet" if result.outcome == "waiting" else "not finished"
+        log.info("job %s for %s: %s; running it again at %s", job_id, date.isoformat(), why,
+                 result.next_check.astimezone(self.timezone).isoformat())
+
+    def _add_recheck(self, job_id: str, date: dt.date, scheduled_at: dt.datetime, when: dt.datetime) -> None:
+        self.scheduler.add_job(self.run_job, DateTrigger(run_date=when), args=(job_id, date, scheduled_at),
                                id=f"{job_id}-recheck", name=f"newsletter {job_id} recheck {date.isoformat()}",
                                replace_existing=True, max_instances=1, coalesce=True,
                                misfire_grace_time=self.settings.schedule.misfire_grace_time)
-        log.info("no digest for %s yet: checking again at %s", date.isoformat(),
-                 result.next_check.astimezone(self.timezone).isoformat())
 
     def _job_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_MISSED:

@@ -17,8 +17,9 @@ from newsletter.store import Store
 EXAMPLE_DIGEST = Path(__file__).resolve().parent.parent / "examples" / "digests" / "2026-11-20.md"
 
 
-def make_site(folder: Path, smtp_port: int, schedule: str = "", subscribers: int = 5) -> Settings:
-    """A config in ``folder`` sending to 127.0.0.1:``smtp_port``, with ``subscribers`` active readers."""
+def make_site(folder: Path, smtp_port: int, schedule: str = "", subscribers: int = 5, smtp: str = "") -> Settings:
+    """A config in ``folder`` sending to 127.0.0.1:``smtp_port``, with ``subscribers`` active readers;
+    ``schedule`` and ``smtp`` are extra lines for those sections."""
     (folder / "digests").mkdir(parents=True, exist_ok=True)
     path = write_config(folder, f"""
 [smtp]
@@ -26,7 +27,7 @@ host = "127.0.0.1"
 port = {smtp_port}
 timeout = 5
 lease_seconds = 30
-
+{smtp}
 [schedule]
 {schedule}
 """)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,45 @@ def test_an_empty_digest_sends_nothing_and_status_says_why(tmp_path: Path) -> No
     assert recorder.count() == 0
     status = run(settings.path, "status")
     assert f"{date.isoformat()}  no issue: the digest lists no papers" in status.output
+
+
+def test_an_explicit_date_sends_a_day_noted_without_an_issue(tmp_path: Path) -> None:
+    recorder = Recorder()
+    with smtp_server(recorder) as server:
+        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n')
+        date = today()
+        digest = settings.resolve("digests") / f"{date}.md"
+        digest.write_text(f"## Papers for {date}\n\n| Title | Authors | Summary |\n|-------|---------|---------|\n",
+                          encoding="utf-8")
+        assert run(settings.path, "publish").exit_code == 0  # empty: noted "no issue"
+        write_digest(settings, date)  # the real digest comes afterwards
+        automatic = run(settings.path, "publish")  # what cron and the daemon run: the note stands
+        assert automatic.exit_code == 0, automatic.output
+        assert "already noted" in automatic.output and recorder.count() == 0
+        explicit = run(settings.path, "publish", "--date", date.isoformat())
+        assert explicit.exit_code == 0, explicit.output
+        assert "note overridden" in explicit.output
+        again = run(settings.path, "publish", "--date", date.isoformat())
+        assert again.exit_code == 0, again.output
+    assert sorted(recorder.per_recipient().values()) == [1] * 5
+    assert "5 sent by earlier runs" in again.output
+    assert "sends a day noted as having no issue" in " ".join(run(None, "publish", "--help").output.split())
+
+
+def test_an_unexpected_database_error_exits_1_with_a_message(tmp_path: Path) -> None:
+    recorder = Recorder()
+    with smtp_server(recorder) as server:
+        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n')
+        write_digest(settings, today())
+        with sqlite3.connect(settings.resolve("var") / "test.db") as db:
+            db.execute("CREATE TRIGGER broken BEFORE INSERT ON deliveries "
+                       "BEGIN SELECT RAISE(ABORT, 'database or disk is full (simulated)'); END")
+        result = run(settings.path, "publish")  # an exception escaping the command would fail the test here
+    assert result.exit_code == 1
+    assert "incomplete" in result.output
+    assert "send: unexpected IntegrityError: database or disk is full (simulated)" in result.output
+    assert "Traceback" not in result.output
+    assert recorder.count() == 0
 
 
 def test_two_publishes_at_once_mail_each_subscriber_once(tmp_path: Path) -> None:

@@ -66,8 +66,9 @@ def test_three_hours_of_downtime_give_one_catch_up_within_the_grace_time(
     recorder = Recorder()
     with smtp_server(recorder) as server:
         missed_at = dt.datetime.now(UTC) - dt.timedelta(hours=3)
+        # The deadline passed too: before it, a restart rechecks an unsettled day whatever the grace time.
         settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\npublish = "{cron_at(missed_at)}"\n'
-                                                    f"misfire_grace_time = {grace_hours * 3600}\n")
+                                                    f"misfire_grace_time = {grace_hours * 3600}\ndeadline = 120\n")
         daemon = Daemon(settings)
         write_digest(settings, daemon.local_date(missed_at))
         runs = start(daemon)

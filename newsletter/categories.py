@@ -75,7 +75,9 @@ class Classifier:
             add(self._words[word], words.count(word))
         for leading, last_forms, pattern, name in self._phrases:
             if leading <= distinct and not last_forms.isdisjoint(distinct):
-                add([name], len(pattern.findall(text)))
+                hits = len(pattern.findall(text))  # the words may all occur, but apart
+                if hits:
+                    add([name], hits)
         if self._prefix_tuple:
             for word in distinct:
                 if word.startswith(self._prefix_tuple):

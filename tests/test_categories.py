@@ -75,3 +75,9 @@ def test_digest_categories_match_the_taxonomy_ignoring_case_and_punctuation():
     assert day.papers[1].categories == ["Language"]  # but filters and feeds get a taxonomy name
     (warning,) = warnings
     assert (warning.file, warning.line) == ("d.md", 7) and "'Robotics' is not in" in warning.message
+
+
+def test_a_phrase_whose_words_occur_apart_does_not_count():
+    c = Classifier(CategorySettings(fallback="Learning", taxonomy={"Language": ["language model"], "Learning": []}))
+    assert c.classify(paper("A model of language")) == ["Learning"]
+    assert c.classify(paper("A language-model study")) == ["Language"]

@@ -8,6 +8,10 @@ offset and returns a naive value, which ``as_utc`` gives back its UTC zone so th
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+
+Clock = Callable[[], dt.datetime]
+"""What code that needs "now" takes, so that tests can pass a fake one."""
 
 
 def utc_now() -> dt.datetime:

@@ -10,22 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import format_datetime
 
 from newsletter import mail, render
+from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
 from newsletter.errors import UsageError
 from newsletter.models import Paper, PlannedMessage, SkippedRecipient, Subscriber
 from newsletter.selection import Filter
 from newsletter.store import Store
-
-Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass

@@ -20,10 +20,11 @@ import datetime as dt
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
 from newsletter.delivery import DeliveryRun, envelope_sender, summary_line
 from newsletter.errors import NewsletterError
@@ -34,15 +35,10 @@ from newsletter.store import Store
 
 log = logging.getLogger("newsletter.publish")
 
-Clock = Callable[[], dt.datetime]
 ALL_STAGES = ("ingest", "feeds", "send")
 OPEN_STATES = ("pending", "retry", "sending")
 """Delivery states that still have work: a day with rows in them is not settled."""
 _HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -240,6 +236,8 @@ class Publisher:
                 reason = "no subscriber's filter matched any of the day's papers"
             self._note(store, result, reason)
             return
+        if noted and plan.messages:
+            store.clear_no_issue(date)  # it has an issue now; `newsletter status` should not say otherwise
         run = DeliveryRun(store, plan, self.settings.smtp, envelope_sender(self.settings))
         with self._lock:
             self._runs.add(run)

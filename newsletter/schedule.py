@@ -36,9 +36,10 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
+from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
-from newsletter.publish import Clock, Publisher, PublishResult, utc_now
+from newsletter.publish import Publisher, PublishResult
 from newsletter.store import Store
 
 log = logging.getLogger("newsletter.schedule")

@@ -227,6 +227,11 @@ class DeliveryStore:
             conn.execute(day_notes.delete().where(day_notes.c.date == date))
             conn.execute(day_notes.insert().values(date=date, reason=reason, recorded_at=now))
 
+    def clear_no_issue(self, date: dt.date) -> None:
+        """Forget the note for ``date``: the day is being sent after all."""
+        with self.engine.begin() as conn:
+            conn.execute(day_notes.delete().where(day_notes.c.date == date))
+
     def no_issue_notes(self, dates: Collection[dt.date] | None = None) -> dict[dt.date, str]:
         query = select(day_notes.c.date, day_notes.c.reason)
         if dates is not None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 
+from newsletter.clock import utc_now
 from newsletter.models import Day, Paper, ParseWarning, Point, QuizQuestion, paper_as_dict
 from newsletter.store.locking import take_write_lock
 from newsletter.store.schema import appearances, days, papers, sources
@@ -88,7 +89,7 @@ class PaperStore:
         appearance per day; its text is that of the newest day it is listed on. ``parsed_sources``
         are recorded in the same transaction, so a file is never marked ingested without its papers.
         """
-        now = now or dt.datetime.now(dt.UTC)
+        now = now or utc_now()
         counts = IngestCounts()
         listings: dict[tuple[dt.date, str], dict[str, dict[str, Any]]] = {}
         for day in new_days:

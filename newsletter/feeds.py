@@ -37,8 +37,8 @@ from newsletter.sanitize import absolute_url, inline_markdown_to_safe_html, mark
 from newsletter.store import Store
 
 ATOM_TYPE = "application/atom+xml"
-CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
-DC_CREATOR = "{http://purl.org/dc/elements/1.1/}creator"
+CONTENT_NAMESPACE = "http://purl.org/rss/1.0/modules/content/"
+DC_NAMESPACE = "http://purl.org/dc/elements/1.1/"
 RSS_TYPE = "application/rss+xml"
 FEEDS_URL_PATH = "feeds"
 """The feeds are published at ``<site.base_url>/feeds/``; self links and ids of feeds use it."""
@@ -150,79 +150,71 @@ class _Site:
         return self.feeds_url + quote(relative_path)
 
 
-class _PaperEntry(FeedEntry):
-    """A paper's entry, whose Atom and RSS elements are built once however many feeds list it.
+@dataclass(frozen=True)
+class _EntryXml:
+    """One entry serialised once, as Atom and as RSS, for every feed that lists it.
 
-    A paper sits in papers.atom and in one or two category feeds, in Atom and RSS. feedgen's entry
-    setters check their arguments and its builders rebuild the elements on every call, which was
-    most of the time of a whole-corpus build; the fields here are already cleaned, so the elements
-    are made directly with lxml, in the order feedgen writes them (the golden files hold that
-    order), and cached. feedgen still builds every feed around them. The same element is handed to
-    every feed: appending it to the next feed's tree moves it there, which is safe because each
-    feed is serialised before the next one is built (see ``_serialise``).
+    A paper sits in papers.atom, in one or two category feeds, in Atom and RSS: serialising each
+    entry once and splicing the bytes into each feed (see ``_serialise``) does that work once per
+    paper instead of once per listing, which was most of the time of a whole-corpus build.
     """
 
-    def __init__(
-        self, *, entry_id: str, title: str, updated: dt.datetime, published: dt.datetime, authors: Sequence[str],
-        links: Sequence[tuple[str, str]], summary_html: str, content_html: str, categories: Sequence[str],
-        category_scheme: str,
-    ) -> None:
-        super().__init__()
-        self.entry_id, self.entry_title = entry_id, title
-        self.updated_at, self.published_at = updated, published
-        self.authors, self.links, self.categories = list(authors), list(links), list(categories)
-        self.summary_html, self.content_html = summary_html, content_html
-        self.category_scheme = category_scheme
-        self._atom_element: etree._Element | None = None
-        self._rss_element: etree._Element | None = None
+    atom: bytes
+    rss: bytes
 
-    def atom_entry(self, extensions: bool = True) -> etree._Element:
-        if self._atom_element is None:
-            sub = etree.SubElement
-            entry = etree.Element("entry")
-            sub(entry, "id").text = self.entry_id
-            sub(entry, "title").text = self.entry_title
-            sub(entry, "updated").text = self.updated_at.isoformat()
-            for name in self.authors:
-                sub(sub(entry, "author"), "name").text = name
-            if self.content_html:
-                sub(entry, "content", type="html").text = self.content_html
-            for href, rel in self.links:
-                sub(entry, "link", href=href, rel=rel, type="text/html")
-            if self.summary_html:
-                sub(entry, "summary", type="html").text = self.summary_html
-            for term in self.categories:
-                sub(entry, "category", term=term, scheme=self.category_scheme, label=term)
-            sub(entry, "published").text = self.published_at.isoformat()
-            self._atom_element = entry
-        return self._atom_element
 
-    def rss_entry(self, extensions: bool = True) -> etree._Element:
-        if self._rss_element is None:
-            sub = etree.SubElement
-            item = etree.Element("item")
-            sub(item, "title").text = self.entry_title
-            sub(item, "link").text = self.links[0][0]
-            # RSS has one description: the summary, with the fuller content beside it when there is both.
-            sub(item, "description").text = self.summary_html or self.content_html
-            if self.summary_html and self.content_html:
-                sub(item, CONTENT_ENCODED).text = self.content_html
-            sub(item, "guid", isPermaLink="false").text = self.entry_id
-            for term in self.categories:
-                sub(item, "category", domain=self.category_scheme).text = term
-            sub(item, "pubDate").text = formatRFC2822(self.published_at)
-            # RSS <author> must be an e-mail address; names go in dc:creator, as the validator suggests.
-            for name in self.authors:
-                sub(item, DC_CREATOR).text = name
-            self._rss_element = item
-        return self._rss_element
+def _paper_xml(
+    *, entry_id: str, title: str, updated: dt.datetime, published: dt.datetime, authors: Sequence[str],
+    links: Sequence[tuple[str, str]], summary_html: str, content_html: str, categories: Sequence[str],
+    category_scheme: str,
+) -> _EntryXml:
+    """A paper's Atom entry and RSS item, with the elements in the order feedgen writes them.
+
+    Built directly with lxml: the fields are already cleaned, and feedgen's setters and builders
+    cost more than the rest of the entry. feedgen still builds every feed around the entries.
+    """
+    sub = etree.SubElement
+    entry = etree.Element("entry")
+    sub(entry, "id").text = entry_id
+    sub(entry, "title").text = title
+    sub(entry, "updated").text = updated.isoformat()
+    for name in authors:
+        sub(sub(entry, "author"), "name").text = name
+    if content_html:
+        sub(entry, "content", type="html").text = content_html
+    for href, rel in links:
+        sub(entry, "link", href=href, rel=rel, type="text/html")
+    if summary_html:
+        sub(entry, "summary", type="html").text = summary_html
+    for term in categories:
+        sub(entry, "category", term=term, scheme=category_scheme, label=term)
+    sub(entry, "published").text = published.isoformat()
+
+    both = bool(summary_html and content_html)
+    # Declared on the item, since it is serialised on its own; the channel declares them too.
+    nsmap = {**({"dc": DC_NAMESPACE} if authors else {}), **({"content": CONTENT_NAMESPACE} if both else {})}
+    item = etree.Element("item", nsmap=nsmap)
+    sub(item, "title").text = title
+    sub(item, "link").text = links[0][0]
+    # RSS has one description: the summary, with the fuller content beside it when there is both.
+    sub(item, "description").text = summary_html or content_html
+    if both:
+        sub(item, f"{{{CONTENT_NAMESPACE}}}encoded").text = content_html
+    sub(item, "guid", isPermaLink="false").text = entry_id
+    for term in categories:
+        sub(item, "category", domain=category_scheme).text = term
+    sub(item, "pubDate").text = formatRFC2822(published)
+    # RSS <author> must be an e-mail address; names go in dc:creator, as the validator suggests.
+    for name in authors:
+        sub(item, f"{{{DC_NAMESPACE}}}creator").text = name
+    return _EntryXml(etree.tostring(entry, encoding="UTF-8"), etree.tostring(item, encoding="UTF-8"))
 
 
 @dataclass
 class _PaperItem:
     """A paper rendered once and shared by papers.atom, its category feeds and the digest entries."""
 
-    entry: _PaperEntry
+    xml: _EntryXml
     updated: dt.datetime
     categories: list[str]
     digest_html: str
@@ -271,15 +263,15 @@ def _paper_item(
         content_html, entry_summary = summary_html + extra_html, summary_html
     else:
         content_html, entry_summary = "", summary_html or f"<p>{html.escape(title)}</p>"
-    entry = _PaperEntry(
+    xml = _paper_xml(
         entry_id=site.tag(f"paper/{arxiv_id}"), title=title, updated=updated, published=midnight(published),
         authors=authors, links=[(abs_url, "alternate"), (hf_url, "related")], summary_html=entry_summary,
         content_html=content_html, categories=categories, category_scheme=site.category_scheme,
     )
-    return _PaperItem(entry, updated, categories, digest_html)
+    return _PaperItem(xml, updated, categories, digest_html)
 
 
-def _digest_entry(site: _Site, day: Day, items: Sequence[_PaperItem]) -> FeedEntry:
+def _digest_entry(site: _Site, day: Day, items: Sequence[_PaperItem]) -> _EntryXml:
     entry = FeedEntry()
     entry.id(site.tag(f"digest/{day.date.isoformat()}"))
     entry.title(f"{site.title}: papers for {day.date.isoformat()}")
@@ -288,7 +280,8 @@ def _digest_entry(site: _Site, day: Day, items: Sequence[_PaperItem]) -> FeedEnt
     entry.content(f"<p>{count}.</p>{body}", type="html")
     entry.published(midnight(day.date))
     entry.updated(midnight(day.date))
-    return entry
+    return _EntryXml(etree.tostring(entry.atom_entry(), encoding="UTF-8"),
+                     etree.tostring(entry.rss_entry(), encoding="UTF-8"))
 
 
 def _first_appearances(store: Store, arxiv_ids: list[str]) -> dict[str, dt.date]:
@@ -300,11 +293,12 @@ def _first_appearances(store: Store, arxiv_ids: list[str]) -> dict[str, dt.date]
 
 
 def _serialise(
-    site: _Site, spec: FeedSpec, entries: Sequence[FeedEntry], updated: dt.datetime, rss: bool
+    site: _Site, spec: FeedSpec, entries: Sequence[_EntryXml], updated: dt.datetime, rss: bool
 ) -> dict[str, bytes]:
     """The Atom feed (and its RSS twin) for ``spec``, keyed by path relative to ``[feeds] dir``.
 
-    Returns bytes, never trees: the entries' elements move on to the next feed that lists them.
+    feedgen writes the feed itself; the entries, serialised once each, are spliced in before its
+    closing tag.
     """
     fg = FeedGenerator()
     if rss:
@@ -317,17 +311,16 @@ def _serialise(
     fg.language("en")
     # feedgen defaults updated/lastBuildDate to now; the feed's date is its newest entry's instead.
     fg.updated(updated)
-    for entry in entries:
-        fg.add_entry(entry, order="append")
     outputs = {}
-    formats = [(f"{spec.path}.atom", ATOM_TYPE, fg.atom_str)]
+    formats = [(f"{spec.path}.atom", ATOM_TYPE, fg.atom_str, b"</feed>", [e.atom for e in entries])]
     if rss:
-        formats.append((f"{spec.path}.rss", RSS_TYPE, fg.rss_str))
-    for path, media_type, serialise in formats:
+        formats.append((f"{spec.path}.rss", RSS_TYPE, fg.rss_str, b"</channel>", [e.rss for e in entries]))
+    for path, media_type, serialise, closing_tag, parts in formats:
         # The RSS channel <link> is the last link given, so the alternate goes after self.
         fg.link(href=site.self_url(path), rel="self", type=media_type, replace=True)
         fg.link(href=site.base_url + "/", rel="alternate", type="text/html")
-        outputs[path] = serialise(pretty=True, encoding="UTF-8", xml_declaration=True)
+        head, tag, tail = serialise(pretty=False, encoding="UTF-8", xml_declaration=True).rpartition(closing_tag)
+        outputs[path] = b"".join([head, *parts, tag, tail, b"\n"])
     return outputs
 
 
@@ -376,7 +369,7 @@ def render_feeds(settings: Settings, store: Store) -> tuple[dict[str, bytes], Fe
     specs = feed_specs(settings)
     outputs: dict[str, bytes] = {}
     paper_items = list(items.values())
-    outputs.update(_serialise(site, specs[0], [i.entry for i in paper_items], newest_of(paper_items), rss))
+    outputs.update(_serialise(site, specs[0], [i.xml for i in paper_items], newest_of(paper_items), rss))
 
     digest_entries = [_digest_entry(site, day, [items[p.arxiv_id] for p in day.papers]) for day in days]
     digest_updated = midnight(days[0].date) if days else empty_feed_date
@@ -388,7 +381,7 @@ def render_feeds(settings: Settings, store: Store) -> tuple[dict[str, bytes], Fe
             by_category.setdefault(category, []).append(item)
     for name, spec in zip(settings.categories.names, specs[2:], strict=True):
         members = by_category.get(_clean(name), [])
-        outputs.update(_serialise(site, spec, [i.entry for i in members], newest_of(members), rss))
+        outputs.update(_serialise(site, spec, [i.xml for i in members], newest_of(members), rss))
 
     outputs["index.html"] = index_html(site, specs, rss)
     return outputs, FeedReport(papers=len(items), days=len(days))

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from machine import describe
+
 from newsletter.config import Settings, settings_from_dict
 from newsletter.feeds import build_feeds, render_feeds
 from newsletter.ingest import ingest_files
@@ -80,6 +82,7 @@ def main() -> None:
                     cpu = statistics.median(v[1] for v in values)
                     print(f"  {label:<22} median {wall:.3f} s wall, {cpu:.3f} s CPU over {len(values)} run(s)")
             print(f"\ntarget: all feeds over the whole corpus in {TARGET_SECONDS} s or less")
+            print(describe())
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe
+
 from newsletter.categories import Classifier
 from newsletter.config import Settings
 from newsletter.ingest import ingest_files, parse_files
@@ -33,6 +35,7 @@ def main() -> None:
     classifier = Classifier(settings.categories)
     papers = sum(len(d.papers) for d in parse_files(files, classifier).days)
     texts = [f.read_text(encoding="utf-8") for f in files]  # warm the page cache
+    print(describe())
     print(f"corpus: {len(files)} files, {papers} papers, {sum(map(len, texts)) / 1e6:.1f} MB")
 
     from newsletter.parsing import parse_file

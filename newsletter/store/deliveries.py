@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, case, func, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.clock import as_utc, utc_now
@@ -138,10 +138,18 @@ class DeliveryStore:
             ).scalars().all()
         return set(rows)
 
-    def mark_sent(self, delivery_id: int, reply: str, now: dt.datetime) -> None:
-        """Record the server's acceptance. Unconditional: once the server said 250, the message is out."""
-        with self.engine.begin() as conn:
-            conn.execute(_MARK_SENT, {"delivery_id": delivery_id, "reply": reply, "now": now})
+    def mark_sent(self, delivery_id: int, reply: str, now: dt.datetime, conn: Connection | None = None) -> None:
+        """Record the server's acceptance. Unconditional: once the server said 250, the message is out.
+
+        ``conn``: an open connection to commit on, for a caller that marks one message after another.
+        """
+        values = {"delivery_id": delivery_id, "reply": reply, "now": now}
+        if conn is None:
+            with self.engine.begin() as own:
+                own.execute(_MARK_SENT, values)
+            return
+        with conn.begin():
+            conn.execute(_MARK_SENT, values)
 
     def mark_unsent(self, delivery_id: int, owner: str, state: str, reply: str, now: dt.datetime,
                     next_attempt_at: dt.datetime | None = None) -> bool:

@@ -44,18 +44,19 @@ def _content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _paper_from_row(row: Any) -> Paper:
+def _paper_from_json(text: str) -> Paper:
+    data = json.loads(text)
     return Paper(
-        arxiv_id=row.arxiv_id,
-        title=row.title,
-        authors=list(row.authors),
-        summary=row.summary,
-        category=row.category,
-        categories=list(row.categories),
-        links=dict(row.links),
-        published=row.published,
-        points=[Point(p["label"], p["text"]) for p in row.points],
-        quiz=[QuizQuestion(q["question"], tuple(q["options"]), q.get("answer")) for q in row.quiz],
+        arxiv_id=data["arxiv_id"],
+        title=data["title"],
+        authors=data["authors"],
+        summary=data["summary"],
+        category=data["category"],
+        categories=data["categories"],
+        links=data["links"],
+        published=dt.date.fromisoformat(data["published"]) if data["published"] else None,
+        points=[Point(p["label"], p["text"]) for p in data["points"]],
+        quiz=[QuizQuestion(q["question"], tuple(q["options"]), q.get("answer")) for q in data["quiz"]],
     )
 
 
@@ -197,13 +198,22 @@ class PaperStore:
                 ((json.loads(r.content), r) for r in rows if r.date == newest),
                 key=lambda c: (bool(c[0]["points"]), -c[1].ingested_at.timestamp(), c[1].source),
             )
-            merged = _merge_listings([c for c, _ in contents])
-            digest = _content_hash(_canonical_json(merged)) if len(contents) > 1 else contents[0][1].content_hash
-            merged["published"] = dt.date.fromisoformat(merged["published"]) if merged["published"] else None
+            if len(contents) == 1:
+                merged, text, digest = contents[0][0], contents[0][1].content, contents[0][1].content_hash
+            else:
+                merged = _merge_listings([c for c, _ in contents])
+                text = _canonical_json(merged)
+                digest = _content_hash(text)
+            row = {
+                "arxiv_id": arxiv_id, "content": text, "content_hash": digest, "title": merged["title"],
+                "category": merged["category"],
+                "published": dt.date.fromisoformat(merged["published"]) if merged["published"] else None,
+                "updated_at": now,
+            }
             if arxiv_id not in current:
-                inserts.append({**merged, "content_hash": digest, "first_seen": rows[-1].date, "updated_at": now})
+                inserts.append({**row, "first_seen": rows[-1].date})
             elif current[arxiv_id] != digest:
-                updates.append({**merged, "content_hash": digest, "updated_at": now})
+                updates.append(row)
         if inserts:
             conn.execute(papers.insert(), inserts)
         if updates:
@@ -234,7 +244,7 @@ class PaperStore:
         """
         day_query = select(days.c.date).order_by(days.c.date.desc())
         paper_query = (
-            select(appearances.c.date, appearances.c.source, papers)
+            select(appearances.c.date, appearances.c.source, appearances.c.arxiv_id, papers.c.content)
             .join(papers, papers.c.arxiv_id == appearances.c.arxiv_id)
             .order_by(appearances.c.date.desc(), appearances.c.source, appearances.c.position)
         )
@@ -253,7 +263,7 @@ class PaperStore:
                     sources[row.date].append(row.source)
                 if (row.date, row.arxiv_id) not in seen:
                     seen.add((row.date, row.arxiv_id))
-                    result[row.date].papers.append(_paper_from_row(row))
+                    result[row.date].papers.append(_paper_from_json(row.content))
         for date, day in result.items():
             day.source = "; ".join(sources.get(date, []))
         return list(result.values())

@@ -34,18 +34,15 @@ papers = Table(
     "papers",
     metadata,
     Column("arxiv_id", String(64), primary_key=True),
-    Column("title", Text, nullable=False),
-    Column("authors", JSON, nullable=False),
-    Column("summary", Text, nullable=False),
-    Column("category", String(200)),
-    Column("categories", JSON, nullable=False),
-    Column("links", JSON, nullable=False),
-    Column("published", Date),
-    Column("points", JSON, nullable=False),
-    Column("quiz", JSON, nullable=False),
-    # Hash of the fields above: the row is derived from the paper's listings (see appearances)
-    # and rewritten only when this changes.
+    # The whole paper as canonical JSON text (the shape of `newsletter parse --json`), derived from
+    # its listings (see appearances) and rewritten only when content_hash, its SHA-256, changes.
+    # One text, not a column per list: a paper is written and read as a whole, and one JSON
+    # document costs a fifth of five. Title, category and published are copied out for queries.
+    Column("content", Text, nullable=False),
     Column("content_hash", String(64), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("category", String(200)),
+    Column("published", Date),
     Column("first_seen", Date, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

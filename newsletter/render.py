@@ -49,10 +49,14 @@ def short_authors(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
     return f"{', '.join(names[:shown])} +{len(names) - shown} more"
 
 
-def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "") -> str:
-    """Wrap prose for the plain-text part; long URLs stay whole rather than being broken."""
+def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hanging: str | None = None) -> str:
+    """Wrap prose for the plain-text part; long URLs stay whole rather than being broken.
+
+    ``indent`` starts every line; ``hanging``, when given, starts the lines after the first instead
+    (a numbered title whose continuation lines up under its text)."""
     return textwrap.fill(
-        " ".join(text.split()), width=width, initial_indent=indent, subsequent_indent=indent,
+        " ".join(text.split()), width=width, initial_indent=indent,
+        subsequent_indent=indent if hanging is None else hanging,
         break_long_words=False, break_on_hyphens=False,
     )
 

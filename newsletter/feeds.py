@@ -21,12 +21,12 @@ import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
-from feedgen.util import formatRFC2822
 from lxml import etree
 
 from newsletter import __version__
@@ -203,7 +203,8 @@ def _paper_xml(
     sub(item, "guid", isPermaLink="false").text = entry_id
     for term in categories:
         sub(item, "category", domain=category_scheme).text = term
-    sub(item, "pubDate").text = formatRFC2822(published)
+    # feedgen's formatRFC2822 switches the process locale on every call; this gives the same text.
+    sub(item, "pubDate").text = format_datetime(published)
     # RSS <author> must be an e-mail address; names go in dc:creator, as the validator suggests.
     for name in authors:
         sub(item, f"{{{DC_NAMESPACE}}}creator").text = name

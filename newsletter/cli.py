@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter import __version__
 from newsletter.config import CONFIG_ENV, Settings, default_config_path, load_settings
@@ -49,16 +48,21 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except NewsletterError as exc:
             raise to_click_error(exc) from exc
-        except SQLAlchemyError as exc:
-            raise to_click_error(StoreError(
-                f"the store failed: {getattr(exc, 'orig', None) or exc}",
-                "check [store] url, that the database is reachable and the disk not full; then run the command again",
-            )) from exc
         except OSError as exc:
             where = f" {exc.filename}" if exc.filename else ""
             raise to_click_error(NewsletterError(
                 f"cannot read or write{where}: {exc.strerror or exc}",
                 "check that the path exists and is writable, and that the disk is not full",
+            )) from exc
+        except Exception as exc:
+            # Looked up, not imported: importing SQLAlchemy costs half a second that `--help` need not
+            # pay, and if it was never imported none of its errors can have been raised.
+            sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+            if sqlalchemy_exc is None or not isinstance(exc, sqlalchemy_exc.SQLAlchemyError):
+                raise
+            raise to_click_error(StoreError(
+                f"the store failed: {getattr(exc, 'orig', None) or exc}",
+                "check [store] url, that the database is reachable and the disk not full; then run the command again",
             )) from exc
 
     return wrapper  # type: ignore[return-value]

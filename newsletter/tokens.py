@@ -38,7 +38,6 @@ from newsletter.errors import ConfigError
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
 CONFIRM = "confirm"
-PURPOSES = (UNSUBSCRIBE, PREFERENCES, CONFIRM)
 CONFIRM_MAX_AGE = 48 * 3600
 """Seconds a confirmation link stays valid."""
 MIN_SECRET_LENGTH = 32

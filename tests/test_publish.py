@@ -19,6 +19,7 @@ from helpers import run
 from schedule_helpers import make_site, newsletter_process, write_digest
 from smtp_helpers import Recorder, free_port, smtp_server
 
+from newsletter.config import Settings
 from newsletter.store import Store
 
 UTC = dt.UTC
@@ -55,13 +56,18 @@ def test_publish_never_sends_an_older_day(tmp_path: Path) -> None:
         assert f"no digest for {today().isoformat()} yet" in result.output
 
 
+def write_empty_digest(settings: Settings, date: dt.date) -> None:
+    """A digest for ``date`` whose table has no rows."""
+    (settings.resolve("digests") / f"{date}.md").write_text(
+        f"## Papers for {date}\n\n| Title | Authors | Summary |\n|-------|---------|---------|\n", encoding="utf-8")
+
+
 def test_an_empty_digest_sends_nothing_and_status_says_why(tmp_path: Path) -> None:
     recorder = Recorder()
     with smtp_server(recorder) as server:
         settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n')
         date = today()
-        (settings.resolve("digests") / f"{date}.md").write_text(
-            f"## Papers for {date}\n\n| Title | Authors | Summary |\n|-------|---------|---------|\n", encoding="utf-8")
+        write_empty_digest(settings, date)
         result = run(settings.path, "publish")
         assert result.exit_code == 0, result.output
     assert recorder.count() == 0
@@ -74,9 +80,7 @@ def test_an_explicit_date_sends_a_day_noted_without_an_issue(tmp_path: Path) -> 
     with smtp_server(recorder) as server:
         settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n')
         date = today()
-        digest = settings.resolve("digests") / f"{date}.md"
-        digest.write_text(f"## Papers for {date}\n\n| Title | Authors | Summary |\n|-------|---------|---------|\n",
-                          encoding="utf-8")
+        write_empty_digest(settings, date)
         assert run(settings.path, "publish").exit_code == 0  # empty: noted "no issue"
         write_digest(settings, date)  # the real digest comes afterwards
         automatic = run(settings.path, "publish")  # what cron and the daemon run: the note stands

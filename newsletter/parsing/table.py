@@ -17,7 +17,6 @@ from newsletter.parsing.common import add_unique, find_arxiv_id, huggingface_lin
 
 HEADING = re.compile(r"#{1,6}[ \t]*Papers[ \t]+for\b[ \t]*(\S*)", re.IGNORECASE)
 OTHER_HEADING = re.compile(r"#{1,6}(?:[ \t]|$)")
-READ_MORE = re.compile(r"(?:\(\s*|(?:^|\s)-\s*)read more\b", re.IGNORECASE)
 PAPER_LINK = re.compile(r"\[[^\]]*\]\(\s*(?:https?://)?(?:www\.)?(?:arxiv\.org|huggingface\.co)/[^)]*\)")
 DANGLING_JOINER = re.compile(r"(?:\bor\b|[\s\-–(:,])+$")
 MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")

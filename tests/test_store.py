@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from newsletter.config import load_settings
@@ -37,6 +38,20 @@ def test_ingests_at_once_into_a_new_store_all_succeed(tmp_path, corpus_dir):
     assert stored > 2000
     assert sum(r["papers"]["new"] for r in reports) == stored
     assert db.execute("select count(*) from schema_version").fetchone() == (1,)
+
+
+def test_opening_a_new_store_waits_for_another_writer(tmp_path):
+    # SQLite refuses at once, without waiting busy_timeout, to switch a new file to WAL while
+    # another connection writes to it; three ingests starting together on CI hit exactly that.
+    path = tmp_path / "new.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("CREATE TABLE other_tool (x)")
+    threading.Timer(0.3, writer.execute, ["COMMIT"]).start()
+    with Store(f"sqlite:///{path}") as store:
+        assert store.dates() == []
+    writer.close()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
 def test_moving_the_project_folder_keeps_each_file_one_source(tmp_path):

@@ -6,6 +6,8 @@ stages land), all sharing one engine and the schema in ``schema.py``.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +43,34 @@ def resolve_url(url: str, base_dir: Path) -> str:
     return parsed.set(database=str(path)).render_as_string(hide_password=False)
 
 
+BUSY_TIMEOUT_SECONDS = 30
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """Put the file in WAL mode, waiting out other processes that are writing to it.
+
+    WAL lets the web server read while a send writes. Switching a new file reads its header, then
+    asks for the write lock; when another process holds that lock, SQLite answers "database is
+    locked" at once instead of waiting ``busy_timeout`` (it does not wait while holding a read lock).
+    That happens when several commands open a new store at the same moment, so wait here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # busy_timeout first: switching a new file to WAL needs the write lock, which another process
-    # opening the store at the same moment may hold. WAL lets the web server read while a send writes.
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
+    _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import feedparser
 import pytest
 from feed_rules import ATOM, check_atom, check_rss
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
@@ -28,6 +28,17 @@ PIECES = ["<script>alert(1)</script>", "]]>", "\u2028", "\u2029", "\x00", "\x08"
 HOSTILE = st.one_of(st.text(max_size=60), st.lists(st.sampled_from(PIECES), max_size=12).map("".join))
 
 
+
+def as_feedparser_shows(title: str) -> str:
+    """``title`` as feedparser reports it from a minimal, correct Atom entry.
+
+    feedparser "repairs" text that looks like mis-decoded UTF-8 (it shows the title "Â¡" as "¡"), so
+    our feed's title is compared with feedparser's reading of a reference document, not with the text.
+    """
+    feed = etree.Element(f"{ATOM}feed", nsmap={None: ATOM[1:-1]})
+    etree.SubElement(etree.SubElement(feed, f"{ATOM}entry"), f"{ATOM}title").text = title
+    return str(feedparser.parse(etree.tostring(feed, encoding="utf-8", xml_declaration=True)).entries[0].title)
+
 @pytest.fixture(scope="module")
 def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Store]]:
     folder: Path = tmp_path_factory.mktemp("hostile")
@@ -44,6 +55,7 @@ _days = itertools.count()
 
 @settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(title=HOSTILE, summary=HOSTILE, author=HOSTILE, category=HOSTILE)
+@example(title="Â¡", summary="", author="Â¡", category="")  # feedparser shows "¡"; the feed holds "Â¡"
 def test_hostile_text_gives_valid_feeds_and_round_trips(
     hostile_store: tuple[Settings, Store], title: str, summary: str, author: str, category: str
 ) -> None:
@@ -69,7 +81,7 @@ def test_hostile_text_gives_valid_feeds_and_round_trips(
             entry = root.find(f"{ATOM}entry")
             assert entry.findtext(f"{ATOM}title") == expected_title
             assert [a.findtext(f"{ATOM}name") for a in entry.findall(f"{ATOM}author")] == expected_authors
-            assert parsed.entries[0].title == expected_title.strip()
+            assert parsed.entries[0].title == as_feedparser_shows(expected_title)
 
 
 def test_a_title_made_only_of_invalid_characters_falls_back_to_the_arxiv_id(

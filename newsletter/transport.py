@@ -79,6 +79,16 @@ def smtp_password(settings: SmtpSettings) -> str | None:
     return password
 
 
+def dot_stuffed(message: bytes) -> bytes:
+    """The content as DATA carries it (RFC 5321 4.5.2): a "." that starts a line is doubled, and it
+    ends with CRLF. The same bytes as smtplib's ``data()``, whose regex took 0.4 ms of a 5 ms send
+    (bench/send.py); ``bytes.replace`` takes a few microseconds."""
+    stuffed = message.replace(b"\n.", b"\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    return stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n"
+
+
 def _decode(raw: bytes | str) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
@@ -158,10 +168,11 @@ class SmtpTransport:
                 self._refused(Reply(code, _decode(text)), "RCPT TO")
             if before_data is not None:
                 before_data()
-            try:
-                code, text = conn.data(message)
-            except smtplib.SMTPDataError as exc:  # DATA itself refused, before any content was sent
-                self._refused(Reply(exc.smtp_code, _decode(exc.smtp_error)), "DATA")
+            code, text = conn.docmd("DATA")
+            if code != 354:  # DATA itself refused, before any content was sent
+                self._refused(Reply(code, _decode(text)), "DATA")
+            conn.send(dot_stuffed(message) + b".\r\n")
+            code, text = conn.getreply()
             if code != 250:
                 self._refused(Reply(code, _decode(text)), "DATA", transaction_over=True)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 import ssl
 import subprocess
@@ -11,6 +12,8 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from hypothesis import given
+from hypothesis import strategies as st
 from smtp_helpers import SENDER, Recorder, delivery_project, free_port, smtp_server, smtp_settings
 
 from newsletter.errors import ConfigError, DeliveryError
@@ -22,6 +25,7 @@ from newsletter.transport import (
     Reply,
     SmtpReplyError,
     SmtpTransport,
+    dot_stuffed,
     smtp_password,
 )
 
@@ -41,18 +45,21 @@ def messages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         return {m.subscriber.email: plan.message_bytes(m) for m in plan.messages}
 
 
-class PeerRecorder(Recorder):
-    """Also notes the client port of each accepted message, which tells connections apart."""
+class NotingRecorder(Recorder):
+    """Also notes, per message, the client's address (its port tells connections apart) and the
+    content as the server received it."""
 
     peers: list[Any]
+    contents: list[bytes]
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.peers = [*getattr(self, "peers", []), session.peer]
+        self.contents = [*getattr(self, "contents", []), envelope.original_content]
         return await super().handle_DATA(server, session, envelope)
 
 
 def test_sends_over_one_reused_connection_and_returns_the_servers_reply(messages: dict[str, bytes]) -> None:
-    handler = PeerRecorder()
+    handler = NotingRecorder()
     with smtp_server(handler) as server:
         transport = SmtpTransport(smtp_settings(server.port))
         replies = [transport.send(SENDER, f"r{i}@example.com", messages[f"r{i}@example.com"]) for i in range(5)]
@@ -61,6 +68,25 @@ def test_sends_over_one_reused_connection_and_returns_the_servers_reply(messages
     assert replies[0].enhanced == "2.0.0" and "queued" in replies[0].text
     assert [r for r, _ in handler.accepted] == [f"r{i}@example.com" for i in range(5)]
     assert len(set(handler.peers)) == 1
+
+
+@given(st.lists(st.sampled_from([b".", b"..", b"\r\n", b"\n", b"\r", b"x", b" .", b"\r\n.\r\n"])).map(b"".join))
+def test_dot_stuffing_doubles_a_dot_at_each_line_start_like_smtplib(message: bytes) -> None:
+    stuffed = dot_stuffed(message)
+    expected = re.sub(rb"(?m)^\.", b"..", message)  # what smtplib.SMTP.data() sends
+    assert stuffed == (expected if expected.endswith(b"\r\n") else expected + b"\r\n")
+
+
+def test_lines_that_start_with_a_dot_arrive_unchanged(messages: dict[str, bytes]) -> None:
+    body = b".leading dot\r\n..two dots\r\n.\r\nafter a lone dot\r\n"
+    message = messages["r0@example.com"] + body
+    handler = NotingRecorder()
+    with smtp_server(handler) as server:
+        transport = SmtpTransport(smtp_settings(server.port))
+        assert transport.send(SENDER, "r0@example.com", message).code == 250
+        assert transport.send(SENDER, "r0@example.com", message.removesuffix(b"\r\n")).code == 250
+        transport.close()
+    assert handler.contents == [message, message]
 
 
 def test_a_refusal_names_the_stage_and_the_connection_carries_on(messages: dict[str, bytes]) -> None:

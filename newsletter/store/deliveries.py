@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, case, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Executable, and_, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.clock import as_utc, utc_now
@@ -65,6 +65,28 @@ _MARK_SENT = update(deliveries).where(deliveries.c.id == bindparam("delivery_id"
     lease_owner=None, lease_until=None, next_attempt_at=None, updated_at=bindparam("now"))
 
 
+def _claim(due: ColumnElement[bool]) -> Executable:
+    """Lease the first ``max_rows`` rows of ``day`` that ``due`` selects, skipping the ids in ``skip``."""
+    c = deliveries.c
+    candidates = (select(c.id).where(c.date == bindparam("day"), due, c.id.not_in(bindparam("skip", expanding=True)))
+                  .order_by(c.id).limit(bindparam("max_rows"))
+                  # SQLite ignores FOR UPDATE (its write lock already serialises this statement).
+                  .with_for_update(skip_locked=True))
+    return (update(deliveries).where(c.id.in_(candidates.scalar_subquery()))
+            .values(state="sending", lease_owner=bindparam("owner"), lease_until=bindparam("until"),
+                    updated_at=bindparam("now"))
+            .returning(c.id, c.subscriber_id, c.email, c.message_id, c.attempts))
+
+
+# One kind at a time: `state = X` walks the (date, state) index in id order, which an OR would not.
+# Built once: a send claims every CLAIM_BATCH messages, and building these cost more than running them.
+_CLAIMS = (
+    _claim(deliveries.c.state == "pending"),
+    _claim(and_(deliveries.c.state == "retry", deliveries.c.next_attempt_at <= bindparam("now"))),
+    _claim(and_(deliveries.c.state == "sending", deliveries.c.lease_until < bindparam("now"))),
+)
+
+
 class DeliveryStore:
     engine: Engine
 
@@ -103,26 +125,16 @@ class DeliveryStore:
     def claim_deliveries(self, date: dt.date, owner: str, now: dt.datetime, lease_until: dt.datetime, limit: int,
                          exclude: Collection[int] = ()) -> list[Claimed]:
         """Lease up to ``limit`` due rows of the day to ``owner``: pending, retries that are due, expired leases."""
-        c = deliveries.c
-        # One kind at a time: `state = X` walks the (date, state) index in id order, which an OR would not.
-        kinds = (c.state == "pending",
-                 and_(c.state == "retry", c.next_attempt_at <= now),
-                 and_(c.state == "sending", c.lease_until < now))
         claimed: list[Claimed] = []
-        for due in kinds:
+        excluded = list(exclude)
+        for stmt in _CLAIMS:
             if len(claimed) >= limit:
                 break
-            candidates = select(c.id).where(c.date == date, due).order_by(c.id).limit(limit - len(claimed))
-            if exclude:
-                candidates = candidates.where(c.id.not_in(list(exclude)))
-            # SQLite ignores FOR UPDATE (its write lock already serialises this statement).
-            candidates = candidates.with_for_update(skip_locked=True)
-            stmt = (update(deliveries).where(c.id.in_(candidates.scalar_subquery()))
-                    .values(state="sending", lease_owner=owner, lease_until=lease_until, updated_at=now)
-                    .returning(c.id, c.subscriber_id, c.email, c.message_id, c.attempts))
             with self.engine.begin() as conn:
                 claimed += [Claimed(r.id, r.subscriber_id, r.email, r.message_id, r.attempts)
-                            for r in conn.execute(stmt)]
+                            for r in conn.execute(stmt, {
+                                "day": date, "now": now, "owner": owner, "until": lease_until,
+                                "max_rows": limit - len(claimed), "skip": excluded})]
         return sorted(claimed, key=lambda row: row.id)
 
     def renew_leases(self, owner: str, ids: Sequence[int], now: dt.datetime, lease_until: dt.datetime) -> set[int]:

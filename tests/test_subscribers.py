@@ -129,13 +129,13 @@ def test_an_invalid_subscriber_writes_nothing(store: Store) -> None:
 
 
 def test_upsert_is_idempotent_and_keeps_status_and_token(store: Store) -> None:
-    first, created = store.upsert_subscriber(Subscriber("ada@example.org", name="Ada"))
+    [(first, created)] = store.upsert_subscribers([Subscriber("ada@example.org", name="Ada")])
     assert created
     store.set_subscriber_status("ada@example.org", "unsubscribed")
-    again, changed = store.upsert_subscriber(Subscriber("ada@example.org", name="Ada", status="active"))
+    [(again, changed)] = store.upsert_subscribers([Subscriber("ada@example.org", name="Ada", status="active")])
     assert not changed
     assert again.status == "unsubscribed" and again.token == first.token
-    renamed, changed = store.upsert_subscriber(Subscriber("ADA@example.org", name="Ada L."))
+    [(renamed, changed)] = store.upsert_subscribers([Subscriber("ADA@example.org", name="Ada L.")])
     assert changed and renamed.name == "Ada L." and renamed.email == "ADA@example.org"
     assert renamed.created_at == first.created_at
 
@@ -276,7 +276,7 @@ def test_creation_times_are_stored_as_the_same_instant_in_utc(store: Store) -> N
     """SQLite keeps no offset: a time given in another zone must be converted, not relabelled."""
     paris_noon = dt.datetime(2025, 5, 13, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     store.add_subscriber(Subscriber(email="ada@example.org"), now=paris_noon)
-    store.upsert_subscriber(Subscriber(email="bob@example.org", created_at=paris_noon))
+    store.upsert_subscribers([Subscriber(email="bob@example.org", created_at=paris_noon)])
     for address in ("ada@example.org", "bob@example.org"):
         stored = store.get_subscriber(address)
         assert stored is not None and stored.created_at == paris_noon

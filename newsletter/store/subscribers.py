@@ -86,14 +86,11 @@ class SubscriberStore:
             raise _exists(sub) from exc
         return sub
 
-    def upsert_subscriber(self, sub: Subscriber, now: dt.datetime | None = None) -> tuple[Subscriber, bool]:
-        """Add, or update the profile of the subscriber with this address; True if anything changed."""
-        return self.upsert_subscribers([sub], now)[0]
-
     def upsert_subscribers(
         self, subs: Sequence[Subscriber], now: dt.datetime | None = None
     ) -> list[tuple[Subscriber, bool]]:
-        """``upsert_subscriber`` for many, validated first and written in one transaction.
+        """Add each subscriber, or update the profile of the one with its address; True where anything
+        changed. All are validated first and written in one transaction.
 
         An existing subscriber gets the given address spelling, name, categories and keywords;
         its status, token and creation time are kept, so an import never resubscribes anyone.

@@ -511,7 +511,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
             "clear_untrusted_proxy_headers": settings.web.trusted_proxies == 0}
 
 
-def _stop_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+def _stop(_signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)  # waitress stops on it as on Ctrl+C: the requests in progress are finished
 
 
@@ -527,11 +527,14 @@ def serve(settings: Settings, host: str, port: int) -> None:
         try:
             server = create_server(create_app(settings, store=store, mailer=mailer), host=host, port=port,
                                    **server_options(settings))
-            previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+            # SIGINT too, explicitly: a process started in the background by a shell script inherits
+            # SIGINT ignored, and Python then installs no KeyboardInterrupt for it.
+            previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
             try:
-                server.run()  # returns on SystemExit or KeyboardInterrupt
+                server.run()  # returns on SystemExit
             finally:
-                signal.signal(signal.SIGTERM, previous)  # a second SIGTERM while draining stops at once
+                for sig, handler in previous.items():  # a second signal while draining acts as it did before
+                    signal.signal(sig, handler)
                 server.close()
         finally:
             mailer.close()

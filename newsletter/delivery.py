@@ -6,9 +6,10 @@ The delivery log (store/deliveries.py) holds one row per (day, subscriber). A ru
 2. takes over rows leased by a send that died on this machine (same boot and pid namespace, its pid
    is gone); rows of a send elsewhere are taken over when their lease runs out; then cancels unsent
    rows whose subscriber left the plan;
-3. claims small batches with a lease, sends each message, and records the outcome right after the
-   server's reply -- "sent" only after its 250. A crash can therefore repeat at most the message
-   that was in flight, under the same Message-ID;
+3. claims small batches with a lease, sends each message, and records the outcome: a refusal at
+   once, "sent" only after the 250 and before the next message's content goes out (while the
+   server reads the next MAIL FROM). A crash can therefore repeat at most the message that was in
+   flight, under the same Message-ID;
 4. sorts refusals: 4xx -> retry with backoff (``max_attempts`` in this run, the rest next run);
    5.1.x on the recipient -> the subscriber is marked bounced; other 5xx -> failed, the run goes
    on; 5.7.x, a refused sender or login, or ``pause_after_failures`` refusals in a row -> the run
@@ -23,7 +24,6 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 
@@ -191,36 +191,33 @@ def classify(reply: Reply, stage: str) -> Verdict:
     return Verdict("fail")
 
 
-class _Recorder:
-    """Commits "sent" marks on a background thread, in order, so that a commit overlaps the next
-    message's MAIL and RCPT round trips. The transport calls ``drain`` before it sends the next
-    message's content, so at most one accepted message is ever unrecorded: the one in flight.
-    The thread keeps one connection for all its marks, which halves what each costs."""
+class _SentMarks:
+    """Holds the "sent" mark of the last accepted message until the transport has sent the next
+    MAIL FROM, then commits it while the server reads that command: the commit costs no round trip
+    and needs no thread. The transport does that before any content goes out, so at most one
+    accepted message is ever unrecorded: the one in flight. One connection serves all the marks."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
-        self._pending: list[Future[None]] = []
+        self._pending: tuple[int, str, dt.datetime] | None = None
         self._conn: Connection | None = None
 
-    def mark_sent(self, delivery_id: int, reply: str, now: dt.datetime) -> None:
-        self._pending.append(self._pool.submit(self._mark_sent, delivery_id, reply, now))
+    def add(self, delivery_id: int, reply: str, now: dt.datetime) -> None:
+        self.commit()
+        self._pending = (delivery_id, reply, now)
 
-    def _mark_sent(self, delivery_id: int, reply: str, now: dt.datetime) -> None:
+    def commit(self) -> None:
+        if self._pending is None:
+            return
         if self._conn is None:
             self._conn = self._store.engine.connect()
-        self._store.mark_sent(delivery_id, reply, now, self._conn)
-
-    def drain(self) -> None:
-        pending, self._pending = self._pending, []
-        for future in pending:
-            future.result()
+        self._store.mark_sent(*self._pending, self._conn)
+        self._pending = None
 
     def close(self) -> None:
         try:
-            self.drain()
+            self.commit()
         finally:
-            self._pool.shutdown()
             if self._conn is not None:
                 self._conn.close()
 
@@ -320,13 +317,13 @@ class DeliveryRun:
 
     def _work(self) -> None:
         transport = self.transport_factory()
-        recorder = _Recorder(self.store)
+        marks = _SentMarks(self.store)
         batch: list[Claimed] = []
         lease_until = self.clock()
         try:
             while not self._stop.is_set():
                 if not batch:
-                    recorder.drain()  # what follows reads the log
+                    marks.commit()  # what follows reads the log
                     now = self.clock()
                     lease_until = now + self._lease
                     with self._lock:
@@ -351,9 +348,9 @@ class DeliveryRun:
                         self._excluded.add(claimed.id)
                     self.store.release_deliveries(self.owner, self.clock(), ids=[claimed.id])
                     continue
-                self._deliver(transport, recorder, claimed, message)
+                self._deliver(transport, marks, claimed, message)
         finally:
-            recorder.close()
+            marks.close()
             if batch:
                 self.store.release_deliveries(self.owner, self.clock(), ids=[c.id for c in batch])
             transport.close()
@@ -372,28 +369,28 @@ class DeliveryRun:
         self._stop.wait(max(0.0, (next_retry - self.clock()).total_seconds()))
         return True
 
-    def _deliver(self, transport: Transport, recorder: _Recorder, claimed: Claimed, message: bytes) -> None:
+    def _deliver(self, transport: Transport, marks: _SentMarks, claimed: Claimed, message: bytes) -> None:
         self._limiter.wait()
         try:
             try:
-                reply = transport.send(self.envelope_from, claimed.email, message, before_data=recorder.drain)
+                reply = transport.send(self.envelope_from, claimed.email, message, meanwhile=marks.commit)
             except ConnectionLost:
                 # Reconnect and resend at once: the server may have kept the first copy, which then
                 # arrives twice under one Message-ID -- the only duplicate this design allows.
-                reply = transport.send(self.envelope_from, claimed.email, message, before_data=recorder.drain)
+                reply = transport.send(self.envelope_from, claimed.email, message, meanwhile=marks.commit)
         except SmtpReplyError as exc:
-            recorder.drain()
+            marks.commit()
             self._refused(claimed, exc.reply, exc.stage)
             return
         except (ConnectionLost, ConnectError) as exc:
-            recorder.drain()
+            marks.commit()
             self._refused(claimed, Reply(0, str(exc)), "CONNECT")
             return
         except DeliveryError as exc:  # the login was refused: nothing will go out until fixed
-            recorder.drain()
+            marks.commit()
             self._pause(claimed, exc)
             return
-        recorder.mark_sent(claimed.id, str(reply), self.clock())
+        marks.add(claimed.id, str(reply), self.clock())
         with self._lock:
             self._refused_in_a_row = 0
             self.report.sent += 1

@@ -61,7 +61,7 @@ class ConnectError(Exception):
 
 class Transport(Protocol):
     def send(self, sender: str, recipient: str, message: bytes,
-             before_data: Callable[[], None] | None = None) -> Reply: ...
+             meanwhile: Callable[[], None] | None = None) -> Reply: ...
 
     def close(self) -> None: ...
 
@@ -146,11 +146,11 @@ class SmtpTransport:
             raise ConnectError(f"{where}: login failed: {exc}") from exc
 
     def send(self, sender: str, recipient: str, message: bytes,
-             before_data: Callable[[], None] | None = None) -> Reply:
+             meanwhile: Callable[[], None] | None = None) -> Reply:
         """Deliver ``message`` (final CRLF bytes) to one recipient; the server's 250 reply on success.
 
-        ``before_data`` runs once the recipient is accepted, just before the content goes out: the
-        last moment before the server can take the message."""
+        ``meanwhile`` runs once MAIL FROM is sent, before its reply is read, so that local work
+        overlaps the server's; it has always run before any content goes out."""
         if self._conn is None:
             self._conn = self._open()
         conn = self._conn
@@ -159,15 +159,24 @@ class SmtpTransport:
             options.append("BODY=8BITMIME")
         if not (sender + recipient).isascii() and conn.has_extn("smtputf8"):
             options.append("SMTPUTF8")
+            conn.command_encoding = "utf-8"  # as smtplib's mail() does for this option
         try:
-            code, text = conn.mail(sender, options)
+            conn.putcmd("mail", f"FROM:{smtplib.quoteaddr(sender)}{''.join(' ' + o for o in options)}")
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise self._lost(exc) from exc
+        if meanwhile is not None:
+            try:
+                meanwhile()
+            except BaseException:
+                self.close()  # the reply to MAIL FROM is still unread: the connection is out of step
+                raise
+        try:
+            code, text = conn.getreply()
             if code != 250:
                 self._refused(Reply(code, _decode(text)), "MAIL FROM")
             code, text = conn.rcpt(recipient)
             if code not in (250, 251):
                 self._refused(Reply(code, _decode(text)), "RCPT TO")
-            if before_data is not None:
-                before_data()
             code, text = conn.docmd("DATA")
             if code != 354:  # DATA itself refused, before any content was sent
                 self._refused(Reply(code, _decode(text)), "DATA")
@@ -176,9 +185,12 @@ class SmtpTransport:
             if code != 250:
                 self._refused(Reply(code, _decode(text)), "DATA", transaction_over=True)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self.close()
-            raise ConnectionLost(f"connection to {self.settings.host}:{self.settings.port} lost: {exc}") from exc
+            raise self._lost(exc) from exc
         return Reply(code, _decode(text))
+
+    def _lost(self, exc: BaseException) -> ConnectionLost:
+        self.close()
+        return ConnectionLost(f"connection to {self.settings.host}:{self.settings.port} lost: {exc}")
 
     def _refused(self, reply: Reply, stage: str, transaction_over: bool = False) -> None:
         if reply.code == 421:  # the server is closing the connection

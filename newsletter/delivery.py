@@ -8,8 +8,8 @@ The delivery log (store/deliveries.py) holds one row per (day, subscriber). A ru
    rows whose subscriber left the plan;
 3. claims small batches with a lease, sends each message, and records the outcome: a refusal at
    once, "sent" only after the 250 and before the next message's content goes out (while the
-   server reads the next MAIL FROM). A crash can therefore repeat at most the message that was in
-   flight, under the same Message-ID;
+   server reads the next MAIL FROM). A crash can therefore repeat at most one message per
+   connection, the one in flight or just accepted, under the same Message-ID;
 4. sorts refusals: 4xx -> retry with backoff (``max_attempts`` in this run, the rest next run);
    5.1.x on the recipient -> the subscriber is marked bounced; other 5xx -> failed, the run goes
    on; 5.7.x, a refused sender or login, or ``pause_after_failures`` refusals in a row -> the run
@@ -23,6 +23,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -194,8 +195,10 @@ def classify(reply: Reply, stage: str) -> Verdict:
 class _SentMarks:
     """Holds the "sent" mark of the last accepted message until the transport has sent the next
     MAIL FROM, then commits it while the server reads that command: the commit costs no round trip
-    and needs no thread. The transport does that before any content goes out, so at most one
-    accepted message is ever unrecorded: the one in flight. One connection serves all the marks."""
+    and needs no thread. It is committed before any content of the next message goes out, so at
+    most one accepted message per connection is ever unrecorded: the one just accepted. Before a
+    rate-limit wait or a reconnect it is committed at once, so its lease cannot lapse meanwhile.
+    One connection serves all the marks."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -228,7 +231,7 @@ class DeliveryRun:
 
     def __init__(self, store: Store, plan: Plan, smtp: SmtpSettings, envelope_from: str,
                  transport_factory: Callable[[], Transport] | None = None,
-                 clock: Callable[[], dt.datetime] = utc_now) -> None:
+                 clock: Callable[[], dt.datetime] = utc_now, sleep: Callable[[float], None] = time.sleep) -> None:
         self.store = store
         self.plan = plan
         self.smtp = smtp
@@ -242,7 +245,7 @@ class DeliveryRun:
         self.report = DeliveryReport(plan.date, planned=len(plan.messages))
         self._by_subscriber = {m.subscriber.id: m for m in plan.messages}
         self._lease = dt.timedelta(seconds=smtp.lease_seconds)
-        self._limiter = RateLimiter(smtp.rate_limit)
+        self._limiter = RateLimiter(smtp.rate_limit, sleep)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._run_attempts: dict[int, int] = {}
@@ -370,6 +373,8 @@ class DeliveryRun:
         return True
 
     def _deliver(self, transport: Transport, marks: _SentMarks, claimed: Claimed, message: bytes) -> None:
+        if self._limiter.interval:  # the wait may be long, and the accepted message's lease runs on
+            marks.commit()
         self._limiter.wait()
         try:
             try:

@@ -149,9 +149,13 @@ class SmtpTransport:
              meanwhile: Callable[[], None] | None = None) -> Reply:
         """Deliver ``message`` (final CRLF bytes) to one recipient; the server's 250 reply on success.
 
-        ``meanwhile`` runs once MAIL FROM is sent, before its reply is read, so that local work
-        overlaps the server's; it has always run before any content goes out."""
+        ``meanwhile`` runs once, before any content goes out: on an open connection once MAIL FROM
+        is sent and before its reply is read, so that local work overlaps the server's; otherwise
+        first thing, as connecting may take long and leaves nothing to overlap."""
         if self._conn is None:
+            if meanwhile is not None:
+                meanwhile()
+                meanwhile = None
             self._conn = self._open()
         conn = self._conn
         options = []
@@ -215,8 +219,9 @@ class SmtpTransport:
 class RateLimiter:
     """Spaces calls to ``wait`` at least ``1 / rate`` seconds apart, across threads; rate 0 means no limit."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep) -> None:
         self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._sleep = sleep
         self._next = time.monotonic()
         self._lock = threading.Lock()
 
@@ -228,4 +233,4 @@ class RateLimiter:
             slot = max(now, self._next)
             self._next = slot + self.interval
         if slot > now:
-            time.sleep(slot - now)
+            self._sleep(slot - now)

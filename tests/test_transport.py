@@ -89,6 +89,28 @@ def test_lines_that_start_with_a_dot_arrive_unchanged(messages: dict[str, bytes]
     assert handler.contents == [message, message]
 
 
+def test_meanwhile_runs_once_before_connecting_or_while_mail_from_is_pending(messages: dict[str, bytes]) -> None:
+    calls: list[str] = []
+    transport = SmtpTransport(smtp_settings(free_port(), timeout=2.0))
+    with pytest.raises(ConnectError):  # nothing to overlap with a connection attempt: it ran first
+        transport.send(SENDER, "a@example.com", messages["a@example.com"], meanwhile=lambda: calls.append("first"))
+    assert calls == ["first"]
+
+    def fails() -> None:
+        raise RuntimeError("the store is gone")
+
+    handler = Recorder()
+    with smtp_server(handler) as server:
+        transport = SmtpTransport(smtp_settings(server.port))
+        transport.send(SENDER, "r0@example.com", messages["r0@example.com"])
+        with pytest.raises(RuntimeError):
+            transport.send(SENDER, "r1@example.com", messages["r1@example.com"], meanwhile=fails)
+        # The failed send's MAIL FROM reply was never read; the next send must not be out of step.
+        assert transport.send(SENDER, "r2@example.com", messages["r2@example.com"]).code == 250
+        transport.close()
+    assert [r for r, _ in handler.accepted] == ["r0@example.com", "r2@example.com"]
+
+
 def test_a_refusal_names_the_stage_and_the_connection_carries_on(messages: dict[str, bytes]) -> None:
     handler = Recorder(
         rcpt_fault=lambda rcpt, _n: "550 5.1.1 no such user" if rcpt.startswith("gone") else None,

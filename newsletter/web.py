@@ -527,13 +527,13 @@ def serve(settings: Settings, host: str, port: int) -> None:
         try:
             server = create_server(create_app(settings, store=store, mailer=mailer), host=host, port=port,
                                    **server_options(settings))
-            # SIGINT too, explicitly: a process started in the background by a shell script inherits
-            # SIGINT ignored, and Python then installs no KeyboardInterrupt for it.
+            # SIGINT too, explicitly, even when inherited as ignored (a shell script's `serve &`),
+            # for which Python installs no KeyboardInterrupt: SIGINT always stops it, as `schedule`.
             previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
             try:
-                server.run()  # returns on SystemExit
+                server.run()  # returns on SystemExit, once waitress has finished the requests in progress
             finally:
-                for sig, handler in previous.items():  # a second signal while draining acts as it did before
+                for sig, handler in previous.items():  # a second signal while mailing acts as it did before
                     signal.signal(sig, handler)
                 server.close()
         finally:

@@ -28,7 +28,6 @@ PIECES = ["<script>alert(1)</script>", "]]>", "\u2028", "\u2029", "\x00", "\x08"
 HOSTILE = st.one_of(st.text(max_size=60), st.lists(st.sampled_from(PIECES), max_size=12).map("".join))
 
 
-
 def as_feedparser_shows(title: str) -> str:
     """``title`` as feedparser reports it from a minimal, correct Atom entry.
 
@@ -38,6 +37,7 @@ def as_feedparser_shows(title: str) -> str:
     feed = etree.Element(f"{ATOM}feed", nsmap={None: ATOM[1:-1]})
     etree.SubElement(etree.SubElement(feed, f"{ATOM}entry"), f"{ATOM}title").text = title
     return str(feedparser.parse(etree.tostring(feed, encoding="utf-8", xml_declaration=True)).entries[0].title)
+
 
 @pytest.fixture(scope="module")
 def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Store]]:

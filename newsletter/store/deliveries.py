@@ -12,7 +12,19 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Executable, and_, bindparam, case, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Executable,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.clock import as_utc, utc_now
@@ -69,7 +81,7 @@ def _claim(due: ColumnElement[bool]) -> Executable:
     """Lease the first ``max_rows`` rows of ``day`` that ``due`` selects, skipping the ids in ``skip``."""
     c = deliveries.c
     candidates = (select(c.id).where(c.date == bindparam("day"), due, c.id.not_in(bindparam("skip", expanding=True)))
-                  .order_by(c.id).limit(bindparam("max_rows"))
+                  .order_by(c.id).limit(bindparam("max_rows", type_=Integer))
                   # SQLite ignores FOR UPDATE (its write lock already serialises this statement).
                   .with_for_update(skip_locked=True))
     return (update(deliveries).where(c.id.in_(candidates.scalar_subquery()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -12,6 +13,12 @@ class Point:
 
     label: str
     text: str
+
+
+def summary_from_points(points: Sequence[Point]) -> str:
+    """The summary a card's points stand in for, as the cards parser writes it. A paper whose
+    summary is exactly this has no summary of its own, and an email shows only the points."""
+    return " ".join(f"**{point.label}:** {point.text}" for point in points)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,12 @@ import datetime as dt
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from newsletter.config import load_settings
 from newsletter.store import Store
 from tests.helpers import run, run_json, write_config
+from tests.test_parsing_cards import cards_text, make_card
 
 TABLE_DAY = """## Papers for {date}
 
@@ -104,6 +107,24 @@ def test_table_and_cards_for_one_day_add_up(tmp_path, seed_files):
     # Re-ingesting either file alone changes nothing.
     assert run_json(config, "ingest", str(table))["papers"]["updated"] == 0
     assert run_json(config, "ingest", str(cards))["papers"]["updated"] == 0
+
+
+@pytest.mark.parametrize("cards_first", [True, False], ids=["cards-first", "table-first"])
+def test_a_paper_in_a_table_and_on_a_card_keeps_the_tables_summary_and_the_cards_points(tmp_path, cards_first):
+    card = make_card(1)
+    table = write_day(tmp_path / "digests", "table.md", "2030-04-02",
+                      [row(card.arxiv_id, "Card Paper 1", "The table's *own* summary.")])
+    cards = tmp_path / "digests" / "cards.txt"
+    cards.write_text(cards_text("2030-04-02", [card]), encoding="utf-8")
+    config = write_config(tmp_path, digests="[]")
+    for path in ([cards, table] if cards_first else [table, cards]):
+        run_json(config, "ingest", str(path))
+    with stored(config) as store:
+        day = store.get_day(dt.date(2030, 4, 2))
+    assert day is not None
+    (paper,) = day.papers
+    assert paper.summary == "The table's *own* summary."
+    assert [p.text for p in paper.points] == card.points
 
 
 def test_bad_file_is_reported_after_the_good_ones_are_stored(tmp_path):

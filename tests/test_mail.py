@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email
 import os
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from newsletter import mail
 from newsletter.config import Settings, settings_from_dict
 from newsletter.errors import ConfigError
-from newsletter.models import Paper, Point, QuizQuestion, Subscriber
+from newsletter.models import Paper, Point, QuizQuestion, Subscriber, summary_from_points
 from newsletter.plan import Plan, plan_day
 from newsletter.sanitize import strip_invalid_xml
 
@@ -48,6 +49,10 @@ def make_settings(tmp: Path | None = None) -> Settings:
     }, (tmp or Path("/nonexistent")) / "config.toml")
 
 
+CARD_POINTS = [Point(label, f"{label} of the paper.") for label in
+               ("Topic and Domain", "Previous Research and New Ideas", "Problem", "Methods", "Results and Evaluation")]
+
+
 def sample_papers() -> list[Paper]:
     return [
         Paper(arxiv_id="2505.00001", title="Sparse Mixtures for Long Documents",
@@ -59,11 +64,9 @@ def sample_papers() -> list[Paper]:
               authors=["Łukasz Nowak"], summary="Monocular depth < 5 cm error & fast.",
               categories=["Computer Vision"], links={"arxiv": "https://arxiv.org/abs/2505.00002"}),
         Paper(arxiv_id="2505.00003", title="Cards Paper With a Quiz", categories=["Computer Vision"],
-              summary="Topic and Domain: duplicated in the points.",
+              summary=summary_from_points(CARD_POINTS),  # what the cards parser gives a card
               links={"arxiv": "https://arxiv.org/abs/2505.00003", "pdf": "https://arxiv.org/pdf/2505.00003"},
-              points=[Point(label, f"{label} of the paper.") for label in
-                      ("Topic and Domain", "Previous Research and New Ideas", "Problem", "Methods",
-                       "Results and Evaluation")],
+              points=CARD_POINTS,
               quiz=[QuizQuestion("Which method is used?", ("Ray tracing", "Diffusion", "Voxels"), "Diffusion"),
                     QuizQuestion("How large is the dataset?", ("1k", "10k", "100k"))]),
     ]
@@ -117,7 +120,17 @@ def test_grouping_quiz_answers_and_shortened_authors() -> None:
     assert "Q1 (Cards Paper With a Quiz): Diffusion" in text
     assert "Q2 (" not in text.split("QUIZ ANSWERS")[1]
     assert text.index("Results and Evaluation") < text.index("QUIZ ANSWERS")
-    assert "duplicated in the points" not in text
+    # A card's summary is its points run together: the points show once, the summary not at all.
+    assert text.count("Topic and Domain of the paper.") == 1 and html.count("Topic and Domain of the paper.") == 1
+
+
+def test_a_paper_with_points_and_a_summary_of_its_own_shows_both() -> None:
+    """A paper listed by a table and a cards page keeps the table's summary beside the card's points."""
+    paper = dataclasses.replace(sample_papers()[2], summary="The table's *own* summary.")
+    plan = build([paper], [Subscriber(email="a@example.org", token="t")])
+    text, html = parts(parse(plan.message_bytes(plan.messages[0])))
+    assert "The table's <em>own</em> summary." in html and "The table's *own* summary." in text
+    assert text.count("Topic and Domain of the paper.") == 1 and html.count("Topic and Domain of the paper.") == 1
 
 
 def test_default_subject_counts_papers_in_words_and_count_still_works() -> None:

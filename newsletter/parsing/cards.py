@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from newsletter.errors import DigestError
-from newsletter.models import Day, Paper, ParseResult, ParseWarning, Point, QuizQuestion
+from newsletter.models import Day, Paper, ParseResult, ParseWarning, Point, QuizQuestion, summary_from_points
 from newsletter.parsing.common import add_unique, arxiv_links, parse_iso_date
 
 DATE_LINE = re.compile(r"(\d{4}-\d{2}-\d{2})\s+Papers")
@@ -81,7 +81,7 @@ def primary_points(points: list[tuple[int, Point]]) -> list[Point]:
 
 def derived_summary(points: Sequence[Point], flowchart: str | None, title: str) -> str:
     if points:
-        return " ".join(f"**{point.label}:** {point.text}" for point in points)
+        return summary_from_points(points)
     return flowchart or title
 
 

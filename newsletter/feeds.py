@@ -32,7 +32,7 @@ from lxml import etree
 from newsletter import __version__
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, FeedError
-from newsletter.models import Day, Paper
+from newsletter.models import Day, Paper, summary_from_points
 from newsletter.sanitize import absolute_url, inline_markdown_to_safe_html, markdown_to_safe_html, strip_invalid_xml
 from newsletter.store import Store
 
@@ -222,8 +222,11 @@ class _PaperItem:
 
 
 def _paper_html(paper: Paper, title: str, authors: list[str], abs_url: str, hf_url: str) -> tuple[str, str, str]:
-    """(summary HTML, points-and-quiz HTML, the block that lists the paper in a digest entry)."""
+    """(summary HTML; the full content, or "" when the summary is all there is; the block that lists
+    the paper in a digest entry)."""
     summary_html = markdown_to_safe_html(paper.summary)
+    # A card's summary is its points run together: the content lists the points instead of repeating them.
+    own_summary_html = "" if paper.points and paper.summary == summary_from_points(paper.points) else summary_html
     extra: list[str] = []
     if paper.points:
         items = "".join(
@@ -240,12 +243,13 @@ def _paper_html(paper: Paper, title: str, authors: list[str], abs_url: str, hf_u
         )
         extra.append(f"<p><strong>Quiz</strong></p><ol>{questions}</ol>")
     extra_html = "".join(extra)
+    content_html = own_summary_html + extra_html if extra_html else ""
     byline = f"<p>{html.escape(', '.join(authors))}</p>" if authors else ""
     digest_html = (
-        f'<h3><a href="{html.escape(abs_url)}">{html.escape(title)}</a></h3>{byline}{summary_html}{extra_html}'
+        f'<h3><a href="{html.escape(abs_url)}">{html.escape(title)}</a></h3>{byline}{own_summary_html}{extra_html}'
         f'<p><a href="{html.escape(abs_url)}">arXiv</a> · <a href="{html.escape(hf_url)}">Hugging Face</a></p>'
     )
-    return summary_html, extra_html, digest_html
+    return summary_html, content_html, digest_html
 
 
 def _paper_item(
@@ -257,13 +261,10 @@ def _paper_item(
     categories = [c for c in (_clean(c) for c in paper.categories) if c]
     abs_url = f"https://arxiv.org/abs/{quote(arxiv_id, safe='/.')}"
     hf_url = _safe_url(paper.links.get("huggingface")) or f"https://huggingface.co/papers/{quote(arxiv_id, safe='/.')}"
-    summary_html, extra_html, digest_html = _paper_html(paper, title, authors, abs_url, hf_url)
+    summary_html, content_html, digest_html = _paper_html(paper, title, authors, abs_url, hf_url)
 
     # Every entry needs some text (the validator warns otherwise); the title stands in for a missing summary.
-    if extra_html:
-        content_html, entry_summary = summary_html + extra_html, summary_html
-    else:
-        content_html, entry_summary = "", summary_html or f"<p>{html.escape(title)}</p>"
+    entry_summary = summary_html if content_html else summary_html or f"<p>{html.escape(title)}</p>"
     xml = _paper_xml(
         entry_id=site.tag(f"paper/{arxiv_id}"), title=title, updated=updated, published=midnight(published),
         authors=authors, links=[(abs_url, "alternate"), (hf_url, "related")], summary_html=entry_summary,

@@ -15,7 +15,7 @@ from newsletter import __version__
 from newsletter.config import Settings, settings_from_dict
 from newsletter.errors import ConfigError, FeedError
 from newsletter.feeds import build_feeds, category_slugs, listing_time, midnight, slugify
-from newsletter.models import Day, Paper, Point, QuizQuestion
+from newsletter.models import Day, Paper, Point, QuizQuestion, summary_from_points
 from newsletter.store import Store
 
 BASE_URL = "https://papers.example.org/site"
@@ -47,9 +47,10 @@ def paper(arxiv_id: str, title: str, categories: list[str], **kwargs: object) ->
 
 
 def fixture_days() -> list[Day]:
+    points = [Point("Topic and Domain", "Video *generation*."), Point("Results", "Better <b>than</b> before.")]
     cards = paper(
-        "2503.00003", "Cards paper", ["Vision"], summary="",
-        points=[Point("Topic and Domain", "Video *generation*."), Point("Results", "Better <b>than</b> before.")],
+        "2503.00003", "Cards paper", ["Vision"], summary=summary_from_points(points),  # as the cards parser gives it
+        points=points,
         quiz=[QuizQuestion("1. What is studied?", ("A. Video", "B. Text", "C. Audio"), "A")],
     )
     return [
@@ -139,6 +140,8 @@ def test_paper_entries_carry_ids_links_authors_categories_and_digest_dates(setti
     assert "<strong>Topic and Domain:</strong> Video <em>generation</em>." in content
     assert "Better &lt;b&gt;than&lt;/b&gt; before." in content  # raw HTML in a point is text
     assert "What is studied?" in content and "A. Video" in content
+    assert content.count("Video <em>generation</em>.") == 1  # its summary is its points: listed once
+    assert "Video <em>generation</em>." in cards.summary
 
     odd = entries["2503.00004"]
     assert odd.title == "No authors & <odd> title"

@@ -32,7 +32,7 @@ from lxml import etree
 from newsletter import __version__
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, FeedError
-from newsletter.models import Day, Paper, summary_from_points
+from newsletter.models import Day, Paper, own_summary
 from newsletter.sanitize import absolute_url, inline_markdown_to_safe_html, markdown_to_safe_html, strip_invalid_xml
 from newsletter.store import Store
 
@@ -225,8 +225,7 @@ def _paper_html(paper: Paper, title: str, authors: list[str], abs_url: str, hf_u
     """(summary HTML; the full content, or "" when the summary is all there is; the block that lists
     the paper in a digest entry)."""
     summary_html = markdown_to_safe_html(paper.summary)
-    # A card's summary is its points run together: the content lists the points instead of repeating them.
-    own_summary_html = "" if paper.points and paper.summary == summary_from_points(paper.points) else summary_html
+    own_summary_html = summary_html if own_summary(paper) else ""  # a card's: its points are listed below
     extra: list[str] = []
     if paper.points:
         items = "".join(

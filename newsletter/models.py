@@ -16,8 +16,7 @@ class Point:
 
 
 def summary_from_points(points: Sequence[Point]) -> str:
-    """The summary a card's points stand in for, as the cards parser writes it. A paper whose
-    summary is exactly this has no summary of its own, and an email shows only the points."""
+    """The summary a card's points stand in for, as the cards parser writes it (see own_summary)."""
     return " ".join(f"**{point.label}:** {point.text}" for point in points)
 
 
@@ -114,6 +113,12 @@ class PlannedMessage:
 class SkippedRecipient:
     email: str
     reason: str
+
+
+def own_summary(paper: Paper) -> str:
+    """The paper's summary, or "" when it is only its points run together (a cards-only paper's):
+    emails and feeds then show the points once. A table listing the same paper gives it its own."""
+    return "" if paper.points and paper.summary == summary_from_points(paper.points) else paper.summary
 
 
 def paper_as_dict(paper: Paper) -> dict[str, object]:

@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 from premailer import Premailer
 
-from newsletter.models import Paper, summary_from_points
+from newsletter.models import Paper, own_summary
 from newsletter.sanitize import absolute_url, markdown_to_safe_html, strip_invalid_xml
 from newsletter.selection import Filter
 
@@ -140,9 +140,7 @@ def _paper_view(paper: Paper, number: int, first_question: int) -> PaperView:
         f"https://arxiv.org/abs/{paper.arxiv_id}" if paper.arxiv_id.replace(".", "").isalnum() else None)
     quiz = [(first_question + i, strip_invalid_xml(q.question), tuple(strip_invalid_xml(o) for o in q.options))
             for i, q in enumerate(paper.quiz)]
-    # A card's summary is its points run together: show the points once, and a summary of its own
-    # (from a table listing the same paper) beside them.
-    summary = "" if paper.points and paper.summary == summary_from_points(paper.points) else paper.summary
+    summary = own_summary(paper)
     return PaperView(
         number=number,
         arxiv_id=paper.arxiv_id,

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,3 +40,99 @@ def seed_files(corpus_dir: Path) -> list[Path]:
 @pytest.fixture(scope="session")
 def daily_files(corpus_dir: Path) -> list[Path]:
     return sorted((corpus_dir / "daily-ai-papers").rglob("*.md"))
+
+
+# --- PostgreSQL: a real server for the store tests --------------------------------------------------
+# NEWSLETTER_TEST_POSTGRES_URL names a server to use. Otherwise, where Debian's pg_virtualenv is installed
+# (package postgresql-common with a postgresql server), the session starts a throwaway cluster with it and
+# drops it at the end; pg_virtualenv also works as root. Without either, the PostgreSQL cases skip and say so.
+POSTGRES_URL_VARIABLE = "NEWSLETTER_TEST_POSTGRES_URL"
+NO_POSTGRES = (
+    f"no PostgreSQL server: install Debian's postgresql (for pg_virtualenv) or set {POSTGRES_URL_VARIABLE}"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server URL (``postgresql+psycopg://…/postgres``) for the whole session."""
+    given = os.environ.get(POSTGRES_URL_VARIABLE)
+    if given:
+        yield given
+        return
+    if shutil.which("pg_virtualenv") is None:
+        pytest.skip(NO_POSTGRES)
+    try:
+        import psycopg  # noqa: F401  (the driver comes with the test extras)
+    except ImportError:
+        pytest.skip("the PostgreSQL driver is missing: pip install -e '.[test]' installs psycopg")
+    env_file = tmp_path_factory.mktemp("postgres") / "env"
+    # The cluster lives as long as the `sleep`; killing it lets pg_virtualenv drop the cluster.
+    cluster = subprocess.Popen(
+        ["pg_virtualenv", "sh", "-c", f'env > "{env_file}.tmp" && mv "{env_file}.tmp" "{env_file}" && exec sleep 86400'],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        env = _wait_for_cluster(cluster, env_file)
+        user, password = env.get("PGUSER", "postgres"), env.get("PGPASSWORD", "")
+        host, port = env.get("PGHOST", "localhost"), env.get("PGPORT", "5432")
+        yield f"postgresql+psycopg://{user}:{password}@{host}:{port}/postgres"
+    finally:
+        _stop_cluster(cluster)
+
+
+def _wait_for_cluster(cluster: subprocess.Popen[bytes], env_file: Path) -> dict[str, str]:
+    deadline = time.monotonic() + 120
+    while not env_file.exists():
+        if cluster.poll() is not None:
+            err = cluster.stderr.read().decode(errors="replace") if cluster.stderr else ""
+            pytest.skip(f"pg_virtualenv could not start a PostgreSQL cluster: {err.strip()[-500:]}")
+        if time.monotonic() > deadline:
+            pytest.skip("pg_virtualenv did not start a PostgreSQL cluster within 120 s")
+        time.sleep(0.1)
+    lines = env_file.read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def _stop_cluster(cluster: subprocess.Popen[bytes]) -> None:
+    # Only the `sleep` gets the signal: pg_virtualenv must live on to drop the cluster.
+    for child in _children(cluster.pid):
+        for grandchild in _children(child):
+            os.kill(grandchild, signal.SIGTERM)
+        os.kill(child, signal.SIGTERM)
+    try:
+        cluster.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(cluster.pid, signal.SIGKILL)
+        cluster.wait()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A new, empty database on the session's server, dropped after the test."""
+    import psycopg
+
+    name = f"newsletter_test_{uuid.uuid4().hex[:12]}"
+    admin = postgres_server.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on a real SQLite file and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("postgres_url"))

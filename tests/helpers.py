@@ -13,8 +13,9 @@ from newsletter.cli import cli
 PROJECT_ROOT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 
 
-def write_config(folder: Path, extra: str = "", digests: str = '["digests"]') -> Path:
-    """A config in ``folder`` whose store, feeds and outbox live in that folder too."""
+def write_config(folder: Path, extra: str = "", digests: str = '["digests"]',
+                 store_url: str = "sqlite:///var/test.db") -> Path:
+    """A config in ``folder`` whose store (unless ``store_url`` names a server), feeds and outbox live there too."""
     path = folder / "config.toml"
     path.write_text(
         f"""
@@ -26,7 +27,7 @@ base_url = "https://papers.example.org"
 paths = {digests}
 
 [store]
-url = "sqlite:///var/test.db"
+url = "{store_url}"
 
 [feeds]
 dir = "feeds"

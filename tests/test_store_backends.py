@@ -1,0 +1,102 @@
+"""The whole pipeline through the real CLI on each store: a real SQLite file and a real PostgreSQL server.
+
+The PostgreSQL cases skip, saying why, where no server can be had (see ``postgres_server`` in conftest).
+Each case is run as an operator would: `newsletter` processes against one config, a real aiosmtpd server.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import feedparser
+from helpers import write_config
+from smtp_helpers import Recorder, smtp_server
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digests"
+DAY = "2026-11-19"
+
+
+def newsletter(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "newsletter", "--config", str(config), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=config.parent)
+
+
+def finish(process: subprocess.Popen[str], expected: int = 0) -> str:
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == expected, err
+    return out
+
+
+def run_cli(config: Path, *args: str) -> str:
+    return finish(newsletter(config, *args))
+
+
+def smtp_config(folder: Path, store_url: str, digests: list[str], port: int = 1) -> Path:
+    return write_config(folder, store_url=store_url, digests=json.dumps(digests), extra=f"""
+[smtp]
+host = "127.0.0.1"
+port = {port}
+timeout = 10
+retry_delay = 0.05
+""")
+
+
+def add_readers(config: Path, count: int) -> None:
+    csv = config.parent / "readers.csv"
+    csv.write_text("email,name\n" + "".join(f"reader{i:04d}@example.com,Reader {i}\n" for i in range(count)),
+                   encoding="utf-8")
+    run_cli(config, "subscribers", "import", str(csv))
+
+
+def test_ingest_is_idempotent_and_feeds_parse(tmp_path: Path, store_url: str, corpus_dir: Path) -> None:
+    month = corpus_dir / "daily-ai-papers" / "2025" / "01"
+    config = smtp_config(tmp_path, store_url, [str(month), str(corpus_dir / "seeds")])
+    processes = [newsletter(config, "ingest", "--json") for _ in range(3)]  # three at once on a new store
+    reports = [json.loads(finish(p)) for p in processes]
+    again = json.loads(run_cli(config, "ingest", "--json"))
+    stored = sum(r["papers"]["new"] for r in reports)
+
+    assert stored > 250
+    assert again["papers"]["new"] == again["papers"]["updated"] == 0
+    assert again["papers"]["unchanged"] == stored
+    run_cli(config, "feeds")
+    feed = feedparser.parse((tmp_path / "feeds" / "papers.atom").read_bytes())
+    assert feed.bozo == 0
+    assert len(feed.entries) > 0
+
+
+def test_send_mails_each_reader_once_even_with_two_senders(tmp_path: Path, store_url: str) -> None:
+    handler = Recorder()
+    with smtp_server(handler) as server:
+        config = smtp_config(tmp_path, store_url, [str(EXAMPLES / f"{DAY}.md")], port=server.port)
+        run_cli(config, "ingest")
+        add_readers(config, 300)
+        senders = [newsletter(config, "send", "--date", DAY, "--json") for _ in range(2)]
+        reports = [json.loads(finish(s)) for s in senders]
+        rerun = json.loads(run_cli(config, "send", "--date", DAY, "--json"))
+        status = json.loads(run_cli(config, "status", "--date", DAY, "--json"))
+
+    per_reader = handler.per_recipient()
+    assert len(per_reader) == 300
+    assert set(per_reader.values()) == {1}
+    assert all(ids and len(ids) == 1 for ids in handler.message_ids().values())
+    assert all(r["ok"] for r in reports)
+    assert rerun["ok"] and handler.count() == 300
+    assert json.dumps(status).count('"sent": 300') == 1
+
+
+def test_subscribers_round_trip(tmp_path: Path, store_url: str) -> None:
+    config = smtp_config(tmp_path, store_url, [str(EXAMPLES / f"{DAY}.md")])
+    add_readers(config, 5)
+    run_cli(config, "subscribers", "unsubscribe", "reader0001@example.com")
+    run_cli(config, "subscribers", "remove", "reader0002@example.com")
+    listed = json.loads(run_cli(config, "subscribers", "list", "--status", "all", "--json"))
+    exported = run_cli(config, "subscribers", "export")
+
+    by_email = {s["email"]: s["status"] for s in listed}
+    assert by_email == {"reader0000@example.com": "active", "reader0001@example.com": "unsubscribed",
+                        "reader0003@example.com": "active", "reader0004@example.com": "active"}
+    assert exported.count("@example.com") == 4

@@ -67,8 +67,9 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip("the PostgreSQL driver is missing: pip install -e '.[test]' installs psycopg")
     env_file = tmp_path_factory.mktemp("postgres") / "env"
     # The cluster lives as long as the `sleep`; killing it lets pg_virtualenv drop the cluster.
+    publish_env = f'env > "{env_file}.tmp" && mv "{env_file}.tmp" "{env_file}" && exec sleep 86400'
     cluster = subprocess.Popen(
-        ["pg_virtualenv", "sh", "-c", f'env > "{env_file}.tmp" && mv "{env_file}.tmp" "{env_file}" && exec sleep 86400'],
+        ["pg_virtualenv", "sh", "-c", publish_env],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
     try:

@@ -203,7 +203,7 @@ def _paper_view(paper: Paper, number: int, first_question: int, summary: Summary
     else:
         summary_text = excerpt(full_text, SUMMARY_LIMITS[summary]) if detailed else ""
         summary_html = Markup(f"<p>{escape(summary_text)}</p>") if summary_text else Markup("")
-    shows_less = not complete and (summary_text != full_text or bool(paper.points or paper.quiz))
+    shows_less = not detailed or (not complete and (summary_text != full_text or bool(paper.points or paper.quiz)))
     quiz = [(first_question + i, strip_invalid_xml(q.question), tuple(strip_invalid_xml(o) for o in q.options))
             for i, q in enumerate(paper.quiz)] if complete else []
     arxiv_url, huggingface_url, pdf_url = _links(paper)

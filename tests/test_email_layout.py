@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from newsletter import render
 from newsletter.config import load_settings
 from newsletter.excerpt import excerpt, sentences
 from newsletter.models import Paper, Point, QuizQuestion, Subscriber, summary_from_points
+from newsletter.selection import Filter
 from newsletter.store import Store
 from newsletter.web import create_app
 from tests.helpers import run, write_config
@@ -138,3 +140,17 @@ def test_every_more_link_of_an_email_opens_that_paper_in_full_on_the_archive(
             assert " ".join(question.question.split())[:60] in shown
         if not paper.points:
             assert " ".join(paper.summary.replace("**", "").replace("*", "").split())[-60:] in shown
+
+
+def test_a_paper_listed_by_title_only_always_links_to_the_archive() -> None:
+    bare = Paper(arxiv_id="2505.10003", title="No Summary At All", categories=["Computer Vision"])
+    context, _ids = render.digest_context(
+        site_title="T", sender="T <t@example.org>", date=dt.date(2025, 5, 13), papers=[*papers(), bare],
+        filt=Filter(), category_order=["Natural Language Processing", "Computer Vision"],
+        archive_url="https://papers.example.org/archive/2025-05-13", postal_address="",
+        personal={"greeting": "Hi,", "email": "e", "unsubscribe_url": "u", "preferences_url": "p"},
+        layout=render.Layout(summary="brief", detailed=0), fitted=True)
+    views = [view for group in context["groups"] for view in group.papers]
+    assert context["title_only"] == 3 and not any(view.detailed for view in views)
+    assert [view.more_url for view in views] == [
+        f"https://papers.example.org/archive/2025-05-13#{render.paper_anchor(view.arxiv_id)}" for view in views]

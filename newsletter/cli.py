@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,6 +21,9 @@ from newsletter import __version__
 from newsletter.config import CONFIG_ENV, Settings, default_config_path, load_settings
 from newsletter.errors import NewsletterError, StoreError
 from newsletter.models import SUBSCRIBER_STATUSES
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -169,9 +172,7 @@ def ingest(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
 
     settings = app.settings
     files = resolve_inputs(settings, paths)
-    with Store.from_settings(settings) as store, click.progressbar(
-        length=len(files), label="Parsing", file=sys.stderr, show_pos=True
-    ) as bar:
+    with Store.from_settings(settings) as store, progress_bar(len(files), "Parsing", as_json) as bar:
         report = ingest_files(settings, store, files, on_file=lambda _path: bar.update(1))
     if as_json:
         echo_json(report.as_dict())
@@ -412,8 +413,7 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
                        + (f", {report.leased_elsewhere} are being sent by another process" if report.leased_elsewhere
                           else "") + ". See `newsletter status`.")
             return
-        with click.progressbar(length=due, label=f"Sending {plan.date.isoformat()}", file=sys.stderr,
-                               show_pos=True, show_eta=True) as bar:
+        with progress_bar(due, f"Sending {plan.date.isoformat()}", as_json, show_eta=True) as bar:
             report = run.run(on_message=lambda _outcome: bar.update(1))
     if as_json:
         echo_json(report.as_dict())
@@ -439,8 +439,7 @@ def send_dry_run(settings: Settings, date: dt.date | None, outbox: Path | None) 
         plan = build_plan(settings, store, date)
     folder = outbox if outbox is not None else settings.resolve(settings.email.outbox)
     threshold = settings.email.sample_threshold
-    with click.progressbar(length=len(plan.messages), label="Building messages", file=sys.stderr,
-                           show_pos=True, hidden=len(plan.messages) < 200) as bar:
+    with progress_bar(len(plan.messages), "Building messages", len(plan.messages) < 200) as bar:
         report = write_outbox(plan, folder, threshold, on_message=bar.update)
     echo_plan_summary(plan, report, threshold)
 
@@ -587,6 +586,13 @@ def publish(app: AppContext, date: dt.date | None) -> None:
 
 def main() -> None:
     cli(prog_name="newsletter")
+
+
+def progress_bar(length: int, label: str, hidden: bool, show_eta: bool = False) -> ProgressBar[Any]:
+    """A progress bar on stderr, only when stderr is a terminal: a log or a pipe gets no bar (click
+    would still print its label there), and it is hidden with --json, so JSON never has it mixed in."""
+    return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True, show_eta=show_eta,
+                             hidden=hidden or not sys.stderr.isatty())
 
 
 def echo_json(data: Any) -> None:

@@ -98,7 +98,14 @@ class EmailSettings:
     sample_threshold: int = 1000
     """Above this many recipients, a dry run writes one sample .eml per rendition instead of one each."""
     gmail_clip_kb: int = 102
-    """Warn when a rendition's HTML part is larger: Gmail clips messages past about 102 KB."""
+    """An edition's HTML part stays under this (Gmail clips messages past about 102 KB): summaries
+    are shortened further and the last papers listed by title only until it does."""
+    summary: str = "short"
+    """``short``: each paper's first sentence(s), up to about 300 characters, and one line of a card's
+    points; ``full``: the whole summary, the five points and the quiz."""
+
+
+EMAIL_SUMMARIES = ("short", "full")
 
 
 SMTP_SECURITY = ("none", "starttls", "tls")
@@ -359,10 +366,20 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"{path}: feeds.tag_date must be YYYY, YYYY-MM or YYYY-MM-DD, "
                           f"got {settings.feeds.tag_date!r}",
                           "set it once to a date when you owned the domain of site.base_url, and never change it")
+    _check_email_layout(settings.email, path)
     _check_smtp(settings.smtp, path)
     if settings.schedule != ScheduleSettings():  # the defaults are valid; skip importing APScheduler
         _check_schedule(settings.schedule, path)
     _check_web(settings.web, path)
+
+
+def _check_email_layout(email: EmailSettings, path: Path) -> None:
+    if email.summary not in EMAIL_SUMMARIES:
+        raise ConfigError(f"{path}: email.summary must be one of {', '.join(EMAIL_SUMMARIES)}, got {email.summary!r}",
+                          'summary = "short" shows a sentence or two per paper; "full" the whole summary')
+    if email.gmail_clip_kb < 10:
+        raise ConfigError(f"{path}: email.gmail_clip_kb must be at least 10, got {email.gmail_clip_kb}",
+                          "Gmail clips an HTML part past about 102 KB; keep the default 102 unless you know better")
 
 
 def _check_smtp(smtp: SmtpSettings, path: Path) -> None:

@@ -146,6 +146,10 @@ class _Site:
     def tag(self, specific: str) -> str:
         return self.tag_prefix + quote(specific, safe=_TAG_SAFE)
 
+    def archive_url(self, date: dt.date) -> str:
+        """The day's page on the web archive (``newsletter serve``), as the emails link it."""
+        return f"{self.base_url}/archive/{date.isoformat()}"
+
     def self_url(self, relative_path: str) -> str:
         return self.feeds_url + quote(relative_path)
 
@@ -279,6 +283,7 @@ def _digest_entry(site: _Site, day: Day, items: Sequence[_PaperItem]) -> _EntryX
     body = "".join(item.digest_html for item in items) or "<p>No papers were listed on this day.</p>"
     count = f"{len(items)} paper{'' if len(items) == 1 else 's'}"
     entry.content(f"<p>{count}.</p>{body}", type="html")
+    entry.link(href=site.archive_url(day.date), rel="alternate", type="text/html")
     entry.published(midnight(day.date))
     entry.updated(midnight(day.date))
     return _EntryXml(etree.tostring(entry.atom_entry(), encoding="UTF-8"),
@@ -346,7 +351,10 @@ def render_feeds(settings: Settings, store: Store) -> tuple[dict[str, bytes], Fe
     rss = settings.feeds.rss
     window = settings.feeds.window_days
     latest = store.latest_date()
-    start = latest - dt.timedelta(days=window - 1) if latest is not None and window > 0 else None
+    # The window counts digest days, not calendar days: a late or early file among them (a day
+    # far from the others) cannot push every other day out of the feeds.
+    dates = store.dates() if window > 0 else []
+    start = dates[window - 1] if 0 < window <= len(dates) else None
     days = store.days_between(start, None)  # newest first
 
     # A paper listed on several days is one entry, dated by its newest listing.

@@ -23,7 +23,7 @@ import re
 import secrets
 import shutil
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email import policy
 from email.utils import parseaddr
@@ -214,11 +214,15 @@ class Placeholders:
         return EncodedPart(tuple(segments), tuple(slots))
 
 
+def greeting(subscriber: Subscriber) -> str:
+    name = clean_display_name(subscriber.name)
+    return f"Hi {name}," if name else "Hello,"
+
+
 def personal_values(settings: Settings, subscriber: Subscriber) -> dict[str, str]:
     links = subscriber_links(settings, subscriber)
-    name = clean_display_name(subscriber.name)
     return {
-        "greeting": f"Hi {name}," if name else "Hello,",
+        "greeting": greeting(subscriber),
         "email": subscriber.email,
         "unsubscribe_url": links["unsubscribe"],
         "preferences_url": links["preferences"],
@@ -229,10 +233,32 @@ def _encoded_values(values: Mapping[str, str]) -> tuple[dict[str, bytes], dict[s
     """Each value QP-encoded for the text part and, HTML-escaped, for the HTML part."""
     as_text, as_html = {}, {}
     for name, value in values.items():
-        as_text[name] = _segment(value)
+        # Only the greeting holds spaces (a name): wrapped like the rest of the plain text.
+        text = render.wrap(value) if name == "greeting" and len(value) > render.TEXT_WIDTH else value
+        as_text[name] = _segment(text)
         escaped = html.escape(value, quote=True)
-        as_html[name] = as_text[name] if escaped == value else _segment(escaped)
+        as_html[name] = as_text[name] if escaped == text else _segment(escaped)
     return as_text, as_html
+
+
+def widest_html_values(settings: Settings, subscribers: Iterable[Subscriber]) -> dict[str, int]:
+    """For each personal value, the most bytes it takes in any of these subscribers' HTML parts.
+
+    Greetings and addresses are measured for everyone; the links only for the longest token, since a
+    signed link's length follows from its token's (tokens are ASCII, see store.subscribers.new_token).
+    """
+    widest = dict.fromkeys(PERSONAL_FIELDS, 0)
+    longest_token: Subscriber | None = None
+    for subscriber in subscribers:
+        hello = html.escape(greeting(subscriber), quote=True)
+        widest["greeting"] = max(widest["greeting"], len(_segment(hello)))
+        widest["email"] = max(widest["email"], len(_segment(html.escape(subscriber.email, quote=True))))
+        if longest_token is None or len(quote(subscriber.token, safe="")) > len(quote(longest_token.token, safe="")):
+            longest_token = subscriber
+    if longest_token is not None:
+        for purpose, url in subscriber_links(settings, longest_token).items():
+            widest[f"{purpose}_url"] = len(_segment(html.escape(url, quote=True)))
+    return widest
 
 
 # -- messages ------------------------------------------------------------------------------------
@@ -274,6 +300,10 @@ class MessageTemplate:
             f"\r\n--{boundary}--\r\n".encode(),
         )
         return cls(b"".join(shared), unsubscribe_mailbox(settings), body, sum(len(s) for s in html_part.segments))
+
+    def html_part_bytes_for(self, widest: Mapping[str, int]) -> int:
+        """The encoded HTML part's size with the widest personal values (see ``widest_html_values``)."""
+        return self.html_part_bytes + sum(widest[slot] for slot in self.body[3].slots)
 
     def message_bytes(self, settings: Settings, subscriber: Subscriber, message_id: str, date_header: str) -> bytes:
         """The subscriber's headers, then the shared parts with their values in: one join, one copy."""

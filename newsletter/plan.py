@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import format_datetime
 
@@ -35,6 +36,8 @@ class Rendition:
     template: mail.MessageTemplate
     preview_values: dict[str, str]
     placeholders: mail.Placeholders
+    layout: render.Layout
+    """How much of each paper it shows: [email] summary, or more compact to stay under Gmail's clip."""
 
     def preview_html(self) -> str:
         """The HTML part with example personal values, for the dry run's index.html."""
@@ -102,21 +105,26 @@ def plan_day(settings: Settings, date: dt.date, papers: list[Paper], recipients:
     plan = Plan(settings=settings, date=date, clock=clock)
     domain = mail.sender_domain(settings)
     placeholders = mail.Placeholders()
-    by_filter: dict[Filter, Rendition | None] = {}
+    # Each rendition is sized for the widest personal values among its subscribers, so they are
+    # grouped by filter before any rendition is built.
+    filters: list[Filter | str] = []  # each recipient's filter, or why they are skipped
+    members: dict[Filter, list[Subscriber]] = {}
     for subscriber in recipients:
         if not papers:
-            plan.skipped.append(SkippedRecipient(subscriber.email, f"no papers on {date.isoformat()}"))
-            continue
-        if not subscriber.token:
-            plan.skipped.append(SkippedRecipient(
-                subscriber.email, "no link token, so no unsubscribe link; re-add the subscriber"))
-            continue
-        filt = Filter.of(subscriber)
-        if filt not in by_filter:
-            by_filter[filt] = _rendition(settings, plan, date, papers, filt, placeholders)
-        rendition = by_filter[filt]
+            filters.append(f"no papers on {date.isoformat()}")
+        elif not subscriber.token:
+            filters.append("no link token, so no unsubscribe link; re-add the subscriber")
+        else:
+            filt = Filter.of(subscriber)
+            filters.append(filt)
+            members.setdefault(filt, []).append(subscriber)
+    renditions = {filt: _rendition(settings, plan, date, papers, filt, group, placeholders)
+                  for filt, group in members.items()}
+    for subscriber, chosen in zip(recipients, filters, strict=True):
+        rendition = renditions[chosen] if isinstance(chosen, Filter) else None
         if rendition is None:
-            plan.skipped.append(SkippedRecipient(subscriber.email, f"no papers match {filt.describe()}"))
+            reason = chosen if isinstance(chosen, str) else f"no papers match {chosen.describe()}"
+            plan.skipped.append(SkippedRecipient(subscriber.email, reason))
             continue
         plan.messages.append(PlannedMessage(
             date=date, subscriber=subscriber, papers=rendition.papers, rendition_key=rendition.key,
@@ -126,10 +134,65 @@ def plan_day(settings: Settings, date: dt.date, papers: list[Paper], recipients:
 
 
 def _rendition(settings: Settings, plan: Plan, date: dt.date, papers: list[Paper], filt: Filter,
-               placeholders: mail.Placeholders) -> Rendition | None:
+               subscribers: list[Subscriber], placeholders: mail.Placeholders) -> Rendition | None:
     selected = filt.select(papers)
     if not selected:
         return None
+    widest = mail.widest_html_values(settings, subscribers)
+    limit = settings.email.gmail_clip_kb * 1024
+    requested = render.Layout(summary="full" if settings.email.summary == "full" else "short")
+
+    def build(layout: render.Layout) -> Rendition:
+        return _build_rendition(settings, date, selected, filt, placeholders, layout, fitted=layout != requested)
+
+    rendition = build(requested)
+    if rendition.template.html_part_bytes_for(widest) > limit:
+        rendition = _fit(build, widest, limit, requested, len(selected))
+    size = rendition.template.html_part_bytes_for(widest)
+    kb = settings.email.gmail_clip_kb
+    if size > limit:
+        plan.warnings.append(
+            f"rendition {filt.key}: the HTML part is {size / 1024:.0f} KB even with every paper listed by title "
+            f"only, past the {kb} KB at which Gmail clips a message; readers will see \"[Message clipped]\" and "
+            "must click through for the rest"
+        )
+    elif rendition.layout != requested:
+        title_only = len(selected) - (rendition.layout.detailed if rendition.layout.detailed is not None
+                                      else len(selected))
+        plan.warnings.append(
+            f"rendition {filt.key}: {len(selected)} papers would pass the {kb} KB at which Gmail clips a "
+            f"message, so the email shortens the summaries and lists {title_only} papers by title only "
+            "(it says so, and links to the archive)"
+        )
+    plan.renditions[rendition.key] = rendition
+    return rendition
+
+
+def _fit(build: Callable[[render.Layout], Rendition], widest: dict[str, int], limit: int,
+         requested: render.Layout, count: int) -> Rendition:
+    """The most detailed layout under ``limit``: shorter summaries first, then the fewest papers by
+    title only (a binary search over how many keep their summary); if none fits, all by title only."""
+    def fits(rendition: Rendition) -> bool:
+        return rendition.template.html_part_bytes_for(widest) <= limit
+
+    for summary in render.COMPACTER[requested.summary]:
+        rendition = build(render.Layout(summary=summary))
+        if fits(rendition):
+            return rendition
+    best = None
+    low, high = 0, count - 1
+    while low <= high:
+        middle = (low + high) // 2
+        rendition = build(render.Layout(summary="brief", detailed=middle))
+        if fits(rendition):
+            best, low = rendition, middle + 1
+        else:
+            high = middle - 1
+    return best if best is not None else build(render.Layout(summary="brief", detailed=0))
+
+
+def _build_rendition(settings: Settings, date: dt.date, selected: list[Paper], filt: Filter,
+                     placeholders: mail.Placeholders, layout: render.Layout, fitted: bool) -> Rendition:
     context, ordered = render.digest_context(
         site_title=settings.site.title,
         sender=settings.email.sender,
@@ -140,21 +203,14 @@ def _rendition(settings: Settings, plan: Plan, date: dt.date, papers: list[Paper
         archive_url=mail.archive_url(settings, date),
         postal_address=settings.email.postal_address,
         personal=placeholders.values,
+        layout=layout,
+        fitted=fitted,
     )
     rendered = render.render_digest(context, ordered)
     subject = mail.subject_for(settings, date, len(ordered))
     template = mail.MessageTemplate.build(settings, rendered, subject, placeholders, f"{date}|{filt.key}")
-    rendition = Rendition(
+    return Rendition(
         key=filt.key, filter=filt, papers=ordered, subject=subject, rendered=rendered, template=template,
         preview_values=mail.personal_values(settings, Subscriber(email="subscriber@example.org", token="TOKEN")),
-        placeholders=placeholders,
+        placeholders=placeholders, layout=layout,
     )
-    limit = settings.email.gmail_clip_kb * 1024
-    if template.html_part_bytes > limit:
-        plan.warnings.append(
-            f"rendition {filt.key}: the HTML part is {template.html_part_bytes / 1024:.0f} KB, past the "
-            f"{settings.email.gmail_clip_kb} KB at which Gmail clips a message; readers will see "
-            "\"[Message clipped]\" and must click through for the rest"
-        )
-    plan.renditions[rendition.key] = rendition
-    return rendition

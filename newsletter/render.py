@@ -13,23 +13,26 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
-from typing import Any
+from typing import Any, Literal
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from premailer import Premailer
 
+from newsletter.excerpt import excerpt
 from newsletter.models import Paper, own_summary
-from newsletter.sanitize import absolute_url, markdown_to_safe_html, strip_invalid_xml
+from newsletter.sanitize import absolute_url, markdown_to_safe_html, markdown_to_text, strip_invalid_xml
 from newsletter.selection import Filter
 
 AUTHORS_SHOWN = 3
-TEXT_WIDTH = 76
+TEXT_WIDTH = 72
 UNCATEGORISED = "Other"
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
 _env = Environment(
     loader=PackageLoader("newsletter.templates", "."),
@@ -53,11 +56,14 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hanging: str | No
     """Wrap prose for the plain-text part; long URLs stay whole rather than being broken.
 
     ``indent`` starts every line; ``hanging``, when given, starts the lines after the first instead
-    (a numbered title whose continuation lines up under its text)."""
-    return textwrap.fill(
-        " ".join(text.split()), width=width, initial_indent=indent,
-        subsequent_indent=indent if hanging is None else hanging,
-        break_long_words=False, break_on_hyphens=False,
+    (a numbered title whose continuation lines up under its text). Paragraphs (separated by a blank
+    line) stay apart."""
+    later = indent if hanging is None else hanging
+    paragraphs = [" ".join(p.split()) for p in _PARAGRAPH_BREAK.split(text) if p.strip()]
+    return "\n\n".join(
+        textwrap.fill(paragraph, width=width, initial_indent=indent if i == 0 else later, subsequent_indent=later,
+                      break_long_words=False, break_on_hyphens=False)
+        for i, paragraph in enumerate(paragraphs)
     )
 
 
@@ -74,19 +80,51 @@ def date_label(date: dt.date) -> str:
 _env.filters["wrap"] = wrap
 
 
+SummaryLength = Literal["full", "short", "brief"]
+SUMMARY_LIMITS: dict[str, int] = {"short": 300, "brief": 140}
+"""Characters of summary an excerpt aims for (see newsletter.excerpt); "full" has no limit."""
+COMPACTER: dict[str, tuple[SummaryLength, ...]] = {"full": ("short", "brief"), "short": ("brief",), "brief": ()}
+"""The shorter summary lengths to try, in turn, when an email would be clipped."""
+POINT_LINE_LIMIT = 160
+RESULTS_LABEL = "Results and Evaluation"
+"""The card point an email keeps as its one line: what the paper found."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How much of each paper a rendition shows.
+
+    ``summary`` is the summary length of the papers shown in detail; the first ``detailed`` papers
+    (None: all) are shown so, the rest as title-only links to the web archive. The email starts
+    from ``[email] summary`` and is made more compact until it fits under Gmail's clip (see plan.py).
+    """
+
+    summary: SummaryLength = "full"
+    detailed: int | None = None
+
+
 @dataclass(frozen=True)
 class PaperView:
     """A paper as the templates show it: links vetted, Markdown rendered, authors shortened."""
 
     number: int
     arxiv_id: str
+    anchor: str
+    """The id of the paper's block, the same in the email and on the archive page."""
     title: str
     authors: str
+    detailed: bool
+    """False: listed by title only, linking to the archive page."""
     summary_html: Markup
     summary_text: str
+    point_line: tuple[str, str] | None
+    """(label, one sentence) of a card's points, in a short email."""
     arxiv_url: str | None
     huggingface_url: str | None
     pdf_url: str | None
+    more_url: str | None
+    """The paper on the archive page, when it shows more than this email (full summary, points, quiz)."""
+    more_label: str
     points: list[tuple[str, str]]
     quiz: list[tuple[int, str, tuple[str, ...]]]
     """(question number in the email, question, options)."""
@@ -134,24 +172,57 @@ def group_papers(papers: Sequence[Paper], filt: Filter, category_order: Sequence
     return [(c, groups[c]) for c in ordered]
 
 
-def _paper_view(paper: Paper, number: int, first_question: int) -> PaperView:
+def paper_anchor(arxiv_id: str) -> str:
+    """``p-2505.00001``: the id of a paper's block in the email and on the archive page."""
+    return "p-" + (re.sub(r"[^A-Za-z0-9._-]+", "-", arxiv_id).strip("-") or "paper")
+
+
+def _point_line(paper: Paper) -> tuple[str, str] | None:
+    """A card's results point (or its last one), cut to one sentence."""
+    if not paper.points:
+        return None
+    chosen = next((p for p in paper.points if p.label == RESULTS_LABEL), paper.points[-1])
+    return strip_invalid_xml(chosen.label), excerpt(markdown_to_text(chosen.text), POINT_LINE_LIMIT, most=1)
+
+
+def _links(paper: Paper) -> tuple[str | None, str | None, str | None]:
+    """(arXiv, Hugging Face, PDF) URLs, vetted; the arXiv one derived from the id when the digest has none."""
     links = paper.links
     arxiv_url = absolute_url(links.get("arxiv")) or (
         f"https://arxiv.org/abs/{paper.arxiv_id}" if paper.arxiv_id.replace(".", "").isalnum() else None)
+    return arxiv_url, absolute_url(links.get("huggingface")), absolute_url(links.get("pdf"))
+
+
+def _paper_view(paper: Paper, number: int, first_question: int, summary: SummaryLength, detailed: bool,
+                archive_url: str) -> PaperView:
+    anchor = paper_anchor(paper.arxiv_id)
+    full_text = markdown_to_text(own_summary(paper))
+    complete = detailed and summary == "full"
+    if complete:
+        summary_html, summary_text = Markup(markdown_to_safe_html(own_summary(paper))), full_text
+    else:
+        summary_text = excerpt(full_text, SUMMARY_LIMITS[summary]) if detailed else ""
+        summary_html = Markup(f"<p>{escape(summary_text)}</p>") if summary_text else Markup("")
+    shows_less = not detailed or (not complete and (summary_text != full_text or bool(paper.points or paper.quiz)))
     quiz = [(first_question + i, strip_invalid_xml(q.question), tuple(strip_invalid_xml(o) for o in q.options))
-            for i, q in enumerate(paper.quiz)]
-    summary = own_summary(paper)
+            for i, q in enumerate(paper.quiz)] if complete else []
+    arxiv_url, huggingface_url, pdf_url = _links(paper)
     return PaperView(
         number=number,
         arxiv_id=paper.arxiv_id,
+        anchor=anchor,
         title=strip_invalid_xml(" ".join(paper.title.split())),
         authors=strip_invalid_xml(short_authors(paper.authors)),
-        summary_html=Markup(markdown_to_safe_html(summary)),
-        summary_text=strip_invalid_xml(summary),
+        detailed=detailed,
+        summary_html=summary_html,
+        summary_text=summary_text,
+        point_line=_point_line(paper) if detailed and not complete else None,
         arxiv_url=arxiv_url,
-        huggingface_url=absolute_url(links.get("huggingface")),
-        pdf_url=absolute_url(links.get("pdf")),
-        points=[(strip_invalid_xml(p.label), strip_invalid_xml(p.text)) for p in paper.points],
+        huggingface_url=huggingface_url,
+        pdf_url=pdf_url,
+        more_url=f"{archive_url}#{anchor}" if shows_less else None,
+        more_label="Full summary, points and quiz" if paper.points or paper.quiz else "Full summary",
+        points=[(strip_invalid_xml(p.label), strip_invalid_xml(p.text)) for p in paper.points] if complete else [],
         quiz=quiz,
     )
 
@@ -167,8 +238,14 @@ def digest_context(
     archive_url: str,
     postal_address: str,
     personal: Mapping[str, str],
+    layout: Layout = Layout(),
+    fitted: bool = False,
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The template context for one rendition, and the paper ids in the order it lists them."""
+    """The template context for one rendition, and the paper ids in the order it lists them.
+
+    ``fitted``: the layout is more compact than ``[email] summary`` asks, to stay under Gmail's
+    clip; the email then says so.
+    """
     groups: list[Group] = []
     answers: list[QuizAnswer] = []
     ordered: list[str] = []
@@ -176,10 +253,11 @@ def digest_context(
     for category, members in group_papers(papers, filt, category_order):
         views = []
         for paper in members:
-            view = _paper_view(paper, number, question)
+            detailed = layout.detailed is None or number <= layout.detailed
+            view = _paper_view(paper, number, question, layout.summary, detailed, archive_url)
             views.append(view)
             ordered.append(paper.arxiv_id)
-            for (n, _q, _o), source in zip(view.quiz, paper.quiz, strict=True):
+            for (n, _q, _o), source in zip(view.quiz, paper.quiz[:len(view.quiz)], strict=True):
                 if source.answer:
                     answers.append(QuizAnswer(n, view.title, strip_invalid_xml(source.answer)))
             number += 1
@@ -197,6 +275,8 @@ def digest_context(
         "groups": groups,
         "answers": answers,
         "has_quiz": question > 1,
+        "title_only": sum(not v.detailed for g in groups for v in g.papers),
+        "fitted": fitted,
         "preheader": strip_invalid_xml(f"{count} new AI papers. {first_titles}")[:150],
         "filter_description": filt.describe(),
         "archive_url": archive_url,

@@ -14,6 +14,7 @@ from collections.abc import Collection
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 # XML 1.0 `Char`: tab, LF, CR, and everything from U+0020 except surrogates, U+FFFE and U+FFFF;
 # minus U+007F-U+009F, which XML 1.0 discourages and feed readers (feedparser) misread as
@@ -120,3 +121,38 @@ def _render_block(text: str) -> str:
 
 def _render_inline(text: str) -> str:
     return _cleaner.clean(_markdown.renderInline(text)).strip()
+
+
+def markdown_to_text(text: str) -> str:
+    """Markdown as the reader should see it in plain text: no ``**``, backticks or link syntax.
+
+    Paragraphs and list items are separated by a blank line; list items start with "- ". Raw HTML
+    stays as the literal text it is (the HTML part shows it as text too).
+    """
+    text = strip_invalid_xml(text)
+    if not text.strip():
+        return ""
+    if _plain(text):
+        return text
+    blocks: list[str] = []
+    bullet = ""
+    for token in _markdown.parse(text):
+        if token.type == "list_item_open":
+            bullet = "- "
+        elif token.type in ("inline", "fence", "code_block"):
+            body = _inline_text(token.children or []) if token.type == "inline" else token.content
+            blocks.append(bullet + " ".join(body.split()))
+            bullet = ""
+    return "\n\n".join(block for block in blocks if block.strip())
+
+
+def _inline_text(children: list[Token]) -> str:
+    parts = []
+    for child in children:
+        if child.type in ("text", "code_inline", "html_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(_inline_text(child.children or []))
+    return "".join(parts)

@@ -243,6 +243,31 @@ def test_window_keeps_recent_days_but_true_first_listing(tmp_path: Path) -> None
     assert len(feedparser.parse((out_dir(settings) / "digest.atom").read_bytes()).entries) == 1
 
 
+def test_window_counts_digest_days_so_a_late_file_pushes_no_day_out(tmp_path: Path) -> None:
+    """Issue 17: two days in the window, then a digest file three weeks later: the window holds the
+    newest two digest days (the late one and D2), not just the calendar days that have none."""
+    settings = make_settings(tmp_path, window_days=2)
+    late = dt.date(2025, 3, 26)
+    with Store.from_settings(settings) as store:
+        store.ingest([*fixture_days(), Day(late, [paper("2503.00009", "Late paper", ["Vision"])], source="late.md")])
+        report = build_feeds(settings, store)
+    assert report.days == 2
+    digest = feedparser.parse((out_dir(settings) / "digest.atom").read_bytes())
+    assert [e.id.rsplit("/", 1)[1] for e in digest.entries] == [late.isoformat(), D2.isoformat()]
+    papers = feedparser.parse((out_dir(settings) / "papers.atom").read_bytes())
+    assert {e.id.rsplit("/", 1)[1] for e in papers.entries} == {"2503.00009", "2503.00002", "2503.00003", "2503.00004"}
+
+
+def test_digest_entries_link_to_their_day_on_the_archive(settings: Settings, store: Store) -> None:
+    store.ingest(fixture_days())
+    build_feeds(settings, store)
+    for name in ("digest.atom", "digest.rss"):
+        parsed = feedparser.parse((out_dir(settings) / name).read_bytes())
+        assert parsed.bozo == 0, name
+        assert [e.link for e in parsed.entries] == [f"{BASE_URL}/archive/{D2.isoformat()}",
+                                                    f"{BASE_URL}/archive/{D1.isoformat()}"], name
+
+
 def test_rss_can_be_switched_off(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, rss=False)
     with Store.from_settings(settings) as store:

@@ -140,7 +140,8 @@ def test_default_window_holds_the_days_up_to_the_newest_and_rebuilds_identically
     windowed = default_window(settings)
     again, report = render_feeds(windowed, store)
     assert again == windowed_feeds
-    latest = store.latest_date()
-    assert latest is not None
-    assert report.days == len(store.days_between(latest - dt.timedelta(days=windowed.feeds.window_days - 1)))
-    assert report.days < len(store.dates())
+    # The window counts digest days, not calendar days (issue 17): the newest window_days of them.
+    window = windowed.feeds.window_days
+    assert report.days == window < len(store.dates())
+    newest = [f"{TAG}digest/{d.isoformat()}" for d in store.dates()[:window]]
+    assert entry_ids(windowed_feeds["digest.atom"]) == newest

@@ -41,10 +41,11 @@ def link_signing_key() -> Iterator[None]:
         yield
 
 
-def make_settings(tmp: Path | None = None) -> Settings:
+def make_settings(tmp: Path | None = None, summary: str = "short") -> Settings:
     return settings_from_dict({
         "site": {"title": "Test Papers", "base_url": "https://papers.example.org/"},
-        "email": {"from": "Test Papers <papers@example.org>", "postal_address": "1 Example Road, Exampleton"},
+        "email": {"from": "Test Papers <papers@example.org>", "postal_address": "1 Example Road, Exampleton",
+                  "summary": summary},
         "web": {"secret_env": SECRET_ENV},
     }, (tmp or Path("/nonexistent")) / "config.toml")
 
@@ -72,8 +73,8 @@ def sample_papers() -> list[Paper]:
     ]
 
 
-def build(papers: list[Paper], subscribers: list[Subscriber], tmp: Path | None = None) -> Plan:
-    return plan_day(make_settings(tmp), DAY, papers, subscribers, clock=lambda: FIXED_NOW)
+def build(papers: list[Paper], subscribers: list[Subscriber], tmp: Path | None = None, summary: str = "short") -> Plan:
+    return plan_day(make_settings(tmp, summary), DAY, papers, subscribers, clock=lambda: FIXED_NOW)
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -110,7 +111,7 @@ def test_golden_rendition() -> None:
 
 
 def test_grouping_quiz_answers_and_shortened_authors() -> None:
-    plan = build(sample_papers(), [Subscriber(email="a@example.org", token="t")])
+    plan = build(sample_papers(), [Subscriber(email="a@example.org", token="t")], summary="full")
     message = plan.messages[0]
     # Taxonomy order: Natural Language Processing before Computer Vision.
     assert message.papers == ("2505.00001", "2505.00002", "2505.00003")
@@ -127,9 +128,10 @@ def test_grouping_quiz_answers_and_shortened_authors() -> None:
 def test_a_paper_with_points_and_a_summary_of_its_own_shows_both() -> None:
     """A paper listed by a table and a cards page keeps the table's summary beside the card's points."""
     paper = dataclasses.replace(sample_papers()[2], summary="The table's *own* summary.")
-    plan = build([paper], [Subscriber(email="a@example.org", token="t")])
+    plan = build([paper], [Subscriber(email="a@example.org", token="t")], summary="full")
     text, html = parts(parse(plan.message_bytes(plan.messages[0])))
-    assert "The table's <em>own</em> summary." in html and "The table's *own* summary." in text
+    # The plain text shows no Markdown markup (issue 17): "*own*" is "own" there.
+    assert "The table's <em>own</em> summary." in html and "The table's own summary." in text
     assert text.count("Topic and Domain of the paper.") == 1 and html.count("Topic and Domain of the paper.") == 1
 
 
@@ -166,7 +168,7 @@ def test_message_id_is_stable_per_day_and_address() -> None:
 def test_gmail_clip_warning(tmp_path: Path) -> None:
     big = [Paper(arxiv_id=f"2505.{i:05d}", title=f"Paper {i}", summary="word " * 400, categories=["Machine Learning"])
            for i in range(60)]
-    plan = build(big, [Subscriber(email="a@example.org", token="t")])
+    plan = build(big, [Subscriber(email="a@example.org", token="t")], summary="full")
     assert len(plan.warnings) == 1 and "Gmail clips" in plan.warnings[0]
     assert build(sample_papers(), [Subscriber(email="a@example.org", token="t")]).warnings == []
 

@@ -1,0 +1,68 @@
+"""Progress output of the real CLI: on stderr only when it is a terminal, never mixed into --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import write_config
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digests"
+
+
+def config_with_digests(tmp_path: Path) -> Path:
+    shutil.copytree(EXAMPLES, tmp_path / "digests")
+    return write_config(tmp_path)
+
+
+def newsletter(config: Path, *args: str, stderr: int | None = subprocess.PIPE) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "newsletter", "--config", str(config), *args],
+                          stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=120, check=False)
+
+
+def test_a_pipe_or_a_log_gets_no_progress_and_json_is_clean(tmp_path: Path) -> None:
+    config = config_with_digests(tmp_path)
+    plain = newsletter(config, "ingest")
+    assert plain.returncode == 0, plain.stderr
+    assert "Parsing" not in plain.stderr
+
+    # stdout and stderr into one pipe, as `newsletter ingest --json 2>&1 | jq` does: still valid JSON.
+    mixed = newsletter(config, "ingest", "--json", stderr=subprocess.STDOUT)
+    assert mixed.returncode == 0, mixed.stdout
+    assert json.loads(mixed.stdout)["days"] == 2
+
+
+def run_with_terminal_stderr(config: Path, *args: str) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pseudo-terminal (what a person at a shell has), stdout on a pipe."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "newsletter", "--config", str(config), *args],
+                               stdout=subprocess.PIPE, stderr=terminal, text=True)
+    os.close(terminal)
+    seen = bytearray()
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # EIO: the process closed its end of the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    stdout = process.stdout.read() if process.stdout else ""
+    os.close(controller)
+    return process.wait(timeout=120), stdout, seen.decode(errors="replace")
+
+
+def test_a_terminal_gets_progress_but_not_with_json(tmp_path: Path) -> None:
+    config = config_with_digests(tmp_path)
+    status, _stdout, terminal = run_with_terminal_stderr(config, "ingest")
+    assert status == 0 and "Parsing" in terminal
+
+    status, stdout, terminal = run_with_terminal_stderr(config, "ingest", "--json")
+    assert status == 0
+    assert "Parsing" not in terminal
+    assert json.loads(stdout)["papers"]["unchanged"] > 0

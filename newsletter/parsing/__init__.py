@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from newsletter.errors import DigestError
-from newsletter.models import ParseResult
+from newsletter.models import FileHealth, ParseResult
 from newsletter.parsing.cards import parse_cards_text
 from newsletter.parsing.cards_html import parse_cards_html
 from newsletter.parsing.detect import detect_format
@@ -39,7 +39,12 @@ def parse_text(text: str, source: str) -> ParseResult:
         )
     if "\r" in text:
         text = text.replace("\r\n", "\n")
-    return PARSERS[digest_format](text, source)
+    result = PARSERS[digest_format](text, source)
+    if result.health is None:  # a parser that counts no blocks of its own
+        papers = sum(len(day.papers) for day in result.days)
+        result.health = FileHealth(source, digest_format, blocks=papers, papers=papers)
+    result.health.count(result.warnings)
+    return result
 
 
 def parse_file(path: str | Path) -> ParseResult:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 
 from newsletter.clock import utc_now
-from newsletter.models import Day, Paper, ParseWarning, Point, QuizQuestion, paper_as_dict
+from newsletter.models import Day, Paper, ParseWarning, Point, QuizQuestion, Translation, paper_as_dict
 from newsletter.store.locking import take_write_lock
 from newsletter.store.schema import appearances, days, papers, sources
 
@@ -56,8 +56,16 @@ def _paper_from_json(text: str) -> Paper:
         links=data["links"],
         published=dt.date.fromisoformat(data["published"]) if data["published"] else None,
         points=[Point(p["label"], p["text"]) for p in data["points"]],
-        quiz=[QuizQuestion(q["question"], tuple(q["options"]), q.get("answer")) for q in data["quiz"]],
+        quiz=_quiz_from_json(data["quiz"]),
+        translations={  # absent from rows written before translations were kept
+            lang: Translation([Point(p["label"], p["text"]) for p in t["points"]], _quiz_from_json(t["quiz"]))
+            for lang, t in data.get("translations", {}).items()
+        },
     )
+
+
+def _quiz_from_json(quiz: list[dict[str, Any]]) -> list[QuizQuestion]:
+    return [QuizQuestion(q["question"], tuple(q["options"]), q.get("answer")) for q in quiz]
 
 
 def _merge_listings(contents: list[dict[str, Any]]) -> dict[str, Any]:

@@ -484,13 +484,15 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
 @pass_app
 @handle_errors
 def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
-    """Show, per day, how many messages are in each delivery state, the failures with the server's
-    reply, and the days noted as having no issue (with the reason)."""
+    """Show the last ingest's health (files, warnings, layout drift), then, per day, how many messages
+    are in each delivery state, the failures with the server's reply, and the days noted as having no
+    issue (with the reason)."""
     from newsletter.store import Store
     from newsletter.store.deliveries import DELIVERY_STATES
 
     dates = None if date is None else [date]
     with Store.from_settings(app.settings) as store:
+        last_ingest = store.last_ingest_run()
         counts = store.delivery_counts(dates)
         notes = store.no_issue_notes(dates)
         days = sorted(set(counts) | set(notes), reverse=True)
@@ -504,6 +506,8 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
             "no_issue": notes.get(day),
         } for day in days])
         return
+    if last_ingest is not None:
+        echo_ingest_health(*last_ingest)
     if not days:
         click.echo("nothing sent yet" + (f" for {date.isoformat()}" if date else ""))
         return
@@ -515,6 +519,20 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
             click.echo(f"{day.isoformat()}  {shown}")
         for p in problems[day]:
             click.echo(f"    {p.state:<9} {p.email}  (attempts {p.attempts}) {p.reply}")
+
+
+def echo_ingest_health(finished_at: dt.datetime, summary: dict[str, Any]) -> None:
+    """`last ingest …` and, when a layout drifted, what and where (the warnings say file:line)."""
+    papers = summary["papers"]
+    click.echo(f"last ingest {finished_at:%Y-%m-%d %H:%M} UTC: {summary['files']} files, {papers['new']} new, "
+               f"{papers['updated']} updated, {papers['unchanged']} unchanged papers; {summary['warnings']} warnings, "
+               f"{summary['errors']} errors")
+    if summary["drift"]:
+        kinds = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in sorted(summary["drift"].items()))
+        shown = summary["drifted_files"][:5]
+        more = len(summary["drifted_files"]) - len(shown)
+        click.echo(f"  layout drift: {kinds} in {', '.join(shown)}" + (f" and {more} more" if more else "")
+                   + "; run `newsletter ingest` again to see the warnings")
 
 
 @cli.command()

@@ -103,6 +103,8 @@ class FileHealth:
     file: str
     format: str
     """``table``, ``cards-text`` or ``cards-html``."""
+    line: int = 1
+    """Where the day starts in the file (its heading): where a warning about the whole day points."""
     blocks: int = 0
     """Cards or table rows seen, read or not."""
     papers: int = 0
@@ -115,8 +117,8 @@ class FileHealth:
                 self.drift[warning.kind] = self.drift.get(warning.kind, 0) + 1
 
     def as_dict(self) -> dict[str, object]:
-        return {"file": self.file, "format": self.format, "blocks": self.blocks, "papers": self.papers,
-                "drift": {kind: self.drift.get(kind, 0) for kind in DRIFT_KINDS}}
+        return {"file": self.file, "format": self.format, "line": self.line, "blocks": self.blocks,
+                "papers": self.papers, "drift": {kind: self.drift.get(kind, 0) for kind in DRIFT_KINDS}}
 
 
 @dataclass
@@ -177,8 +179,9 @@ def own_summary(paper: Paper) -> str:
 
 
 def paper_as_dict(paper: Paper) -> dict[str, object]:
-    """The JSON shape of ``newsletter parse --json``: every field present, absent ones null or empty."""
-    return {
+    """The JSON shape of ``newsletter parse --json``: every field present, absent ones null or empty,
+    except ``translations``, present only when there are any (most digests are in English only)."""
+    data: dict[str, object] = {
         "arxiv_id": paper.arxiv_id,
         "title": paper.title,
         "authors": list(paper.authors),
@@ -189,11 +192,13 @@ def paper_as_dict(paper: Paper) -> dict[str, object]:
         "published": paper.published.isoformat() if paper.published else None,
         "points": _points_as_dicts(paper.points),
         "quiz": _quiz_as_dicts(paper.quiz),
-        "translations": {
+    }
+    if paper.translations:
+        data["translations"] = {
             lang: {"points": _points_as_dicts(t.points), "quiz": _quiz_as_dicts(t.quiz)}
             for lang, t in paper.translations.items()
-        },
-    }
+        }
+    return data
 
 
 def _points_as_dicts(points: Sequence[Point]) -> list[dict[str, str]]:

@@ -20,8 +20,10 @@ from newsletter.parsing.cards_html import parse_cards_html
 from newsletter.parsing.detect import detect_format
 from newsletter.parsing.table import parse_table
 
-__all__ = ["detect_format", "expand_paths", "parse_bytes", "parse_file", "parse_text"]
+__all__ = ["FORMAT_REVISION", "detect_format", "expand_paths", "parse_bytes", "parse_file", "parse_text"]
 
+FORMAT_REVISION = 2
+"""Bump when a parser reads the same file differently, so that ingest parses unchanged files again."""
 DIGEST_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm"})
 NOT_A_DIGEST_HINT = "expected `## Papers for YYYY-MM-DD` followed by a Markdown table, or a paper-cards page"
 SUFFIX_LIST = ", ".join(sorted("*" + suffix for suffix in DIGEST_SUFFIXES))

@@ -366,7 +366,9 @@ def parse_card_lines(
     if tips is not None:
         day.note, day.note_translations = read_note(lines, tips, next((s for s in starts if s > tips), len(lines)))
     result.warnings = reader.warnings
-    result.health = FileHealth(source, digest_format, blocks=len(starts), papers=len(day.papers))
+    result.health = FileHealth(
+        source, digest_format, line=lines[date_index].number, blocks=len(starts), papers=len(day.papers)
+    )
     return result
 
 

@@ -94,11 +94,11 @@ def build_plan(settings: Settings, store: Store, date: dt.date | None = None, *,
         hint = f"the newest ingested day is {latest.isoformat()}" if latest else "run `newsletter ingest` first"
         raise UsageError(f"no digest for {date.isoformat()} in the store", hint)
     recipients = store.subscribers(status="active") if subscribers is None else subscribers
-    return plan_day(settings, date, day.papers, recipients, clock=clock)
+    return plan_day(settings, date, day.papers, recipients, clock=clock, note=day.note)
 
 
 def plan_day(settings: Settings, date: dt.date, papers: list[Paper], recipients: list[Subscriber], *,
-             clock: Clock = utc_now) -> Plan:
+             clock: Clock = utc_now, note: str = "") -> Plan:
     plan = Plan(settings=settings, date=date, clock=clock)
     domain = mail.sender_domain(settings)
     placeholders = mail.Placeholders()
@@ -113,7 +113,7 @@ def plan_day(settings: Settings, date: dt.date, papers: list[Paper], recipients:
             continue
         filt = Filter.of(subscriber)
         if filt not in by_filter:
-            by_filter[filt] = _rendition(settings, plan, date, papers, filt, placeholders)
+            by_filter[filt] = _rendition(settings, plan, date, papers, filt, placeholders, note)
         rendition = by_filter[filt]
         if rendition is None:
             plan.skipped.append(SkippedRecipient(subscriber.email, f"no papers match {filt.describe()}"))
@@ -126,7 +126,7 @@ def plan_day(settings: Settings, date: dt.date, papers: list[Paper], recipients:
 
 
 def _rendition(settings: Settings, plan: Plan, date: dt.date, papers: list[Paper], filt: Filter,
-               placeholders: mail.Placeholders) -> Rendition | None:
+               placeholders: mail.Placeholders, note: str = "") -> Rendition | None:
     selected = filt.select(papers)
     if not selected:
         return None
@@ -140,6 +140,7 @@ def _rendition(settings: Settings, plan: Plan, date: dt.date, papers: list[Paper
         archive_url=mail.archive_url(settings, date),
         postal_address=settings.email.postal_address,
         personal=placeholders.values,
+        note=note,
     )
     rendered = render.render_digest(context, ordered)
     subject = mail.subject_for(settings, date, len(ordered))

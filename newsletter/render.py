@@ -90,6 +90,8 @@ class PaperView:
     points: list[tuple[str, str]]
     quiz: list[tuple[int, str, tuple[str, ...]]]
     """(question number in the email, question, options)."""
+    quiz_answered: bool
+    """Whether the answers section lists an answer of this quiz (a copied text page has none)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ def _paper_view(paper: Paper, number: int, first_question: int) -> PaperView:
         pdf_url=absolute_url(links.get("pdf")),
         points=[(strip_invalid_xml(p.label), strip_invalid_xml(p.text)) for p in paper.points],
         quiz=quiz,
+        quiz_answered=any(q.answer for q in paper.quiz),
     )
 
 
@@ -167,8 +170,12 @@ def digest_context(
     archive_url: str,
     postal_address: str,
     personal: Mapping[str, str],
+    note: str = "",
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The template context for one rendition, and the paper ids in the order it lists them."""
+    """The template context for one rendition, and the paper ids in the order it lists them.
+
+    ``note`` is the day's note from its source (Markdown, e.g. a cards page's reading tips), shown
+    at the top and sanitised like a summary."""
     groups: list[Group] = []
     answers: list[QuizAnswer] = []
     ordered: list[str] = []
@@ -196,7 +203,8 @@ def digest_context(
         "count_label": count_label(count),
         "groups": groups,
         "answers": answers,
-        "has_quiz": question > 1,
+        "note_html": Markup(markdown_to_safe_html(note)) if note.strip() else "",
+        "note_paragraphs": [strip_invalid_xml(p) for p in note.split("\n\n") if p.strip()],
         "preheader": strip_invalid_xml(f"{count} new AI papers. {first_titles}")[:150],
         "filter_description": filt.describe(),
         "archive_url": archive_url,

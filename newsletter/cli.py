@@ -13,14 +13,16 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from newsletter import __version__
-from newsletter.config import CONFIG_ENV, Settings, default_config_path, load_settings
 from newsletter.errors import NewsletterError, StoreError
 from newsletter.models import SUBSCRIBER_STATUSES
+
+if TYPE_CHECKING:  # the config module is imported when a command runs, not for `--help`
+    from newsletter.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,6 +80,8 @@ class AppContext:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from newsletter.config import load_settings
+
             try:
                 self._settings = load_settings(self.config_path)
             except NewsletterError as exc:
@@ -87,6 +91,8 @@ class AppContext:
     @property
     def settings_or_defaults(self) -> Settings:
         """The config when the file exists, else built-in defaults (for commands that can do without)."""
+        from newsletter.config import Settings
+
         if self.config_path.is_file():
             return self.settings
         return Settings(path=self.config_path.resolve())
@@ -111,11 +117,13 @@ def parse_date(_ctx: click.Context | None, _param: click.Parameter | None, value
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help=f"Config file. Default: ${CONFIG_ENV}, else ./config.toml.",
+    help="Config file. Default: $NEWSLETTER_CONFIG, else ./config.toml.",  # config.CONFIG_ENV
 )
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None) -> None:
     """Turn daily AI-paper digests into Atom feeds and category-filtered daily emails."""
+    from newsletter.config import default_config_path
+
     ctx.obj = AppContext(config_path or default_config_path())
 
 

@@ -1,7 +1,10 @@
 """Drift that only shows across files: a day with far fewer papers than its source usually gives.
 
-A source is judged by its format (table, cards text, cards HTML): the usual count is the median
-paper count of the files of that format, the ones parsed now and (at ingest) the ones stored before.
+A source is judged by its format (table, cards text, cards HTML), over the files of that format
+parsed now and (at ingest) the ones stored before. Real digests list anywhere from one paper to
+thirty, so a low count alone says little; a layout the parser no longer reads shows as a file of
+the usual size that gives few papers. A day is flagged when it has under half the usual count AND
+under half what its size predicts at the format's usual characters per paper.
 """
 
 from __future__ import annotations
@@ -12,31 +15,42 @@ from collections.abc import Mapping, Sequence
 from newsletter.models import FileHealth, ParseWarning
 
 SHORT_DAY_SHARE = 0.5
-"""A day with fewer papers than this share of the usual count is flagged."""
+"""A day with fewer papers than this share of the usual (and of the expected) count is flagged."""
 MIN_REFERENCE_FILES = 5
 """Fewer files of a format than this tell no usual count."""
+
+
+def _usual(files: Sequence[FileHealth]) -> tuple[float, float] | None:
+    """(median papers per file, median characters per paper) of one format's files."""
+    with_papers = [f for f in files if f.papers]
+    if len(with_papers) < MIN_REFERENCE_FILES:
+        return None
+    return (statistics.median(f.papers for f in files),
+            statistics.median(f.size / f.papers for f in with_papers))
 
 
 def flag_short_days(files: Sequence[FileHealth], stored: Mapping[str, FileHealth]) -> list[ParseWarning]:
     """A warning for each of ``files`` far below its format's usual paper count; counted in its drift.
 
-    A file with nothing in it at all (no card, no row) is not flagged: an empty day is a day without
-    papers, not a layout the parser failed to read.
+    ``stored`` are the files parsed before (by source key), the ones in ``files`` left out. A file with
+    nothing in it at all (no card, no row) is not flagged: that is a day without papers.
     """
-    by_path = {**stored, **{f.file: f for f in files}}
-    counts: dict[str, list[int]] = {}
-    for health in by_path.values():
-        counts.setdefault(health.format, []).append(health.papers)
-    usual = {name: statistics.median(c) for name, c in counts.items() if len(c) >= MIN_REFERENCE_FILES}
+    by_format: dict[str, list[FileHealth]] = {}
+    for health in [*stored.values(), *files]:
+        by_format.setdefault(health.format, []).append(health)
+    usual = {name: found for name, members in by_format.items() if (found := _usual(members)) is not None}
     warnings: list[ParseWarning] = []
     for health in files:
-        typical = usual.get(health.format)
-        if typical is None or health.blocks == 0 or health.papers >= typical * SHORT_DAY_SHARE:
+        if health.format not in usual or health.blocks == 0:
+            continue
+        typical, chars_per_paper = usual[health.format]
+        expected = health.size / chars_per_paper
+        if health.papers >= SHORT_DAY_SHARE * min(typical, expected):
             continue
         warning = ParseWarning(
             health.file, health.line,
-            f"{health.papers} papers where a {health.format} digest usually has {typical:g}: check whether the "
-            "source changed its layout",
+            f"{health.papers} of about {expected:.0f} papers a {health.format} digest of this size usually has "
+            f"(a usual day has {typical:g}): check whether the source changed its layout",
             "short_day",
         )
         health.count([warning])

@@ -108,6 +108,8 @@ class FileHealth:
     blocks: int = 0
     """Cards or table rows seen, read or not."""
     papers: int = 0
+    size: int = 0
+    """Characters in the file: with ``papers``, tells a short day from a day that lost papers."""
     drift: dict[str, int] = field(default_factory=dict)
     """DriftKind -> how many times it was seen; only kinds seen are present."""
 
@@ -118,7 +120,8 @@ class FileHealth:
 
     def as_dict(self) -> dict[str, object]:
         return {"file": self.file, "format": self.format, "line": self.line, "blocks": self.blocks,
-                "papers": self.papers, "drift": {kind: self.drift.get(kind, 0) for kind in DRIFT_KINDS}}
+                "papers": self.papers, "size": self.size,
+                "drift": {kind: self.drift.get(kind, 0) for kind in DRIFT_KINDS}}
 
 
 @dataclass

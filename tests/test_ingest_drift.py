@@ -42,7 +42,7 @@ def test_ingest_json_counts_drift_per_file_and_status_shows_it(tmp_path: Path) -
     assert (files[broken]["blocks"], files[broken]["papers"]) == (6, 2)
     assert all(sum(f["drift"].values()) == 0 and f["papers"] == 6 for name, f in files.items() if name != broken)
     messages = [w for w in report["warnings"] if w["file"] == broken]
-    assert any("2 papers where a cards-html digest usually has 6" in w["message"] for w in messages)
+    assert any(w["message"].startswith("2 of about 6 papers a cards-html digest") for w in messages)
     assert files[broken]["warnings"] == len(messages) == 5
     assert all(w["line"] > 1 for w in messages)
 
@@ -93,3 +93,12 @@ def test_a_store_made_before_notes_and_health_still_opens(tmp_path: Path) -> Non
     assert report["papers"]["unchanged"] == 36
     with Store.from_settings(load_settings(config)) as store:
         assert store.get_day(dt.date(2031, 4, 1)) is not None
+
+
+def test_a_small_day_is_not_drift_but_a_full_page_with_few_papers_is(tmp_path: Path) -> None:
+    paths = write_week(tmp_path / "digests", broken_day=4)
+    paths[1].write_text(page_html("2031-04-02", [make_card(99)], TIPS), encoding="utf-8")  # a quiet day
+    result = run(None, "parse", *map(str, paths))
+    assert result.exit_code == 0, result.output
+    short = [line for line in result.stderr.splitlines() if "usually has" in line]
+    assert len(short) == 1 and "2031-04-04.html" in short[0]

@@ -45,6 +45,7 @@ def parse_text(text: str, source: str) -> ParseResult:
     if result.health is None:  # a parser that counts no blocks of its own
         papers = sum(len(day.papers) for day in result.days)
         result.health = FileHealth(source, digest_format, blocks=papers, papers=papers)
+    result.health.size = len(text)
     result.health.count(result.warnings)
     return result
 

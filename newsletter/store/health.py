@@ -16,7 +16,8 @@ RUNS_KEPT = 50
 
 
 def _health(row: Any) -> FileHealth:
-    return FileHealth(row.path, row.format, line=row.line, blocks=row.blocks, papers=row.papers, drift=dict(row.drift))
+    return FileHealth(row.path, row.format, line=row.line, blocks=row.blocks, papers=row.papers, size=row.size,
+                      drift=dict(row.drift))
 
 
 class HealthStore:
@@ -26,7 +27,7 @@ class HealthStore:
         """Store each file's health by its source key, replacing what its last parse gave."""
         rows = [
             {"path": path, "format": f.format, "line": f.line, "blocks": f.blocks, "papers": f.papers,
-             "drift": dict(f.drift), "recorded_at": now or utc_now()}
+             "size": f.size, "drift": dict(f.drift), "recorded_at": now or utc_now()}
             for path, f in files.items()
         ]
         if not rows:

@@ -156,6 +156,7 @@ source_health = Table(
     Column("line", Integer, nullable=False),
     Column("blocks", Integer, nullable=False),
     Column("papers", Integer, nullable=False),
+    Column("size", Integer, nullable=False),
     Column("drift", JSON, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )

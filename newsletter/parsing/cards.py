@@ -49,9 +49,11 @@ DATE_LINE = re.compile(r"(\d{4}-\d{2}-\d{2})\s+Papers")
 PAPER_LINE = re.compile(r"Paper\s+\d+")
 COUNTER_LINE = re.compile(r"\d+\s*/\s*\d+")
 META_LINE = re.compile(r"(Published|Link|Authors?)\s*:\s*(.*)", re.IGNORECASE)
-POINT_LINE = re.compile(r"(\d{1,2})\.\s+([^:：]{1,80}?)\s*[:：]\s*(.*)")
+# The label starts after all the spaces: were it allowed to start with one, a long run of spaces would
+# be split between `\s+` and the label in every possible way (quadratic time).
+POINT_LINE = re.compile(r"(\d{1,2})\.\s+([^:：\s][^:：]{0,79}?)\s*[:：]\s*(.*)")
 QUIZ_LINE = re.compile(r"Q\s*(\d+)")
-QUESTION_NUMBER = re.compile(r"\d+[.)]\s*")
+QUESTION_NUMBER = re.compile(r"^\d+[.)]\s*")  # anchored: a search would retry every digit of a long run
 QUESTION_START = re.compile(r"\d+[.)]\s")  # not "3.5 GB", an option
 TIPS_HEADING = re.compile(r"Today['’]s\s+Reading\s+Tips\b[\s:：-]*", re.IGNORECASE)
 AUTHOR_SEPARATOR = re.compile(r"\s*[,;，；]\s*|\s+and\s+")

@@ -29,8 +29,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from selectolax.lexbor import LexborHTMLParser
-
 from newsletter.models import ParseResult, ParseWarning, QuizQuestion
 from newsletter.parsing.cards import Line, parse_card_lines
 
@@ -289,6 +287,9 @@ def flatten_deep_nesting(text: str) -> str:
 
 def page_lines(text: str) -> PageText:
     """The text lines of the page's body, and its data-answer marks."""
+    # Imported here: with the logging it pulls in, a fifth of `newsletter parse` on table files.
+    from selectolax.lexbor import LexborHTMLParser
+
     text = flatten_deep_nesting(text)
     page = PageText(SourceLines(text))
     tree = LexborHTMLParser(text)

@@ -492,9 +492,9 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
 @pass_app
 @handle_errors
 def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
-    """Show the last ingest's health (files, warnings, layout drift), then, per day, how many messages
-    are in each delivery state, the failures with the server's reply, and the days noted as having no
-    issue (with the reason)."""
+    """Show the last ingest's health when it had warnings, errors or layout drift; then, per day, how
+    many messages are in each delivery state, the failures with the server's reply, and the days noted
+    as having no issue (with the reason)."""
     from newsletter.store import Store
     from newsletter.store.deliveries import DELIVERY_STATES
 
@@ -530,7 +530,10 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
 
 
 def echo_ingest_health(finished_at: dt.datetime, summary: dict[str, Any]) -> None:
-    """`last ingest …` and, when a layout drifted, what and where (the warnings say file:line)."""
+    """`last ingest …` and, when a layout drifted, what and where (the warnings say file:line); nothing
+    when the last ingest went cleanly, so that a healthy status stays about deliveries."""
+    if not (summary["warnings"] or summary["errors"] or summary["drift"]):
+        return
     papers = summary["papers"]
     click.echo(f"last ingest {finished_at:%Y-%m-%d %H:%M} UTC: {summary['files']} files, {papers['new']} new, "
                f"{papers['updated']} updated, {papers['unchanged']} unchanged papers; {summary['warnings']} warnings, "

@@ -97,9 +97,9 @@ class CardReader:
     answers: Mapping[int, str]
     warnings: list[ParseWarning] = field(default_factory=list)
 
-    def warn(self, index_or_line: int, message: str, kind: DriftKind | None = None, *, is_index: bool = True) -> None:
-        number = self.lines[index_or_line].number if is_index else index_or_line
-        self.warnings.append(ParseWarning(self.source, number, message, kind))
+    def warn(self, index: int, message: str, kind: DriftKind | None = None) -> None:
+        """A warning at ``lines[index]``."""
+        self.warnings.append(ParseWarning(self.source, self.lines[index].number, message, kind))
 
 
 def mostly_cjk(text: str) -> bool:
@@ -109,8 +109,13 @@ def mostly_cjk(text: str) -> bool:
     return bool(letters) and len(CJK.findall(text)) * 3 >= letters
 
 
+def script_lang(text: str) -> str:
+    """The language a text's script tells: Chinese when mostly CJK, else English."""
+    return TRANSLATED if mostly_cjk(text) else PRIMARY
+
+
 def lang_of(line: Line) -> str:
-    return line.lang or (TRANSLATED if mostly_cjk(line.text) else PRIMARY)
+    return line.lang or script_lang(line.text)
 
 
 def script_of(text: str) -> str:
@@ -149,19 +154,17 @@ def point_sets(reader: CardReader, start: int, end: int) -> tuple[list[tuple[str
         if not label:
             break
         number = int(found.group(1))
-        lang = lang_of(reader.lines[index])
-        if not sets or number <= previous or (reader.lines[index].lang and lang != sets[-1][0]):
+        lang = reader.lines[index].lang
+        if not sets or number <= previous or lang != sets[-1][0]:
             sets.append((lang, index, []))
         sets[-1][2].append(Point(label=label, text=found.group(3).strip()))
         previous = number
         index += 1
-    # A text-form run takes the language of most of its text, not of its first line.
-    sets = [
-        (lang if reader.lines[first].lang else lang_of(Line(0, " ".join(p.label + " " + p.text for p in points))),
-         first, points)
+    # A text-form run (no data-lang) takes the language of most of its text.
+    return [
+        (lang or script_lang(" ".join(p.label + " " + p.text for p in points)), first, points)
         for lang, first, points in sets
-    ]
-    return sets, index
+    ], index
 
 
 def choose_points(reader: CardReader, sets: list[tuple[str, int, list[Point]]]) -> tuple[list[Point], list[Point]]:

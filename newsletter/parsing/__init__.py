@@ -42,11 +42,11 @@ def parse_text(text: str, source: str) -> ParseResult:
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     result = PARSERS[digest_format](text, source)
-    if result.health is None:  # a parser that counts no blocks of its own
+    if result.health is None:  # a parser that counts no blocks or drift of its own
         papers = sum(len(day.papers) for day in result.days)
         result.health = FileHealth(source, digest_format, blocks=papers, papers=papers)
+        result.health.count(result.warnings)
     result.health.size = len(text)
-    result.health.count(result.warnings)
     return result
 
 

@@ -64,6 +64,8 @@ PRIMARY = "en"
 TRANSLATED = "zh"
 POINTS_PER_CARD = 5
 OPTIONS_PER_QUESTION = 3
+WARNINGS_PER_KIND = 50
+"""A page that drifted everywhere gets this many warnings of a kind, then one that counts the rest."""
 NOT_A_CARDS_PAGE = "expected a `YYYY-MM-DD Papers` line followed by `Paper N` cards"
 
 
@@ -96,10 +98,26 @@ class CardReader:
     source: str
     answers: Mapping[int, str]
     warnings: list[ParseWarning] = field(default_factory=list)
+    drift: dict[str, int] = field(default_factory=dict)
+    """Every drift seen, by kind, including the warnings left out past WARNINGS_PER_KIND."""
 
     def warn(self, index: int, message: str, kind: DriftKind | None = None) -> None:
-        """A warning at ``lines[index]``."""
+        """A warning at ``lines[index]``; of one drift kind, only the first WARNINGS_PER_KIND are kept."""
+        if kind is not None:
+            self.drift[kind] = self.drift.get(kind, 0) + 1
+            if self.drift[kind] > WARNINGS_PER_KIND:
+                return
         self.warnings.append(ParseWarning(self.source, self.lines[index].number, message, kind))
+
+    def left_out(self) -> list[ParseWarning]:
+        """One warning per drift kind that had more than WARNINGS_PER_KIND, saying how many were left out."""
+        return [
+            ParseWarning(self.source, self.lines[0].number,
+                         f"{count - WARNINGS_PER_KIND} more {kind.replace('_', ' ')} warnings like the ones above "
+                         "were left out; the page's layout has changed")
+            for kind, count in self.drift.items()
+            if count > WARNINGS_PER_KIND
+        ]
 
 
 def mostly_cjk(text: str) -> bool:
@@ -370,9 +388,10 @@ def parse_card_lines(
             add_unique(day.papers, seen, paper, source, reader.warnings)
     if tips is not None:
         day.note, day.note_translations = read_note(lines, tips, next((s for s in starts if s > tips), len(lines)))
-    result.warnings = reader.warnings
+    result.warnings = reader.warnings + reader.left_out()
     result.health = FileHealth(
-        source, digest_format, line=lines[date_index].number, blocks=len(starts), papers=len(day.papers)
+        source, digest_format, line=lines[date_index].number, blocks=len(starts), papers=len(day.papers),
+        drift=reader.drift,
     )
     return result
 

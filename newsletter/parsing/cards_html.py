@@ -250,19 +250,16 @@ def resolve_answers(result: ParseResult, source: str) -> None:
             quiz[position] = dataclasses.replace(question, answer=answer)
 
 
-def flatten_deep_nesting(text: str) -> str:
-    """``text`` with an end tag put in wherever elements would nest deeper than MAX_DEPTH.
-
-    One pass over the tags, linear in the text; a page that nests less comes back unchanged.
-    """
+def _cuts(tags: list[tuple[str, str]]) -> list[tuple[int, str]]:
+    """(index among ``tags``, element to close before it) wherever nesting would pass MAX_DEPTH."""
     open_tags: list[str] = []
     counts: dict[str, int] = {}
     cuts: list[tuple[int, str]] = []
-    for tag in TAG_START.finditer(text):
-        name = tag.group(2).lower()
-        if tag.group(1):
+    for number, (slash, raw_name) in enumerate(tags):
+        name = raw_name.lower()
+        if slash:
             if counts.get(name):  # pop to the element it closes, as the parser will
-                while open_tags:
+                while True:
                     closed = open_tags.pop()
                     counts[closed] -= 1
                     if closed == name:
@@ -271,16 +268,26 @@ def flatten_deep_nesting(text: str) -> str:
             if len(open_tags) >= MAX_DEPTH:
                 closed = open_tags.pop()
                 counts[closed] -= 1
-                cuts.append((tag.start(), closed))
+                cuts.append((number, closed))
             open_tags.append(name)
             counts[name] = counts.get(name, 0) + 1
+    return cuts
+
+
+def flatten_deep_nesting(text: str) -> str:
+    """``text`` with an end tag put in wherever elements would nest deeper than MAX_DEPTH.
+
+    One pass over the tags, linear in the text; a page that nests less comes back unchanged.
+    """
+    cuts = _cuts(TAG_START.findall(text))
     if not cuts:
         return text
+    starts = [tag.start() for tag in TAG_START.finditer(text)]
     pieces: list[str] = []
     previous = 0
-    for position, name in cuts:
-        pieces += [text[previous:position], f"</{name}>"]
-        previous = position
+    for number, name in cuts:
+        pieces += [text[previous:starts[number]], f"</{name}>"]
+        previous = starts[number]
     pieces.append(text[previous:])
     return "".join(pieces)
 

@@ -335,3 +335,12 @@ def test_a_line_the_layout_does_not_have_is_drift() -> None:
     (warning,) = drift_warnings(result, "unread_block")
     assert warning.startswith(f"extra.txt:{line_of(page, 'Sponsored')}:")
     assert len(result.days[0].papers) == 2
+
+
+def test_a_page_drifted_everywhere_gets_a_bounded_number_of_warnings_and_whole_counts() -> None:
+    cards = [make_card(n, bilingual=False, points=4) for n in range(1, 61)]
+    result = parse_text(page_text("2031-03-08", cards), "everywhere.txt")
+    assert len(drift_warnings(result, "points_not_five")) == 50
+    assert any("10 more points not five warnings" in w.message for w in result.warnings)
+    assert result.health is not None and result.health.drift == {"points_not_five": 60}
+    assert len(result.days[0].papers) == 60

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,13 +57,14 @@ class IngestReport:
         }
 
     def as_dict(self) -> dict[str, object]:
+        per_file = Counter(w.file for w in self.warnings)
         return {
             "days": self.counts.days,
             "papers": {"new": self.counts.new, "updated": self.counts.updated, "unchanged": self.counts.unchanged},
             "warnings": [{"file": w.file, "line": w.line, "message": w.message} for w in self.warnings]
             + [{"file": e.path, "line": e.line, "message": e.message} for e in self.errors],
             "files": [
-                {**f.as_dict(), "warnings": sum(1 for w in self.warnings if w.file == f.file)} for f in self.files
+                {**f.as_dict(), "warnings": per_file[f.file]} for f in self.files
             ],
         }
 

@@ -1,8 +1,5 @@
 """newsletter: daily AI-paper digests as Atom feeds and category-filtered emails."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("newsletter")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+# The one place the version is written: pyproject.toml reads it from here ([tool.setuptools.dynamic]).
+# A literal, not importlib.metadata: that import alone costs a third of `newsletter --help`.
+__version__ = "0.1.0"

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from newsletter import __version__
-from newsletter.config import CONFIG_ENV, Settings, default_config_path, load_settings
 from newsletter.errors import NewsletterError, StoreError
 from newsletter.models import SUBSCRIBER_STATUSES
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the config module is imported when a command runs, not for `--help`
     from click._termui_impl import ProgressBar
+
+    from newsletter.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,6 +82,8 @@ class AppContext:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from newsletter.config import load_settings
+
             try:
                 self._settings = load_settings(self.config_path)
             except NewsletterError as exc:
@@ -90,6 +93,8 @@ class AppContext:
     @property
     def settings_or_defaults(self) -> Settings:
         """The config when the file exists, else built-in defaults (for commands that can do without)."""
+        from newsletter.config import Settings
+
         if self.config_path.is_file():
             return self.settings
         return Settings(path=self.config_path.resolve())
@@ -114,11 +119,13 @@ def parse_date(_ctx: click.Context | None, _param: click.Parameter | None, value
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help=f"Config file. Default: ${CONFIG_ENV}, else ./config.toml.",
+    help="Config file. Default: $NEWSLETTER_CONFIG, else ./config.toml.",  # config.CONFIG_ENV
 )
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None) -> None:
     """Turn daily AI-paper digests into Atom feeds and category-filtered daily emails."""
+    from newsletter.config import default_config_path
+
     ctx.obj = AppContext(config_path or default_config_path())
 
 
@@ -483,13 +490,15 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
 @pass_app
 @handle_errors
 def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
-    """Show, per day, how many messages are in each delivery state, the failures with the server's
-    reply, and the days noted as having no issue (with the reason)."""
+    """Show the last ingest's health when it had warnings, errors or layout drift; then, per day, how
+    many messages are in each delivery state, the failures with the server's reply, and the days noted
+    as having no issue (with the reason)."""
     from newsletter.store import Store
     from newsletter.store.deliveries import DELIVERY_STATES
 
     dates = None if date is None else [date]
     with Store.from_settings(app.settings) as store:
+        last_ingest = store.last_ingest_run()
         counts = store.delivery_counts(dates)
         notes = store.no_issue_notes(dates)
         days = sorted(set(counts) | set(notes), reverse=True)
@@ -503,6 +512,8 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
             "no_issue": notes.get(day),
         } for day in days])
         return
+    if last_ingest is not None:
+        echo_ingest_health(*last_ingest)
     if not days:
         click.echo("nothing sent yet" + (f" for {date.isoformat()}" if date else ""))
         return
@@ -514,6 +525,23 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
             click.echo(f"{day.isoformat()}  {shown}")
         for p in problems[day]:
             click.echo(f"    {p.state:<9} {p.email}  (attempts {p.attempts}) {p.reply}")
+
+
+def echo_ingest_health(finished_at: dt.datetime, summary: dict[str, Any]) -> None:
+    """`last ingest …` and, when a layout drifted, what and where (the warnings say file:line); nothing
+    when the last ingest went cleanly, so that a healthy status stays about deliveries."""
+    if not (summary["warnings"] or summary["errors"] or summary["drift"]):
+        return
+    papers = summary["papers"]
+    click.echo(f"last ingest {finished_at:%Y-%m-%d %H:%M} UTC: {summary['files']} files, {papers['new']} new, "
+               f"{papers['updated']} updated, {papers['unchanged']} unchanged papers; {summary['warnings']} warnings, "
+               f"{summary['errors']} errors")
+    if summary["drift"]:
+        kinds = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in sorted(summary["drift"].items()))
+        shown = summary["drifted_files"][:5]
+        more = len(summary["drifted_files"]) - len(shown)
+        click.echo(f"  layout drift: {kinds} in {', '.join(shown)}" + (f" and {more} more" if more else "")
+                   + "; run `newsletter ingest` again to see the warnings")
 
 
 @cli.command()

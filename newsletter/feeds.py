@@ -282,7 +282,8 @@ def _digest_entry(site: _Site, day: Day, items: Sequence[_PaperItem]) -> _EntryX
     entry.title(f"{site.title}: papers for {day.date.isoformat()}")
     body = "".join(item.digest_html for item in items) or "<p>No papers were listed on this day.</p>"
     count = f"{len(items)} paper{'' if len(items) == 1 else 's'}"
-    entry.content(f"<p>{count}.</p>{body}", type="html")
+    note = f"<p><strong>Reading tips</strong></p>{markdown_to_safe_html(day.note)}" if day.note.strip() else ""
+    entry.content(f"<p>{count}.</p>{note}{body}", type="html")
     entry.link(href=site.archive_url(day.date), rel="alternate", type="text/html")
     entry.published(midnight(day.date))
     entry.updated(midnight(day.date))

@@ -10,17 +10,22 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from newsletter import __version__
 from newsletter.categories import Classifier
 from newsletter.config import Settings
+from newsletter.drift import flag_short_days
 from newsletter.errors import ConfigError, DigestError, UsageError
-from newsletter.models import Day, ParseResult, ParseWarning
-from newsletter.parsing import expand_paths, parse_bytes, parse_file
-from newsletter.store import IngestCounts, SourceRecord, Store
+from newsletter.models import Day, FileHealth, ParseResult, ParseWarning
+from newsletter.parsing import FORMAT_REVISION, expand_paths, parse_bytes, parse_file
+
+if TYPE_CHECKING:  # `newsletter parse` reads files only: the store (SQLAlchemy) is imported where it is used
+    from newsletter.store import IngestCounts, SourceRecord, Store
 
 
 @dataclass
@@ -28,6 +33,7 @@ class ParsedFiles:
     days: list[Day] = field(default_factory=list)
     warnings: list[ParseWarning] = field(default_factory=list)
     errors: list[DigestError] = field(default_factory=list)
+    health: list[FileHealth] = field(default_factory=list)
 
 
 @dataclass
@@ -35,13 +41,31 @@ class IngestReport:
     counts: IngestCounts
     warnings: list[ParseWarning]
     errors: list[DigestError]
+    files: list[FileHealth] = field(default_factory=list)
+    """Per file: what its layout promised against what was found (see models.FileHealth)."""
+
+    def summary(self) -> dict[str, object]:
+        """What `newsletter status` shows of the last ingest: totals, drift totals, the files that drifted."""
+        drift: dict[str, int] = {}
+        for health in self.files:
+            for kind, count in health.drift.items():
+                drift[kind] = drift.get(kind, 0) + count
+        return {
+            "files": len(self.files) + len(self.errors), "errors": len(self.errors), "warnings": len(self.warnings),
+            "papers": {"new": self.counts.new, "updated": self.counts.updated, "unchanged": self.counts.unchanged},
+            "drift": drift, "drifted_files": [f.file for f in self.files if f.drift],
+        }
 
     def as_dict(self) -> dict[str, object]:
+        per_file = Counter(w.file for w in self.warnings)
         return {
             "days": self.counts.days,
             "papers": {"new": self.counts.new, "updated": self.counts.updated, "unchanged": self.counts.unchanged},
             "warnings": [{"file": w.file, "line": w.line, "message": w.message} for w in self.warnings]
             + [{"file": e.path, "line": e.line, "message": e.message} for e in self.errors],
+            "files": [
+                {**f.as_dict(), "warnings": per_file[f.file]} for f in self.files
+            ],
         }
 
 
@@ -69,6 +93,7 @@ def parse_files(
         _parse_into(parsed, path, classifier)
         if on_file is not None:
             on_file(path)
+    parsed.warnings.extend(flag_short_days(parsed.health, {}))
     return parsed
 
 
@@ -82,6 +107,8 @@ def _parse_into(
         parsed.errors.append(exc)
         return None
     result.warnings.extend(classifier.assign(result.days))
+    if result.health is not None:
+        parsed.health.append(result.health)
     parsed.days.extend(result.days)
     parsed.warnings.extend(result.warnings)
     return result
@@ -101,6 +128,20 @@ def _fingerprint(data: bytes, context: bytes) -> str:
     return hashlib.sha256(context + data).hexdigest()
 
 
+def _add_short_days(
+    parsed: ParsedFiles, fresh: dict[str, FileHealth], known: dict[str, FileHealth], records: list[SourceRecord]
+) -> list[SourceRecord]:
+    """Warn about the files just parsed whose day is short against the stored ones; the warnings also go
+    into their source records, so that an unchanged file reports them again."""
+    short_days = flag_short_days(list(fresh.values()), {k: h for k, h in known.items() if k not in fresh})
+    parsed.warnings.extend(short_days)
+    return [
+        dataclasses.replace(r, warnings=r.warnings + tuple(w for w in short_days if w.file == fresh[r.path].file))
+        if r.path in fresh else r
+        for r in records
+    ]
+
+
 def ingest_files(
     settings: Settings, store: Store, files: Iterable[Path], on_file: Callable[[Path], None] | None = None
 ) -> IngestReport:
@@ -109,10 +150,16 @@ def ingest_files(
     A file whose bytes (and the classifier settings) are as last time is skipped: its papers count
     as unchanged and its earlier warnings are reported again.
     """
+    from newsletter.store import SourceRecord
+
     classifier = Classifier(settings.categories)
     # The parser's version and the classifier settings also shape what a file gives.
-    context = json.dumps([__version__, dataclasses.asdict(settings.categories)], sort_keys=True).encode()
+    context = json.dumps(
+        [__version__, FORMAT_REVISION, dataclasses.asdict(settings.categories)], sort_keys=True
+    ).encode()
     known = store.known_sources()
+    known_health = store.file_health()
+    fresh: dict[str, FileHealth] = {}
     parsed = ParsedFiles()
     records: list[SourceRecord] = []
     unchanged_dates: set[dt.date] = set()
@@ -130,11 +177,15 @@ def ingest_files(
             unchanged_dates.update(previous.dates)
             unchanged_ids.update(previous.arxiv_ids)
             parsed.warnings.extend(previous.warnings)
+            if key in known_health:
+                parsed.health.append(dataclasses.replace(known_health[key], file=str(path)))
         else:
             result = _parse_into(parsed, path, classifier, data)
             if result is not None:
                 for day in result.days:
                     day.source = key
+                if result.health is not None:
+                    fresh[key] = result.health
             if result is not None and fingerprint:
                 records.append(SourceRecord(
                     key, fingerprint, tuple(sorted({d.date for d in result.days})),
@@ -142,7 +193,11 @@ def ingest_files(
                 ))
         if on_file is not None:
             on_file(path)
+    records = _add_short_days(parsed, fresh, known_health, records)
     counts = store.ingest(parsed.days, parsed_sources=records)
     counts.days = len(unchanged_dates | {d.date for d in parsed.days})
     counts.unchanged += len(unchanged_ids - {p.arxiv_id for d in parsed.days for p in d.papers})
-    return IngestReport(counts, parsed.warnings, parsed.errors)
+    report = IngestReport(counts, parsed.warnings, parsed.errors, parsed.health)
+    store.record_health(fresh)
+    store.record_ingest_run(report.summary())
+    return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,17 @@ class QuizQuestion:
 
 
 @dataclass
+class Translation:
+    """A paper's points and quiz in another language (e.g. the Chinese half of a bilingual cards page).
+
+    Kept apart from the English ones, never mixed into them; ``quiz[i]`` translates the paper's
+    ``quiz[i]`` and ``points[i]`` its ``points[i]``."""
+
+    points: list[Point] = field(default_factory=list)
+    quiz: list[QuizQuestion] = field(default_factory=list)
+
+
+@dataclass
 class Paper:
     arxiv_id: str
     """The arXiv identifier without its version, e.g. ``2504.08685``."""
@@ -44,6 +56,8 @@ class Paper:
     published: dt.date | None = None
     points: list[Point] = field(default_factory=list)
     quiz: list[QuizQuestion] = field(default_factory=list)
+    translations: dict[str, Translation] = field(default_factory=dict)
+    """By language code (``zh``): the same points and quiz in that language."""
     line: int = 0
     """Line in the source file where the paper starts; used for warnings, not stored."""
 
@@ -54,6 +68,20 @@ class Day:
     papers: list[Paper]
     source: str
     """Path of the file the day came from."""
+    note: str = ""
+    """The source's own note for the day (a cards page's "Today's Reading Tips"), Markdown; "" when none.
+    A day built from several files holds each file's note, one paragraph each."""
+    note_translations: dict[str, str] = field(default_factory=dict)
+    """The note in other languages, by language code."""
+
+
+DriftKind = Literal[
+    "unread_block", "skipped_card", "points_not_five", "options_not_three", "mixed_scripts", "short_day"
+]
+"""A sign that a source changed its layout: something a card or row should have and did not."""
+DRIFT_KINDS: tuple[DriftKind, ...] = (
+    "unread_block", "skipped_card", "points_not_five", "options_not_three", "mixed_scripts", "short_day"
+)
 
 
 @dataclass(frozen=True)
@@ -61,15 +89,47 @@ class ParseWarning:
     file: str
     line: int
     message: str
+    kind: DriftKind | None = None
+    """Set when the warning is a sign of format drift; counted per file in FileHealth."""
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.message}"
 
 
 @dataclass
+class FileHealth:
+    """What one digest file gave against what its layout promised: the drift counts of a file."""
+
+    file: str
+    format: str
+    """``table``, ``cards-text`` or ``cards-html``."""
+    line: int = 1
+    """Where the day starts in the file (its heading): where a warning about the whole day points."""
+    blocks: int = 0
+    """Cards or table rows seen, read or not."""
+    papers: int = 0
+    size: int = 0
+    """Characters in the file: with ``papers``, tells a short day from a day that lost papers."""
+    drift: dict[str, int] = field(default_factory=dict)
+    """DriftKind -> how many times it was seen; only kinds seen are present."""
+
+    def count(self, warnings: Sequence[ParseWarning]) -> None:
+        for warning in warnings:
+            if warning.kind is not None:
+                self.drift[warning.kind] = self.drift.get(warning.kind, 0) + 1
+
+    def as_dict(self) -> dict[str, object]:
+        return {"file": self.file, "format": self.format, "line": self.line, "blocks": self.blocks,
+                "papers": self.papers, "size": self.size,
+                "drift": {kind: self.drift.get(kind, 0) for kind in DRIFT_KINDS}}
+
+
+@dataclass
 class ParseResult:
     days: list[Day] = field(default_factory=list)
     warnings: list[ParseWarning] = field(default_factory=list)
+    health: FileHealth | None = None
+    """Set by the parsers that count drift (the cards ones); None for the others."""
 
 
 SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
@@ -122,8 +182,9 @@ def own_summary(paper: Paper) -> str:
 
 
 def paper_as_dict(paper: Paper) -> dict[str, object]:
-    """The JSON shape of ``newsletter parse --json``: every field present, absent ones null or empty."""
-    return {
+    """The JSON shape of ``newsletter parse --json``: every field present, absent ones null or empty,
+    except ``translations``, present only when there are any (most digests are in English only)."""
+    data: dict[str, object] = {
         "arxiv_id": paper.arxiv_id,
         "title": paper.title,
         "authors": list(paper.authors),
@@ -132,10 +193,27 @@ def paper_as_dict(paper: Paper) -> dict[str, object]:
         "categories": list(paper.categories),
         "links": dict(paper.links),
         "published": paper.published.isoformat() if paper.published else None,
-        "points": [{"label": p.label, "text": p.text} for p in paper.points],
-        "quiz": [{"question": q.question, "options": list(q.options), "answer": q.answer} for q in paper.quiz],
+        "points": _points_as_dicts(paper.points),
+        "quiz": _quiz_as_dicts(paper.quiz),
     }
+    if paper.translations:
+        data["translations"] = {
+            lang: {"points": _points_as_dicts(t.points), "quiz": _quiz_as_dicts(t.quiz)}
+            for lang, t in paper.translations.items()
+        }
+    return data
+
+
+def _points_as_dicts(points: Sequence[Point]) -> list[dict[str, str]]:
+    return [{"label": p.label, "text": p.text} for p in points]
+
+
+def _quiz_as_dicts(quiz: Sequence[QuizQuestion]) -> list[dict[str, object]]:
+    return [{"question": q.question, "options": list(q.options), "answer": q.answer} for q in quiz]
 
 
 def day_as_dict(day: Day) -> dict[str, object]:
-    return {"date": day.date.isoformat(), "source": day.source, "papers": [paper_as_dict(p) for p in day.papers]}
+    return {
+        "date": day.date.isoformat(), "source": day.source, "note": day.note,
+        "note_translations": dict(day.note_translations), "papers": [paper_as_dict(p) for p in day.papers],
+    }

@@ -97,11 +97,11 @@ def build_plan(settings: Settings, store: Store, date: dt.date | None = None, *,
         hint = f"the newest ingested day is {latest.isoformat()}" if latest else "run `newsletter ingest` first"
         raise UsageError(f"no digest for {date.isoformat()} in the store", hint)
     recipients = store.subscribers(status="active") if subscribers is None else subscribers
-    return plan_day(settings, date, day.papers, recipients, clock=clock)
+    return plan_day(settings, date, day.papers, recipients, clock=clock, note=day.note)
 
 
 def plan_day(settings: Settings, date: dt.date, papers: list[Paper], recipients: list[Subscriber], *,
-             clock: Clock = utc_now) -> Plan:
+             clock: Clock = utc_now, note: str = "") -> Plan:
     plan = Plan(settings=settings, date=date, clock=clock)
     domain = mail.sender_domain(settings)
     placeholders = mail.Placeholders()
@@ -118,7 +118,7 @@ def plan_day(settings: Settings, date: dt.date, papers: list[Paper], recipients:
             filt = Filter.of(subscriber)
             filters.append(filt)
             members.setdefault(filt, []).append(subscriber)
-    renditions = {filt: _rendition(settings, plan, date, papers, filt, group, placeholders)
+    renditions = {filt: _rendition(settings, plan, date, papers, filt, group, placeholders, note)
                   for filt, group in members.items()}
     for subscriber, chosen in zip(recipients, filters, strict=True):
         rendition = renditions[chosen] if isinstance(chosen, Filter) else None
@@ -134,7 +134,7 @@ def plan_day(settings: Settings, date: dt.date, papers: list[Paper], recipients:
 
 
 def _rendition(settings: Settings, plan: Plan, date: dt.date, papers: list[Paper], filt: Filter,
-               subscribers: list[Subscriber], placeholders: mail.Placeholders) -> Rendition | None:
+               subscribers: list[Subscriber], placeholders: mail.Placeholders, note: str = "") -> Rendition | None:
     selected = filt.select(papers)
     if not selected:
         return None
@@ -143,7 +143,8 @@ def _rendition(settings: Settings, plan: Plan, date: dt.date, papers: list[Paper
     requested = render.Layout(summary="full" if settings.email.summary == "full" else "short")
 
     def build(layout: render.Layout) -> Rendition:
-        return _build_rendition(settings, date, selected, filt, placeholders, layout, fitted=layout != requested)
+        return _build_rendition(settings, date, selected, filt, placeholders, layout, fitted=layout != requested,
+                                note=note)
 
     rendition = build(requested)
     if rendition.template.html_part_bytes_for(widest) > limit:
@@ -192,7 +193,8 @@ def _fit(build: Callable[[render.Layout], Rendition], widest: dict[str, int], li
 
 
 def _build_rendition(settings: Settings, date: dt.date, selected: list[Paper], filt: Filter,
-                     placeholders: mail.Placeholders, layout: render.Layout, fitted: bool) -> Rendition:
+                     placeholders: mail.Placeholders, layout: render.Layout, fitted: bool,
+                     note: str = "") -> Rendition:
     context, ordered = render.digest_context(
         site_title=settings.site.title,
         sender=settings.email.sender,
@@ -205,6 +207,7 @@ def _build_rendition(settings: Settings, date: dt.date, selected: list[Paper], f
         personal=placeholders.values,
         layout=layout,
         fitted=fitted,
+        note=note,
     )
     rendered = render.render_digest(context, ordered)
     subject = mail.subject_for(settings, date, len(ordered))

@@ -128,6 +128,8 @@ class PaperView:
     points: list[tuple[str, str]]
     quiz: list[tuple[int, str, tuple[str, ...]]]
     """(question number in the email, question, options)."""
+    quiz_answered: bool
+    """Whether the answers section lists an answer of this quiz (a copied text page has none)."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ def _paper_view(paper: Paper, number: int, first_question: int, summary: Summary
         more_label="Full summary, points and quiz" if paper.points or paper.quiz else "Full summary",
         points=[(strip_invalid_xml(p.label), strip_invalid_xml(p.text)) for p in paper.points] if complete else [],
         quiz=quiz,
+        quiz_answered=any(q.answer for q in paper.quiz),
     )
 
 
@@ -240,11 +243,13 @@ def digest_context(
     personal: Mapping[str, str],
     layout: Layout = Layout(),
     fitted: bool = False,
+    note: str = "",
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The template context for one rendition, and the paper ids in the order it lists them.
 
     ``fitted``: the layout is more compact than ``[email] summary`` asks, to stay under Gmail's
-    clip; the email then says so.
+    clip; the email then says so. ``note`` is the day's note from its source (Markdown, e.g. a cards
+    page's reading tips), shown at the top and sanitised like a summary.
     """
     groups: list[Group] = []
     answers: list[QuizAnswer] = []
@@ -274,9 +279,10 @@ def digest_context(
         "count_label": count_label(count),
         "groups": groups,
         "answers": answers,
-        "has_quiz": question > 1,
         "title_only": sum(not v.detailed for g in groups for v in g.papers),
         "fitted": fitted,
+        "note_html": Markup(markdown_to_safe_html(note)) if note.strip() else "",
+        "note_paragraphs": [markdown_to_text(p) for p in note.split("\n\n") if p.strip()],
         "preheader": strip_invalid_xml(f"{count} new AI papers. {first_titles}")[:150],
         "filter_description": filt.describe(),
         "archive_url": archive_url,

@@ -330,14 +330,14 @@ def create_app(settings: Settings, *, store: Store | None = None, mailer: Mailer
             with archive_lock:
                 archive_cache.pop(date, None)
             raise NotFound()
-        fingerprint = hashlib.sha256(repr(stored.papers).encode()).hexdigest()
+        fingerprint = hashlib.sha256(repr((stored.papers, stored.note)).encode()).hexdigest()
         if cached is not None and cached.fingerprint == fingerprint:
             cached.checked_at = now
             return cached
         context, _ordered = render.digest_context(
             site_title=site.title, sender=settings.email.sender, date=date, papers=stored.papers,
             filt=Filter(), category_order=taxonomy, archive_url=archive_url(settings, date),
-            postal_address=settings.email.postal_address, personal={})
+            postal_address=settings.email.postal_address, personal={}, note=stored.note)
         page = render.render_page("web/archive_day.html", **context, home_url=url_for("index"),
                                   archive_index_url=url_for("archive_index")).encode()
         fresh = _ArchiveEntry(fingerprint, page, _strong_etag(page), now)

@@ -14,14 +14,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from newsletter.errors import DigestError
-from newsletter.models import ParseResult
+from newsletter.models import FileHealth, ParseResult
 from newsletter.parsing.cards import parse_cards_text
 from newsletter.parsing.cards_html import parse_cards_html
 from newsletter.parsing.detect import detect_format
 from newsletter.parsing.table import parse_table
 
-__all__ = ["detect_format", "expand_paths", "parse_bytes", "parse_file", "parse_text"]
+__all__ = ["FORMAT_REVISION", "detect_format", "expand_paths", "parse_bytes", "parse_file", "parse_text"]
 
+FORMAT_REVISION = 2
+"""Bump when a parser reads the same file differently, so that ingest parses unchanged files again."""
 DIGEST_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm"})
 NOT_A_DIGEST_HINT = "expected `## Papers for YYYY-MM-DD` followed by a Markdown table, or a paper-cards page"
 SUFFIX_LIST = ", ".join(sorted("*" + suffix for suffix in DIGEST_SUFFIXES))
@@ -39,7 +41,13 @@ def parse_text(text: str, source: str) -> ParseResult:
         )
     if "\r" in text:
         text = text.replace("\r\n", "\n")
-    return PARSERS[digest_format](text, source)
+    result = PARSERS[digest_format](text, source)
+    if result.health is None:  # a parser that counts no blocks or drift of its own
+        papers = sum(len(day.papers) for day in result.days)
+        result.health = FileHealth(source, digest_format, blocks=papers, papers=papers)
+        result.health.count(result.warnings)
+    result.health.size = len(text)
+    return result
 
 
 def parse_file(path: str | Path) -> ParseResult:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from newsletter.config import Settings
 from newsletter.errors import StoreError
 from newsletter.store.deliveries import DeliveryStore
+from newsletter.store.health import HealthStore
 from newsletter.store.migrations import migrate
 from newsletter.store.papers import IngestCounts, PaperStore, SourceRecord
 from newsletter.store.subscribers import SubscriberStore
@@ -76,7 +77,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Store(PaperStore, SubscriberStore, DeliveryStore):
+class Store(PaperStore, SubscriberStore, DeliveryStore, HealthStore):
     def __init__(self, url: str) -> None:
         try:
             self.engine: Engine = create_engine(url)

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 
 from newsletter.clock import utc_now
-from newsletter.models import Day, Paper, ParseWarning, Point, QuizQuestion, paper_as_dict
+from newsletter.models import Day, Paper, ParseWarning, Point, QuizQuestion, Translation, paper_as_dict
 from newsletter.store.locking import take_write_lock
-from newsletter.store.schema import appearances, days, papers, sources
+from newsletter.store.schema import appearances, days, papers, source_notes, sources
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,16 @@ def _paper_from_json(text: str) -> Paper:
         links=data["links"],
         published=dt.date.fromisoformat(data["published"]) if data["published"] else None,
         points=[Point(p["label"], p["text"]) for p in data["points"]],
-        quiz=[QuizQuestion(q["question"], tuple(q["options"]), q.get("answer")) for q in data["quiz"]],
+        quiz=_quiz_from_json(data["quiz"]),
+        translations={  # absent from rows written before translations were kept
+            lang: Translation([Point(p["label"], p["text"]) for p in t["points"]], _quiz_from_json(t["quiz"]))
+            for lang, t in data.get("translations", {}).items()
+        },
     )
+
+
+def _quiz_from_json(quiz: list[dict[str, Any]]) -> list[QuizQuestion]:
+    return [QuizQuestion(q["question"], tuple(q["options"]), q.get("answer")) for q in quiz]
 
 
 def _merge_listings(contents: list[dict[str, Any]]) -> dict[str, Any]:
@@ -93,7 +101,9 @@ class PaperStore:
         now = now or utc_now()
         counts = IngestCounts()
         listings: dict[tuple[dt.date, str], dict[str, dict[str, Any]]] = {}
+        notes: dict[tuple[dt.date, str], Day] = {}
         for day in new_days:
+            notes.setdefault((day.date, day.source), day)
             papers_of_file = listings.setdefault((day.date, day.source), {})
             for paper in day.papers:
                 papers_of_file.setdefault(paper.arxiv_id, paper_as_dict(paper))
@@ -138,6 +148,7 @@ class PaperStore:
                 )
             if new_rows:
                 conn.execute(appearances.insert(), new_rows)
+            self._record_notes(conn, notes)
             if changed_ids:
                 inserted, updated = self._refresh_papers(conn, sorted(changed_ids), now)
                 counts.new, counts.updated = len(inserted & touched_ids), len(updated & touched_ids)
@@ -152,10 +163,23 @@ class PaperStore:
         conn.execute(delete(sources).where(sources.c.path.in_([r.path for r in records])))
         conn.execute(sources.insert(), [
             {"path": r.path, "fingerprint": r.fingerprint, "dates": [d.isoformat() for d in r.dates],
-             "arxiv_ids": list(r.arxiv_ids), "warnings": [[w.file, w.line, w.message] for w in r.warnings],
+             "arxiv_ids": list(r.arxiv_ids), "warnings": [[w.file, w.line, w.message, w.kind] for w in r.warnings],
              "ingested_at": now}
             for r in records
         ])
+
+    @staticmethod
+    def _record_notes(conn: Connection, notes: dict[tuple[dt.date, str], Day]) -> None:
+        """Each file's note for its day replaces the one it gave before (none: deleted)."""
+        for date, source in notes:
+            conn.execute(delete(source_notes).where(source_notes.c.date == date, source_notes.c.source == source))
+        rows = [
+            {"date": date, "source": source, "note": day.note, "translations": dict(day.note_translations)}
+            for (date, source), day in notes.items()
+            if day.note or day.note_translations
+        ]
+        if rows:
+            conn.execute(source_notes.insert(), rows)
 
     def known_sources(self) -> dict[str, SourceRecord]:
         with self.engine.connect() as conn:
@@ -264,9 +288,26 @@ class PaperStore:
                 if (row.date, row.arxiv_id) not in seen:
                     seen.add((row.date, row.arxiv_id))
                     result[row.date].papers.append(_paper_from_json(row.content))
+            self._attach_notes(conn, result, start, end)
         for date, day in result.items():
             day.source = "; ".join(sources.get(date, []))
         return list(result.values())
+
+    @staticmethod
+    def _attach_notes(conn: Connection, result: dict[dt.date, Day], start: dt.date | None, end: dt.date | None) -> None:
+        """Each day's notes, one paragraph per file in source order (as its papers are listed)."""
+        query = select(source_notes).order_by(source_notes.c.date, source_notes.c.source)
+        if start is not None:
+            query = query.where(source_notes.c.date >= start)
+        if end is not None:
+            query = query.where(source_notes.c.date <= end)
+        for row in conn.execute(query):
+            day = result.get(row.date)
+            if day is None:
+                continue
+            day.note = "\n\n".join(filter(None, [day.note, row.note]))
+            for lang, text in row.translations.items():
+                day.note_translations[lang] = "\n\n".join(filter(None, [day.note_translations.get(lang, ""), text]))
 
     def appearances_of(self, arxiv_ids: Sequence[str]) -> dict[str, list[dt.date]]:
         """For each paper, the dates it was listed on, oldest first."""

@@ -133,3 +133,39 @@ sources = Table(
     Column("warnings", JSON, nullable=False),
     Column("ingested_at", DateTime(timezone=True), nullable=False),
 )
+
+# A digest file's own note for its day (a cards page's "Today's Reading Tips"), per (day, file) like
+# appearances: re-ingesting a file replaces its note. ``translations`` maps a language code to the note
+# in that language.
+source_notes = Table(
+    "source_notes",
+    metadata,
+    Column("date", Date, ForeignKey("days.date", ondelete="CASCADE"), primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("note", Text, nullable=False),
+    Column("translations", JSON, nullable=False),
+)
+
+# How each digest file's layout held up when it was last parsed (see models.FileHealth): the paper
+# count that judges a short day against the usual one, and the drift counts `ingest --json` reports.
+source_health = Table(
+    "source_health",
+    metadata,
+    Column("path", Text, primary_key=True),
+    Column("format", String(20), nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("blocks", Integer, nullable=False),
+    Column("papers", Integer, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("drift", JSON, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+# The last ingests' summaries (files, papers, warnings, drift totals), for `newsletter status`.
+ingest_runs = Table(
+    "ingest_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("summary", JSON, nullable=False),
+)

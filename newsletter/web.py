@@ -29,7 +29,6 @@ import signal
 import stat
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from email import policy
@@ -129,26 +128,37 @@ Compose = Callable[[], "tuple[str, bytes] | None"]
 its recipient and bytes, or None when there is nothing to send."""
 
 
+@dataclass
+class _Email:
+    """An email ready to send, and how many times it was tried."""
+
+    recipient: str
+    message: bytes
+    attempt: int
+
+
 @dataclass(order=True)
-class _Retry:
+class _Queued:
     due: float
     seq: int
-    recipient: str = field(compare=False)
-    message: bytes = field(compare=False)
-    attempt: int = field(compare=False)
+    work: Compose | _Email = field(compare=False)
 
 
 class Mailer:
     """Does the site's email work (confirmations) one job at a time on a background thread.
 
-    A job runs after the response that asked for it, so the response takes the same time whatever
-    the address's state. An email the SMTP server did not take is tried again after each of
-    RETRY_DELAYS (about three quarters of an hour in all); ``failing`` tells the pages to say so.
-    ``housekeeping`` (removing stale pending subscribers) runs at start and every HOUSEKEEPING_SECONDS.
+    A job starts JOB_DELAY after it was queued, and the subscribe page queues it only once its
+    response is handed to the server, so the response takes the same time whatever the job is (a
+    new address costs a write to the store, a known one only a read). An email the SMTP server did
+    not take is tried again after each of RETRY_DELAYS (about three quarters of an hour in all);
+    ``failing`` tells the pages to say so. ``housekeeping`` (removing stale pending subscribers)
+    runs at start and every HOUSEKEEPING_SECONDS.
     """
 
     DRAIN_SECONDS = 20.0
     """How long ``close`` waits for the queued emails, well within systemd's default stop timeout (90 s)."""
+    JOB_DELAY = 0.025
+    """Long enough for the response to leave before its job competes with it for the interpreter."""
     RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0, 1800.0)
     MAX_QUEUED = 10_000
     """Beyond this many jobs waiting, new requests are refused (try later) rather than held in memory."""
@@ -157,8 +167,7 @@ class Mailer:
     def __init__(self, settings: Settings, housekeeping: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self._housekeeping = housekeeping
-        self._jobs: deque[Compose] = deque()
-        self._retries: list[_Retry] = []
+        self._queue: list[_Queued] = []  # a heap, by due time
         self._seq = 0
         self._outstanding = 0  # submitted, not yet delivered or given up
         self._abandoned_at_close = 0
@@ -173,19 +182,27 @@ class Mailer:
         """Whether the last email tried was not taken by the SMTP server."""
         return self._failing
 
+    def has_room(self) -> bool:
+        return not self._closing and self._outstanding < self.MAX_QUEUED
+
     def submit(self, recipient: str, message: bytes) -> bool:
         """Queue a ready email; False when the queue is full."""
-        return self.submit_job(lambda: (recipient, message))
+        return self.submit_job(lambda: (recipient, message), delay=0.0)
 
-    def submit_job(self, compose: Compose) -> bool:
-        """Queue ``compose`` to run on the mailer thread; False when the queue is full."""
+    def submit_job(self, compose: Compose, delay: float = JOB_DELAY) -> bool:
+        """Queue ``compose`` to run on the mailer thread in ``delay`` seconds; False when the queue is full."""
         with self._wake:
-            if self._closing or self._outstanding >= self.MAX_QUEUED:
+            if not self.has_room():
                 return False
             self._outstanding += 1
-            self._jobs.append(compose)
-            self._wake.notify()
+            self._push(compose, delay)
         return True
+
+    def _push(self, work: Compose | _Email, delay: float) -> None:
+        """Called with ``_wake`` held."""
+        self._seq += 1
+        heapq.heappush(self._queue, _Queued(time.monotonic() + delay, self._seq, work))
+        self._wake.notify()
 
     def _run(self) -> None:
         next_housekeeping = time.monotonic() if self._housekeeping is not None else math.inf
@@ -194,47 +211,45 @@ class Mailer:
                 assert self._housekeeping is not None
                 self._safely(self._housekeeping, "housekeeping")
                 next_housekeeping = time.monotonic() + self.HOUSEKEEPING_SECONDS
-            item = self._next(next_housekeeping)
-            if isinstance(item, _Stop):
+            work = self._next(next_housekeeping)
+            if isinstance(work, _Stop):
                 return
-            if isinstance(item, _Retry):
-                self._attempt(item.recipient, item.message, item.attempt)
-            elif item is not None:
-                composed = self._safely(item, "preparing a site email")
+            if isinstance(work, _Email):
+                self._attempt(work)
+            elif work is not None:
+                composed = self._safely(work, "preparing a site email")
                 if composed is None:
                     self._finish()
                 else:
                     recipient, message = composed
-                    self._attempt(recipient, message, 0)
+                    self._attempt(_Email(recipient, message, attempt=0))
 
-    def _next(self, wake_at: float) -> Compose | _Retry | _Stop | None:
-        """The next job, or a retry that is due (every one at once when closing); None when it is
-        time for housekeeping; _STOP when closing and nothing is left."""
+    def _next(self, wake_at: float) -> Compose | _Email | _Stop | None:
+        """The next work that is due (all of it at once when closing); None when it is time for
+        housekeeping; _STOP when closing and nothing is left."""
         with self._wake:
             while True:
-                if self._jobs:
-                    return self._jobs.popleft()
                 now = time.monotonic()
-                if self._retries and (self._closing or self._retries[0].due <= now):
-                    return heapq.heappop(self._retries)
+                if self._queue and (self._closing or self._queue[0].due <= now):
+                    return heapq.heappop(self._queue).work
                 if self._closing:
                     return _STOP
                 if now >= wake_at:
                     return None
-                until = min(wake_at, self._retries[0].due if self._retries else math.inf)
+                until = min(wake_at, self._queue[0].due if self._queue else math.inf)
                 self._wake.wait(None if until == math.inf else until - now)
 
-    def _attempt(self, recipient: str, message: bytes, attempt: int) -> None:
+    def _attempt(self, email: _Email) -> None:
         from newsletter.delivery import envelope_sender
         from newsletter.transport import SmtpTransport, smtp_password
 
         transport = None
         try:
             transport = SmtpTransport(self.settings.smtp, smtp_password(self.settings.smtp))
-            transport.send(envelope_sender(self.settings), recipient, message)
+            transport.send(envelope_sender(self.settings), email.recipient, email.message)
         except Exception as exc:  # one failed email must not stop the thread that sends the next
             self._failing = True
-            self._retry_later(recipient, message, attempt, exc)
+            self._retry_later(email, exc)
             return
         finally:
             if transport is not None:
@@ -242,20 +257,19 @@ class Mailer:
         self._failing = False
         self._finish()
 
-    def _retry_later(self, recipient: str, message: bytes, attempt: int, error: Exception) -> None:
+    def _retry_later(self, email: _Email, error: Exception) -> None:
         with self._wake:
-            if self._closing or attempt >= len(self.RETRY_DELAYS):
-                log.error("could not send the site email to %s (attempt %d, giving up): %s", recipient,
-                          attempt + 1, error)
+            if self._closing or email.attempt >= len(self.RETRY_DELAYS):
+                log.error("could not send the site email to %s (attempt %d, giving up): %s", email.recipient,
+                          email.attempt + 1, error)
                 if self._closing:
                     self._abandoned_at_close += 1
                 self._outstanding -= 1
                 return
-            delay = self.RETRY_DELAYS[attempt]
+            delay = self.RETRY_DELAYS[email.attempt]
             log.warning("could not send the site email to %s (attempt %d): %s; trying again in %.0f s",
-                        recipient, attempt + 1, error, delay)
-            self._seq += 1
-            heapq.heappush(self._retries, _Retry(time.monotonic() + delay, self._seq, recipient, message, attempt + 1))
+                        email.recipient, email.attempt + 1, error, delay)
+            self._push(replace(email, attempt=email.attempt + 1), delay)
 
     def _finish(self) -> None:
         with self._wake:
@@ -548,20 +562,24 @@ def _register_subscribing(app: Flask, ctx: _Context) -> None:
             categories = check_categories(wanted, ctx.taxonomy)
         except InvalidSubscriberError as exc:
             return index_page(ctx, 400, exc.message, raw_email, raw_name, [c for c in wanted if c in ctx.taxonomy])
-        # Over the per-mailbox limit the answer stays the same, nothing is stored and no email goes
-        # out, so the limit tells nobody whether an address was tried before.
-        if per_mailbox.allow(mailbox_key(address)) and not ctx.mailer.submit_job(
-                lambda: requests.handle(address, name, categories)):
+        if not ctx.mailer.has_room():
             return _too_many(ctx, "We have too many requests to handle right now. Please try again in a few "
                              "minutes.", 300, 503)
         if ctx.mailer.failing:
-            return ctx.message("We could not send email just now",
-                               f"Our mail server did not answer when we last tried. Your request for {address} is "
-                               "kept and we keep trying for the next hour. If no email comes, please subscribe "
-                               "again later.")
-        return ctx.message("Check your inbox",
-                           f"If {address} can receive our email, a message will reach it in the next few minutes. "
-                           "Follow the link in it within 48 hours to confirm your subscription.")
+            response = ctx.message("We could not send email just now",
+                                   f"Our mail server did not answer when we last tried. Your request for {address} "
+                                   "is kept and we keep trying for the next hour. If no email comes, please "
+                                   "subscribe again later.")
+        else:
+            response = ctx.message("Check your inbox",
+                                   f"If {address} can receive our email, a message will reach it in the next few "
+                                   "minutes. Follow the link in it within 48 hours to confirm your subscription.")
+        # Over the per-mailbox limit the answer stays the same, nothing is stored and no email goes
+        # out, so the limit tells nobody whether an address was tried before. The work is queued
+        # once the response is handed over (see Mailer), so it cannot slow that response down.
+        if per_mailbox.allow(mailbox_key(address)):
+            response.call_on_close(lambda: ctx.mailer.submit_job(lambda: requests.handle(address, name, categories)))
+        return response
 
     @app.get("/confirm/<token>")
     def confirm_page(token: str) -> Response:

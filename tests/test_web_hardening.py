@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from aiosmtpd.controller import Controller
 
 from newsletter import tokens
 from newsletter.config import load_settings
 from newsletter.models import Subscriber
 from newsletter.store import Store
 from tests.helpers import run
-from tests.smtp_helpers import smtp_server
+from tests.smtp_helpers import free_port, smtp_server
 from tests.web_support import (
     SECRET,
     SECRET_ENV,
@@ -344,3 +345,35 @@ def test_a_reader_with_every_category_sees_every_box_ticked(site: Site) -> None:
     assert saved.status_code == 200
     stored = site.subscriber("everything@example.com")
     assert stored is not None and (stored.name, stored.categories) == ("All", [])
+
+
+# -- issue 17: a confirmation the mail server did not take is retried, and the reader is told -----------------
+
+
+def test_a_confirmation_the_mail_server_did_not_take_is_retried_and_never_promised(tmp_path: Path) -> None:
+    smtp_port = free_port()  # nothing listens there yet: the server is down
+    config = web_config(tmp_path, smtp_port)
+    with newsletter_serve(config, {**os.environ, SECRET_ENV: SECRET}) as base:
+        first = requests.post(base + "/subscribe", data={"email": "patient@example.com"}, timeout=10)
+        assert first.status_code == 200 and "on its way" not in first.text
+        log = tmp_path / "serve.log"
+        deadline = time.monotonic() + 15
+        while "could not send the site email to patient@example.com" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        told = requests.post(base + "/subscribe", data={"email": "second@example.com"}, timeout=10)
+        assert told.status_code == 200
+        assert "We could not send email just now" in text_of(check_page(told))
+        inbox = Inbox()
+        controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+        controller.start()  # the server comes back: the queued emails go out on their next try
+        try:
+            (message,) = inbox.wait_for("patient@example.com", timeout=30)
+            assert "Confirm" in message["Subject"]
+            inbox.wait_for("second@example.com", timeout=30)
+        finally:
+            controller.stop()
+    lines = [line for line in log.read_text().splitlines() if line.strip() and not line.startswith("warning: ")]
+    assert any("trying again in" in line for line in lines)
+    for line in lines:
+        assert LOG_LINE.match(line), line

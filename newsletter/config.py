@@ -321,10 +321,7 @@ def _coerce(value: Any, expected: Any, key: str, path: Path) -> Any:
         return {k: _coerce(v, args[1], f"{key}.{k}", path) for k, v in value.items()}
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{path}: {key} must be a finite number, got {value}", f"change {key} in {path.name}")
-    if isinstance(value, str):
-        _refuse_control_characters(value, key, path)
+    _check_scalar(value, key, path)
     # bool is a subclass of int; refuse `port = true`.
     if isinstance(value, bool) and expected is not bool:
         raise _wrong_type(key, path, expected, value)
@@ -335,6 +332,15 @@ def _coerce(value: Any, expected: Any, key: str, path: Path) -> Any:
 
 _MULTI_LINE_KEYS = ("site.description", "email.postal_address")
 """Keys that may hold line breaks: they are shown in a page or a body, never in a header."""
+
+
+def _check_scalar(value: Any, key: str, path: Path) -> None:
+    """Refuse what a type check lets through: nan and inf (`nan <= 0` is False, so a nan rate limit
+    was no limit at all), and control characters in text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{path}: {key} must be a finite number, got {value}", f"change {key} in {path.name}")
+    if isinstance(value, str):
+        _refuse_control_characters(value, key, path)
 
 
 def _refuse_control_characters(value: str, key: str, path: Path) -> None:

@@ -40,7 +40,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, request, url_for
+from flask import Blueprint, Flask, Response, request, url_for
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.security import safe_join
@@ -340,9 +340,10 @@ class _Context:
         return self.settings.categories.names
 
     def page(self, template: str, status: int = 200, *, private: bool = False, **context: Any) -> Response:
-        html = render.render_page(f"web/{template}", site_title=self.site_title, home_url=url_for("index"),
-                                  archive_index_url=url_for("archive_index"), feeds_url=url_for("feed_index"),
-                                  stylesheet_url=url_for("stylesheet"), **context)
+        html = render.render_page(f"web/{template}", site_title=self.site_title, home_url=url_for("site.index"),
+                                  archive_index_url=url_for("archive.archive_index"),
+                                  feeds_url=url_for("site.feed_index"), stylesheet_url=url_for("site.stylesheet"),
+                                  **context)
         response = Response(html, status=status, mimetype="text/html")
         if private:  # pages reached by a token: not for shared caches, and not kept
             response.headers["Cache-Control"] = "no-store"
@@ -365,7 +366,7 @@ class _Context:
         return [CategoryChoice(name, name in selected) for name in self.taxonomy]
 
     def preferences_url(self, subscriber: Subscriber) -> str:
-        return url_for("preferences", token=self.signer.make(tokens.PREFERENCES, subscriber.token))
+        return url_for("subscriber.preferences", token=self.signer.make(tokens.PREFERENCES, subscriber.token))
 
 
 def create_app(settings: Settings, *, store: Store | None = None, mailer: Mailer | None = None,
@@ -381,10 +382,10 @@ def create_app(settings: Settings, *, store: Store | None = None, mailer: Mailer
     ctx = _Context(settings, store, tokens.Tokens(tokens.load_secret(settings), clock=clock),
                    mailer if mailer is not None else Mailer(settings), clock)
     _register_hooks(app, ctx)
-    _register_site_pages(app, ctx)
-    _register_archive(app, ctx)
-    _register_subscribing(app, ctx)
-    _register_subscriber_pages(app, ctx)
+    app.register_blueprint(_site_blueprint(ctx))
+    app.register_blueprint(_archive_blueprint(ctx))
+    app.register_blueprint(_subscribing_blueprint(ctx))
+    app.register_blueprint(_subscriber_blueprint(ctx))
     return app
 
 
@@ -422,26 +423,28 @@ def _local_location(location: str) -> str:
     return path + (f"?{parts.query}" if parts.query else "")
 
 
-def _register_site_pages(app: Flask, ctx: _Context) -> None:
+def _site_blueprint(ctx: _Context) -> Blueprint:
+    """The home page, the stylesheet and the feed files."""
+    bp = Blueprint("site", __name__)
     settings = ctx.settings
     feeds_dir = settings.resolve(settings.feeds.dir)
     stylesheet_bytes = _static("site.css")
     stylesheet_etag = _strong_etag(stylesheet_bytes)
     feed_etags: dict[tuple[str, int, int, int], str] = {}
 
-    @app.get("/")
+    @bp.get("/")
     def index() -> Response:
         return index_page(ctx)
 
-    @app.get("/static/site.css")
+    @bp.get("/static/site.css")
     def stylesheet() -> BaseResponse:
         response = Response(stylesheet_bytes, mimetype="text/css")
         response.set_etag(stylesheet_etag)
         response.headers["Cache-Control"] = "public, max-age=3600"
         return response.make_conditional(request)
 
-    @app.get("/feeds/", defaults={"name": "index.html"})
-    @app.get("/feeds/<path:name>")
+    @bp.get("/feeds/", defaults={"name": "index.html"})
+    @bp.get("/feeds/<path:name>")
     def feed(name: str) -> BaseResponse:
         media_type = FEED_TYPES.get(Path(name).suffix)
         joined = safe_join(str(feeds_dir), name)
@@ -465,37 +468,41 @@ def _register_site_pages(app: Flask, ctx: _Context) -> None:
         response.headers["Cache-Control"] = "public, max-age=300"
         return response.make_conditional(request)
 
-    @app.get("/feeds")
+    @bp.get("/feeds")
     def feed_index() -> Response:
-        return Response(status=301, headers={"Location": url_for("feed", name="")})
+        return Response(status=301, headers={"Location": url_for("site.feed", name="")})
 
+    return bp
 
 def index_page(ctx: _Context, status: int = 200, error: str = "", email: str = "", name: str = "",
                selected: Sequence[str] = ()) -> Response:
     settings = ctx.settings
     feeds = [{"title": spec.title, "subtitle": spec.subtitle,
-              "atom": url_for("feed", name=f"{spec.path}.atom"),
-              "rss": url_for("feed", name=f"{spec.path}.rss") if settings.feeds.rss else None}
+              "atom": url_for("site.feed", name=f"{spec.path}.atom"),
+              "rss": url_for("site.feed", name=f"{spec.path}.rss") if settings.feeds.rss else None}
              for spec in feed_specs(settings)]
     latest = ctx.store.latest_date()
     return ctx.page("index.html", status, description=settings.site.description, feeds=feeds, error=error,
-                    email=email, name=name, categories=ctx.choices(selected), subscribe_url=url_for("subscribe"),
-                    latest_url=url_for("archive_day", day=latest.isoformat()) if latest else None,
+                    email=email, name=name, categories=ctx.choices(selected),
+                    subscribe_url=url_for("subscribing.subscribe"),
+                    latest_url=url_for("archive.archive_day", day=latest.isoformat()) if latest else None,
                     latest_label=latest.isoformat() if latest else "")
 
 
-def _register_archive(app: Flask, ctx: _Context) -> None:
+def _archive_blueprint(ctx: _Context) -> Blueprint:
+    """Every day's issue as a web page."""
+    bp = Blueprint("archive", __name__)
     settings = ctx.settings
     archive_cache: dict[dt.date, _ArchiveEntry] = {}
     archive_lock = threading.Lock()
 
-    @app.get("/archive/")
+    @bp.get("/archive/")
     def archive_index() -> Response:
-        days = [{"date": d, "label": render.date_label(d), "url": url_for("archive_day", day=d.isoformat())}
+        days = [{"date": d, "label": render.date_label(d), "url": url_for("archive.archive_day", day=d.isoformat())}
                 for d in sorted(ctx.store.dates(), reverse=True)]
         return ctx.page("archive_index.html", days=days)
 
-    @app.get("/archive/<day>")
+    @bp.get("/archive/<day>")
     def archive_day(day: str) -> BaseResponse:
         try:
             date = dt.date.fromisoformat(day)
@@ -530,24 +537,27 @@ def _register_archive(app: Flask, ctx: _Context) -> None:
             site_title=ctx.site_title, sender=settings.email.sender, date=date, papers=stored.papers,
             filt=Filter(), category_order=ctx.taxonomy, archive_url=archive_url(settings, date),
             postal_address=settings.email.postal_address, personal={})
-        page = render.render_page("web/archive_day.html", **context, home_url=url_for("index"),
-                                  archive_index_url=url_for("archive_index")).encode()
+        page = render.render_page("web/archive_day.html", **context, home_url=url_for("site.index"),
+                                  archive_index_url=url_for("archive.archive_index")).encode()
         fresh = _ArchiveEntry(fingerprint, page, _strong_etag(page), now)
         with archive_lock:
             archive_cache[date] = fresh
         return fresh
 
+    return bp
 
 # -- subscribing -------------------------------------------------------------------------------------
 
 
-def _register_subscribing(app: Flask, ctx: _Context) -> None:
+def _subscribing_blueprint(ctx: _Context) -> Blueprint:
+    """The subscribe form's POST and the confirmation links."""
+    bp = Blueprint("subscribing", __name__)
     web = ctx.settings.web
     per_ip = SubscribeRateLimiter(web.subscribe_ip_burst, web.subscribe_ip_per_hour)
     per_mailbox = SubscribeRateLimiter(web.subscribe_address_burst, web.subscribe_address_per_hour)
     requests = SubscriptionRequests(ctx)
 
-    @app.post("/subscribe")
+    @bp.post("/subscribe")
     def subscribe() -> Response:
         """Answers alike for every address: the store and the email are the mailer thread's work, done
         after this response, so neither the answer nor its timing tells whether an address is known."""
@@ -581,7 +591,7 @@ def _register_subscribing(app: Flask, ctx: _Context) -> None:
             response.call_on_close(lambda: ctx.mailer.submit_job(lambda: requests.handle(address, name, categories)))
         return response
 
-    @app.get("/confirm/<token>")
+    @bp.get("/confirm/<token>")
     def confirm_page(token: str) -> Response:
         """Only a page with a button: mail scanners and previews open links, and must change nothing."""
         found = requests.read_confirmation(token)
@@ -593,9 +603,9 @@ def _register_subscribing(app: Flask, ctx: _Context) -> None:
                                f"{subscriber.email} already gets {ctx.site_title}; this link has been used.")
         wanted = Filter(categories=frozenset(c for c in asked.categories if c in ctx.taxonomy))
         return ctx.page("confirm.html", private=True, email=subscriber.email, filter_description=wanted.describe(),
-                        action_url=url_for("confirm", token=token))
+                        action_url=url_for("subscribing.confirm", token=token))
 
-    @app.post("/confirm/<token>")
+    @bp.post("/confirm/<token>")
     def confirm(token: str) -> Response:
         if _cross_site(ctx.settings):
             return _forbidden_cross_site(ctx)
@@ -607,6 +617,7 @@ def _register_subscribing(app: Flask, ctx: _Context) -> None:
                            f"{confirmed.email} will get {ctx.site_title} ({Filter.of(confirmed).describe()}).",
                            link_url=ctx.preferences_url(confirmed), link_text="Change your preferences")
 
+    return bp
 
 def _too_many(ctx: _Context, text: str, retry_after: float, status: int = 429) -> Response:
     response = ctx.message("Too many requests", text, status)
@@ -722,17 +733,19 @@ def remove_stale_pending(settings: Settings, store: Store) -> Callable[[], None]
 # -- unsubscribing and preferences -------------------------------------------------------------------
 
 
-def _register_subscriber_pages(app: Flask, ctx: _Context) -> None:
-    @app.get("/unsubscribe/<token>")
+def _subscriber_blueprint(ctx: _Context) -> Blueprint:
+    """What a subscriber's links lead to: unsubscribing and preferences."""
+    bp = Blueprint("subscriber", __name__)
+    @bp.get("/unsubscribe/<token>")
     def unsubscribe_page(token: str) -> Response:
         """Only a page with a button: link scanners and previews fetch GET URLs, and must change nothing."""
         subscriber = ctx.subscriber_for(tokens.UNSUBSCRIBE, token)
         if subscriber is None:
             return ctx.invalid_link()
         return ctx.page("unsubscribe.html", private=True, email=subscriber.email, state=subscriber.status,
-                        action_url=url_for("unsubscribe", token=token))
+                        action_url=url_for("subscriber.unsubscribe", token=token))
 
-    @app.post("/unsubscribe/<token>")
+    @bp.post("/unsubscribe/<token>")
     def unsubscribe(token: str) -> Response:
         """RFC 8058 one-click (body ``List-Unsubscribe=One-Click``) and the page's button: both just POST.
         No origin check: stopping mail is never an attack on the reader, and one-click must just work."""
@@ -743,7 +756,7 @@ def _register_subscriber_pages(app: Flask, ctx: _Context) -> None:
             ctx.store.set_subscriber_status(subscriber.email, "unsubscribed")
         return unsubscribed_page(ctx, subscriber)
 
-    @app.route("/preferences/<token>", methods=["GET", "POST"])
+    @bp.route("/preferences/<token>", methods=["GET", "POST"])
     def preferences(token: str) -> Response:
         subscriber = ctx.subscriber_for(tokens.PREFERENCES, token)
         if subscriber is None:
@@ -766,6 +779,7 @@ def _register_subscriber_pages(app: Flask, ctx: _Context) -> None:
         return preferences_page(ctx, change.subscriber, token, notice=change.notice,
                                 ask_unsubscribe=change.ask_unsubscribe)
 
+    return bp
 
 def unsubscribed_page(ctx: _Context, subscriber: Subscriber) -> Response:
     return ctx.message("You are unsubscribed", f"{subscriber.email} will get no more email from {ctx.site_title}.",
@@ -781,7 +795,7 @@ def preferences_page(ctx: _Context, subscriber: Subscriber, token: str, *, notic
                     keywords=f"{KEYWORD_SEPARATOR} ".join(subscriber.keywords),
                     excluded=f"{KEYWORD_SEPARATOR} ".join(subscriber.excluded_keywords),
                     filter_description=Filter.of(subscriber).describe(),
-                    action_url=url_for("preferences", token=token))
+                    action_url=url_for("subscriber.preferences", token=token))
 
 
 @dataclass

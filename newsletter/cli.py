@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +53,8 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except NewsletterError as exc:
             raise to_click_error(exc) from exc
+        except BrokenPipeError:
+            end_on_closed_pipe()
         except OSError as exc:
             where = f" {exc.filename}" if exc.filename else ""
             raise to_click_error(NewsletterError(
@@ -72,6 +75,14 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def end_on_closed_pipe() -> None:
+    """`newsletter status | head -1`: the reader of our output has what it wanted and left. Not a
+    failure: point stdout at /dev/null, so that the flush at exit does not fail again, and exit 0."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
+
+
 class AppContext:
     """Loads the config once, on first use, so that commands which need none never fail on it."""
 
@@ -82,12 +93,13 @@ class AppContext:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            from newsletter.config import load_settings
+            from newsletter.config import load_settings, placeholder_warnings
 
             try:
                 self._settings = load_settings(self.config_path)
             except NewsletterError as exc:
                 raise to_click_error(exc) from exc
+            echo_warnings(placeholder_warnings(self._settings))
         return self._settings
 
     @property
@@ -561,7 +573,6 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
     settings = app.settings
     host = host or settings.web.host
     port = port or settings.web.port
-    click.echo(f"Serving {settings.site.title} on http://{host}:{port}/ (Ctrl+C to stop)", err=True)
     run_server(settings, host, port)
 
 
@@ -578,7 +589,8 @@ def schedule(app: AppContext) -> None:
     "no issue" (see `newsletter status`). SIGTERM or SIGINT finishes the message in flight and exits 0.
     Logs go to stderr.
     """
-    from newsletter.schedule import Daemon, configure_logging
+    from newsletter.logs import configure_logging
+    from newsletter.schedule import Daemon
 
     settings = app.settings
     configure_logging(settings.schedule.log_level)
@@ -600,8 +612,9 @@ def publish(app: AppContext, date: dt.date | None) -> None:
     when the digest is not there yet (run it again before the deadline), a stage failed, or messages
     are still due.
     """
+    from newsletter.logs import configure_logging
     from newsletter.publish import Publisher
-    from newsletter.schedule import configure_logging, run_in_foreground_thread, zone
+    from newsletter.schedule import run_in_foreground_thread, zone
 
     settings = app.settings
     configure_logging(settings.schedule.log_level)

@@ -9,14 +9,17 @@ same config works whatever the current directory is.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
 import types
 import typing
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from newsletter.errors import ConfigError
 
@@ -163,6 +166,8 @@ class WebSettings:
     subscribe_address_burst: int = 3
     """Confirmation emails one address may be sent at once; then ``subscribe_address_per_hour``."""
     subscribe_address_per_hour: float = 2.0
+    pending_days: int = 7
+    """Days a subscriber who never confirmed stays stored (as ``pending``) before being removed."""
 
 
 @dataclass
@@ -323,12 +328,36 @@ def _coerce(value: Any, expected: Any, key: str, path: Path) -> Any:
         return {k: _coerce(v, args[1], f"{key}.{k}", path) for k, v in value.items()}
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    _check_scalar(value, key, path)
     # bool is a subclass of int; refuse `port = true`.
     if isinstance(value, bool) and expected is not bool:
         raise _wrong_type(key, path, expected, value)
     if not isinstance(value, expected):
         raise _wrong_type(key, path, expected, value)
     return value
+
+
+_MULTI_LINE_KEYS = ("site.description", "email.postal_address")
+"""Keys that may hold line breaks: they are shown in a page or a body, never in a header."""
+
+
+def _check_scalar(value: Any, key: str, path: Path) -> None:
+    """Refuse what a type check lets through: nan and inf (`nan <= 0` is False, so a nan rate limit
+    was no limit at all), and control characters in text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{path}: {key} must be a finite number, got {value}", f"change {key} in {path.name}")
+    if isinstance(value, str):
+        _refuse_control_characters(value, key, path)
+
+
+def _refuse_control_characters(value: str, key: str, path: Path) -> None:
+    """Refuse CR, LF and other control characters: in a header value they start a new header (Bcc:)."""
+    for char in value:
+        if char == "\n" and key in _MULTI_LINE_KEYS:
+            continue
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            raise ConfigError(f"{path}: {key} contains the control character U+{ord(char):04X}",
+                              f"write {key} on one line, without line breaks or other control characters")
 
 
 def _type_name(value: Any) -> str:
@@ -362,6 +391,9 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"{path}: smtp.port must be between 1 and 65535")
     if settings.feeds.window_days < 0:
         raise ConfigError(f"{path}: feeds.window_days must be 0 (no window) or more, got {settings.feeds.window_days}")
+    _check_at_most(path, "feeds.window_days", settings.feeds.window_days, 36500, "days; 0 keeps every digest")
+    _check_store_url(settings.store.url, path)
+    _check_addresses(settings, path)
     if not _TAG_DATE.fullmatch(settings.feeds.tag_date):
         raise ConfigError(f"{path}: feeds.tag_date must be YYYY, YYYY-MM or YYYY-MM-DD, "
                           f"got {settings.feeds.tag_date!r}",
@@ -382,6 +414,79 @@ def _check_email_layout(email: EmailSettings, path: Path) -> None:
                           "Gmail clips an HTML part past about 102 KB; keep the default 102 unless you know better")
 
 
+def _check_at_most(path: Path, key: str, value: float, most: float, unit: str) -> None:
+    if value > most:
+        raise ConfigError(f"{path}: {key} is {value}, more than this setting can use: at most {most:g} {unit}".rstrip(),
+                          f"lower {key} in {path.name}")
+
+
+_IN_MEMORY_SQLITE = re.compile(r"sqlite(\+\w+)?://(/?$|/:memory:|/file::memory:|.*[?&]mode=memory)")
+
+
+def _check_store_url(url: str, path: Path) -> None:
+    """An in-memory SQLite store would forget everything when the command ends, and share nothing."""
+    if _IN_MEMORY_SQLITE.match(url.strip()):
+        raise ConfigError(f"{path}: store.url {url!r} is an in-memory database, which every command would start "
+                          "empty and lose at its end", "give a file, e.g. url = \"sqlite:///var/newsletter.db\"")
+
+
+# Keys holding a mail address, each optionally with a display name; ``from`` must be set.
+_ADDRESS_KEYS = (("email", "from", "sender"), ("email", "reply_to", "reply_to"),
+                 ("email", "unsubscribe_mailto", "unsubscribe_mailto"), ("smtp", "envelope_from", "envelope_from"))
+
+
+def _check_addresses(settings: Settings, path: Path) -> None:
+    for section, key, attr in _ADDRESS_KEYS:
+        value = getattr(getattr(settings, section), attr)
+        if value or key == "from":
+            problem = address_problem(value)
+            if problem:
+                raise ConfigError(f"{path}: {section}.{key} {value!r} is not a valid address: {problem}",
+                                  f"for example {key} = \"Daily AI Papers <papers@your-domain.org>\"")
+
+
+def address_problem(value: str) -> str | None:
+    """Why ``value`` is not one mail address, optionally with a display name; None when it is one."""
+    from email.errors import HeaderParseError
+    from email.headerregistry import HeaderRegistry
+
+    from email_validator import EmailNotValidError, validate_email
+
+    if not value.strip():
+        return "it is empty"
+    try:
+        header = HeaderRegistry()("From", value)
+    except (HeaderParseError, IndexError, ValueError) as exc:
+        return str(exc) or "it cannot be parsed"
+    addresses = list(getattr(header, "addresses", []))
+    if header.defects or len(addresses) != 1:
+        return "it must be one address, such as Name <name@domain.org> or name@domain.org"
+    try:
+        validate_email(addresses[0].addr_spec, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return str(exc)
+    return None
+
+
+PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
+"""Reserved for documentation (RFC 2606): the shipped config uses them, and no mail reaches them."""
+
+
+def placeholder_warnings(settings: Settings) -> list[str]:
+    """Keys that still hold the shipped example.org values: links and mail from them cannot work."""
+    values = {"site.base_url": urlsplit(settings.site.base_url).hostname or ""}
+    for section, key, attr in _ADDRESS_KEYS:
+        value = getattr(getattr(settings, section), attr)
+        values[f"{section}.{key}"] = value.rpartition("@")[2].strip(" >")
+    keys = [key for key, domain in values.items()
+            if any(domain.lower() == d or domain.lower().endswith("." + d) for d in PLACEHOLDER_DOMAINS)]
+    if not keys:
+        return []
+    return [f"{settings.path}: {', '.join(keys)} still use{'s' if len(keys) == 1 else ''} the example domain of the "
+            "shipped config: links in emails will not reach this site and mail from it will be refused; "
+            "set them to your own domain before sending to anyone"]
+
+
 def _check_smtp(smtp: SmtpSettings, path: Path) -> None:
     if smtp.security not in SMTP_SECURITY:
         raise ConfigError(f"{path}: smtp.security must be one of {', '.join(SMTP_SECURITY)}, got {smtp.security!r}",
@@ -396,6 +501,12 @@ def _check_smtp(smtp: SmtpSettings, path: Path) -> None:
             raise ConfigError(f"{path}: smtp.{key} must be greater than 0, got {value}")
     if smtp.rate_limit < 0 or smtp.retry_delay < 0 or smtp.retry_backoff < 1:
         raise ConfigError(f"{path}: smtp.rate_limit and smtp.retry_delay must be >= 0, smtp.retry_backoff >= 1")
+    _check_at_most(path, "smtp.timeout", smtp.timeout, 600, "seconds: a server silent for 10 minutes is gone")
+    _check_at_most(path, "smtp.lease_seconds", smtp.lease_seconds, 86400, "seconds (a day)")
+    _check_at_most(path, "smtp.retry_delay", smtp.retry_delay, 3600, "seconds: later tries belong to the next run")
+    _check_at_most(path, "smtp.retry_backoff", smtp.retry_backoff, 10, "")
+    _check_at_most(path, "smtp.max_attempts", smtp.max_attempts, 100, "")
+    _check_at_most(path, "smtp.connections", smtp.connections, 100, "")
     # A live send renews its lease when half of it is left, so half a lease must outlast one SMTP
     # transaction (a few commands, each up to `timeout`); otherwise another send could take it over.
     if smtp.lease_seconds < 4 * smtp.timeout:
@@ -414,6 +525,11 @@ def _check_web(web: WebSettings, path: Path) -> None:
     for key, value in limits.items():
         if value <= 0:
             raise ConfigError(f"{path}: web.{key} must be greater than 0, got {value}")
+    if web.pending_days < 1:
+        raise ConfigError(f"{path}: web.pending_days must be at least 1, got {web.pending_days}",
+                          "a confirmation link stays valid for 2 days; 7 gives late readers time to ask again")
+    _check_at_most(path, "web.pending_days", web.pending_days, 365, "days")
+    _check_at_most(path, "web.threads", web.threads, 256, "")
 
 
 def _check_schedule(schedule: ScheduleSettings, path: Path) -> None:
@@ -433,6 +549,9 @@ def _check_schedule(schedule: ScheduleSettings, path: Path) -> None:
     for key in ("misfire_grace_time", "recheck_minutes"):
         if getattr(schedule, key) <= 0:
             raise ConfigError(f"{path}: schedule.{key} must be greater than 0, got {getattr(schedule, key)}")
+    _check_at_most(path, "schedule.misfire_grace_time", schedule.misfire_grace_time, 86400,
+                   "seconds (a day): an older run belongs to another day's issue")
+    _check_at_most(path, "schedule.recheck_minutes", schedule.recheck_minutes, 1440, "minutes (a day)")
     try:
         deadline = parse_deadline(schedule.deadline)
     except ValueError as exc:
@@ -440,6 +559,8 @@ def _check_schedule(schedule: ScheduleSettings, path: Path) -> None:
                           "use a local time like \"12:00\" or a number of minutes after publish, like 240") from exc
     if isinstance(deadline, int) and deadline < 0:
         raise ConfigError(f"{path}: schedule.deadline must be 0 or more minutes, got {deadline}")
+    if isinstance(deadline, int):
+        _check_at_most(path, "schedule.deadline", deadline, 1440, "minutes (a day) after the publish time")
     if schedule.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(f"{path}: schedule.log_level must be one of {', '.join(LOG_LEVELS)}, "
                           f"got {schedule.log_level!r}")

@@ -109,10 +109,15 @@ def parse_cron(expr: str, key: str) -> CronTrigger:
         raise ConfigError(f"schedule.{key}: {expr!r} has {len(fields)} fields, not 5", hint)
     minute, hour, day, month, day_of_week = fields
     try:
-        return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(day_of_week),
-                           timezone=UTC)
+        trigger = CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(day_of_week),
+                              timezone=UTC)
     except ValueError as exc:
         raise ConfigError(f"schedule.{key}: {expr!r} is not a valid cron expression: {exc}", hint) from exc
+    # Searched from a leap year's start, so that 29 February counts as a date that comes.
+    if trigger.get_next_fire_time(None, dt.datetime(2028, 1, 1, tzinfo=UTC)) is None:
+        raise ConfigError(f"schedule.{key}: {expr!r} names a date that never comes, so it would never run",
+                          "check the day-of-month and month fields (30 February does not exist)")
+    return trigger
 
 
 class WallClockCronTrigger(BaseTrigger):
@@ -161,8 +166,11 @@ class WallClockCronTrigger(BaseTrigger):
         wall_start = start.astimezone(self.timezone).replace(tzinfo=None) - _SCAN_BACK
         candidate = self._wall.get_next_fire_time(None, wall_start.replace(tzinfo=UTC))
         while candidate is not None:
-            fire = self.instant(candidate.replace(tzinfo=None))
-            if fire >= start:
+            wall = candidate.replace(tzinfo=None)
+            fire = self.instant(wall)
+            # A gap that runs past midnight (Pacific/Apia skipped all of 2011-12-30) would move the
+            # time to the next date, which has its own fire time: a date that never was gets none.
+            if fire >= start and fire.astimezone(self.timezone).date() == wall.date():
                 return fire
             candidate = self._wall.get_next_fire_time(None, candidate + dt.timedelta(seconds=1))
         return None
@@ -179,11 +187,6 @@ class WallClockCronTrigger(BaseTrigger):
 
     def __repr__(self) -> str:
         return f"<WallClockCronTrigger ({self.expr!r}, timezone={self.timezone.key!r})>"
-
-
-def configure_logging(level: str) -> None:
-    """Timestamped lines on stderr, for journald or `docker logs`."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level.upper(), force=True)
 
 
 class Daemon:

@@ -80,6 +80,14 @@ def email_key(address: str) -> str:
     return address.strip().lower()
 
 
+def mailbox_key(address: str) -> str:
+    """The mailbox an address most likely reaches, for rate limits: ``a+news@x``, ``A.B@x`` and
+    ``ab@x`` reach one mailbox at many providers (tags after ``+``, dots ignored), so they share one
+    limit. Broader than ``email_key`` on purpose: two people sharing a key only share a limit."""
+    local, _at, domain = address.strip().lower().rpartition("@")
+    return f"{local.partition('+')[0].replace('.', '')}@{domain}"
+
+
 def lookup_key(address: str) -> str:
     """The key to look an address up by: normalised when valid, else just lower-cased."""
     try:

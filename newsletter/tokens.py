@@ -53,6 +53,9 @@ class ConfirmRequest:
     token: str
     categories: list[str] = field(default_factory=list)
     name: str = ""
+    status_changes: int = 0
+    """How many times the subscriber's status had changed when the link was made: the link works
+    only while that count is unchanged, so once, and never after an unsubscribe."""
 
 
 class _Signer(Signer):
@@ -101,7 +104,8 @@ class Tokens:
         return value or None
 
     def make_confirm(self, request: ConfirmRequest) -> str:
-        return str(self._confirm.dumps({"t": request.token, "c": list(request.categories), "n": request.name}))
+        return str(self._confirm.dumps({"t": request.token, "c": list(request.categories), "n": request.name,
+                                        "v": request.status_changes}))
 
     def read_confirm(self, signed: str) -> ConfirmRequest | None:
         """The request in a valid confirmation token younger than CONFIRM_MAX_AGE, else None."""
@@ -111,9 +115,9 @@ class Tokens:
             return None
         if not (isinstance(value, dict) and isinstance(value.get("t"), str) and value["t"]
                 and isinstance(value.get("c"), list) and all(isinstance(c, str) for c in value["c"])
-                and isinstance(value.get("n"), str)):
+                and isinstance(value.get("n"), str) and type(value.get("v", 0)) is int):
             return None
-        return ConfirmRequest(value["t"], value["c"], value["n"])
+        return ConfirmRequest(value["t"], value["c"], value["n"], value.get("v", 0))
 
 
 def load_secret(settings: Settings) -> bytes:

@@ -17,7 +17,11 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digests"
 
 def config_with_digests(tmp_path: Path) -> Path:
     shutil.copytree(EXAMPLES, tmp_path / "digests")
-    return write_config(tmp_path)
+    config = write_config(tmp_path)
+    # An operator's own domain: stderr then carries progress only, not the example-domain warning.
+    config.write_text(config.read_text(encoding="utf-8").replace("example.org", "ai-papers-digest.org"),
+                      encoding="utf-8")
+    return config
 
 
 def newsletter(config: Path, *args: str, stderr: int | None = subprocess.PIPE) -> subprocess.CompletedProcess[str]:

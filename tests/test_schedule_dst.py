@@ -95,9 +95,33 @@ def test_missed_fire_times_are_listed_for_the_scheduler_to_coalesce() -> None:
     ('log_level = "chatty"', "schedule.log_level"),
     ('misfire_grace_time = 0', "schedule.misfire_grace_time"),
     ('publish = ""', "schedule.publish"),
+    ('publish = "0 7 30 2 *"', "schedule.publish"),
+    ('send = "0 9 31 4,6,9,11 *"', "schedule.send"),
 ])
 def test_a_bad_schedule_key_exits_2_naming_it(tmp_path: Path, line: str, key: str) -> None:
     config = write_config(tmp_path, f"[schedule]\n{line}\n")
     result = run(config, "status")
     assert result.exit_code == 2
     assert key in result.output
+
+
+def test_a_cron_on_29_february_is_a_date_that_comes(tmp_path: Path) -> None:
+    config = write_config(tmp_path, '[schedule]\npublish = "0 7 29 2 *"\n')
+    assert run(config, "status").exit_code == 0
+
+
+def test_a_local_date_the_zone_skipped_fires_nothing_and_the_next_date_fires_once() -> None:
+    """Samoa skipped 30 December 2011 whole (UTC-10 to UTC+14): there was no 07:00 that day. The gap
+    ends at midnight of the 31st, which has a 07:00 of its own; the skipped day must not fire there too."""
+    tz = ZoneInfo("Pacific/Apia")
+    trigger = WallClockCronTrigger("0 7 * * *", tz)
+    fires = [f.astimezone(tz) for f in trigger.fire_times(dt.datetime(2011, 12, 27, tzinfo=tz),
+                                                          dt.datetime(2012, 1, 3, tzinfo=tz))]
+    per_date = collections.Counter(f.date() for f in fires)
+    assert dt.date(2011, 12, 30) not in per_date
+    assert set(per_date.values()) == {1}
+    assert sorted(per_date) == [dt.date(2011, 12, d) for d in (27, 28, 29, 31)] + [dt.date(2012, 1, d) for d in (1, 2)]
+    assert all((f.hour, f.minute) == (7, 0) for f in fires)
+    # Asked the way the scheduler asks, one run after another, over the whole year: 364 dates, once each.
+    yearly = collections.Counter(f.astimezone(tz).date() for f in year_of_fires(trigger, 2011))
+    assert len(yearly) == 364 and set(yearly.values()) == {1} and dt.date(2011, 12, 30) not in yearly

@@ -50,6 +50,8 @@ def browser(tmp_path: Path) -> Iterator[object]:
 def test_a_new_reader_subscribes_through_the_page(browser: object, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
 
     assert isinstance(browser, WebDriver)
     address = "browser.reader@example.org"
@@ -79,12 +81,17 @@ def test_a_new_reader_subscribes_through_the_page(browser: object, tmp_path: Pat
             masthead = browser.find_element(By.CSS_SELECTOR, "header.masthead")
             assert masthead.value_of_css_property("background-color") == "rgba(29, 58, 107, 1)"
 
+            (confirmation,) = smtp.handler.wait_for(address)  # the store work happens after the answer
             with Store.from_settings(load_settings(config)) as store:
                 pending = store.get_subscriber(address)
             assert pending is not None and pending.status == "pending"
 
-            (confirmation,) = smtp.handler.wait_for(address)
             browser.get(local(link_in(confirmation, "confirm"), base))
+            assert browser.find_element(By.TAG_NAME, "h1").text == "Confirm your subscription"
+            browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()  # the GET changed nothing
+            # The next page, once it has replaced this one (the old heading goes stale meanwhile).
+            WebDriverWait(browser, 10).until(
+                expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Subscription confirmed"))
             assert browser.find_element(By.TAG_NAME, "h1").text == "Subscription confirmed"
             browser.find_element(By.LINK_TEXT, "Change your preferences").click()
             boxes = {box.get_attribute("value"): box for box in

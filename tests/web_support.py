@@ -144,6 +144,16 @@ def local(url: str, base: str) -> str:
     return base + parts.path
 
 
+def follow_confirmation(url: str) -> requests.Response:
+    """Open a confirmation link (a page with a button, GET changes nothing) and press its button."""
+    page = requests.get(url, timeout=10)
+    if page.status_code != 200 or 'action="/confirm/' not in page.text:
+        return page
+    action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+    assert action is not None, page.text
+    return requests.post(url.split("/confirm/")[0] + action.group(1), timeout=10)
+
+
 def link_in(message: EmailMessage, path: str) -> str:
     body = message.get_body(("plain",))
     assert body is not None

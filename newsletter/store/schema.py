@@ -169,3 +169,13 @@ ingest_runs = Table(
     Column("finished_at", DateTime(timezone=True), nullable=False),
     Column("summary", JSON, nullable=False),
 )
+
+# How many times each subscriber's status changed. A confirmation link carries the count it was made
+# at and works only while it is unchanged, so it works once and never after an unsubscribe. A table
+# of its own (absent row: 0), so that the subscribers table needs no migration.
+status_changes = Table(
+    "status_changes",
+    metadata,
+    Column("subscriber_id", Integer, primary_key=True),
+    Column("count", Integer, nullable=False),
+)

@@ -23,6 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from newsletter.clock import as_utc, utc_now
 from newsletter.errors import SubscriberExistsError, SubscriberNotFoundError
 from newsletter.models import Subscriber
+from newsletter.store.locking import take_write_lock
+from newsletter.store.schema import status_changes
 from newsletter.store.schema import subscribers as table
 from newsletter.subscribers import check_status, email_key, lookup_key, validated
 
@@ -128,16 +130,21 @@ class SubscriberStore:
         """Write every field of ``sub`` (found by id) except its creation time."""
         if sub.id is None:
             raise SubscriberNotFoundError(f"{sub.email} has no id", "load it with get_subscriber first")
+        subscriber_id = sub.id
         sub = validated(sub)
         if not sub.token:
             sub.token = new_token()
         try:
             with self.engine.begin() as conn:
+                take_write_lock(conn)
                 other = self._find(conn, email_key(sub.email))
                 if other is not None and other.id != sub.id:
                     raise _exists(sub)
-                if not self._write(conn, sub):
-                    raise SubscriberNotFoundError(f"no subscriber has id {sub.id}")
+                before = self._status(conn, table.c.id == subscriber_id)
+                if before is None or not self._write(conn, sub):
+                    raise SubscriberNotFoundError(f"no subscriber has id {subscriber_id}")
+                if before != sub.status:
+                    self._count_status_change(conn, subscriber_id)
         except IntegrityError as exc:
             raise _exists(sub) from exc
         return sub
@@ -148,11 +155,55 @@ class SubscriberStore:
         where = (table.c.id == email_or_id if isinstance(email_or_id, int)
                  else table.c.email_key == lookup_key(email_or_id))
         with self.engine.begin() as conn:
-            return conn.execute(update(table).where(where).values(status=status)).rowcount > 0
+            take_write_lock(conn)
+            row = conn.execute(select(table.c.id, table.c.status).where(where)).one_or_none()
+            if row is None:
+                return False
+            if row.status != status:
+                conn.execute(update(table).where(table.c.id == row.id).values(status=status))
+                self._count_status_change(conn, row.id)
+            return True
+
+    def status_change_count(self, subscriber_id: int) -> int:
+        """How many times the subscriber's status changed (see schema.status_changes)."""
+        with self.engine.connect() as conn:
+            return self._change_count(conn, subscriber_id)
+
+    def confirm_subscriber(self, sub: Subscriber, changes_seen: int) -> Subscriber | None:
+        """Make ``sub`` (its name and categories as given) active, if its status has not changed since
+        ``changes_seen`` was read; else None. One transaction, so a link confirms at most once."""
+        with self.engine.begin() as conn:
+            take_write_lock(conn)
+            stored = self._find_id(conn, sub.id)
+            if stored is None or stored.id is None or stored.status == "active" \
+                    or self._change_count(conn, stored.id) != changes_seen:
+                return None
+            confirmed = validated(replace(stored, name=sub.name, categories=sub.categories, status="active"))
+            self._write(conn, confirmed)
+            self._count_status_change(conn, stored.id)
+        return confirmed
+
+    def renew_pending(self, sub: Subscriber, now: dt.datetime | None = None) -> Subscriber:
+        """A pending subscriber asked again: keep the new name and categories, and count its waiting
+        time (``created_at``) from now, so that ``remove_pending_before`` does not cut a fresh link short."""
+        renewed = validated(replace(sub, created_at=as_utc(now or utc_now())))
+        with self.engine.begin() as conn:
+            conn.execute(update(table).where(table.c.id == sub.id, table.c.status == "pending").values(
+                name=renewed.name, categories=list(renewed.categories), created_at=renewed.created_at))
+        return renewed
+
+    def remove_pending_before(self, cutoff: dt.datetime) -> int:
+        """Delete the subscribers still pending that asked before ``cutoff``; returns how many."""
+        with self.engine.begin() as conn:
+            stale = select(table.c.id).where(table.c.status == "pending", table.c.created_at < as_utc(cutoff))
+            conn.execute(delete(status_changes).where(status_changes.c.subscriber_id.in_(stale)))
+            return conn.execute(delete(table).where(table.c.id.in_(stale))).rowcount
 
     def remove_subscriber(self, email: str) -> bool:
         """Delete the subscriber (see the module docstring); False when there was none."""
         with self.engine.begin() as conn:
+            found = select(table.c.id).where(table.c.email_key == lookup_key(email))
+            conn.execute(delete(status_changes).where(status_changes.c.subscriber_id.in_(found)))
             return conn.execute(delete(table).where(table.c.email_key == lookup_key(email))).rowcount > 0
 
     def subscribers(self, status: str | None = "active") -> list[Subscriber]:
@@ -176,6 +227,28 @@ class SubscriberStore:
     def _find(conn: Connection, key: str) -> Subscriber | None:
         row = conn.execute(select(table).where(table.c.email_key == key)).one_or_none()
         return _subscriber(row) if row is not None else None
+
+    @staticmethod
+    def _find_id(conn: Connection, subscriber_id: int | None) -> Subscriber | None:
+        row = conn.execute(select(table).where(table.c.id == subscriber_id)).one_or_none()
+        return _subscriber(row) if row is not None else None
+
+    @staticmethod
+    def _status(conn: Connection, where: Any) -> str | None:
+        return conn.execute(select(table.c.status).where(where)).scalar_one_or_none()
+
+    @staticmethod
+    def _change_count(conn: Connection, subscriber_id: int) -> int:
+        query = select(status_changes.c.count).where(status_changes.c.subscriber_id == subscriber_id)
+        return conn.execute(query).scalar_one_or_none() or 0
+
+    @staticmethod
+    def _count_status_change(conn: Connection, subscriber_id: int) -> None:
+        """Called inside a transaction that holds the write lock, so the read and the write cannot race."""
+        bumped = update(status_changes).where(status_changes.c.subscriber_id == subscriber_id).values(
+            count=status_changes.c.count + 1)
+        if conn.execute(bumped).rowcount == 0:
+            conn.execute(status_changes.insert().values(subscriber_id=subscriber_id, count=1))
 
     @staticmethod
     def _write(conn: Connection, sub: Subscriber) -> bool:

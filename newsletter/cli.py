@@ -19,7 +19,7 @@ import click
 
 from newsletter import __version__
 from newsletter.config import CONFIG_ENV, Settings, default_config_path, load_settings
-from newsletter.errors import NewsletterError, StoreError
+from newsletter.errors import NewsletterError, StoreError, SubscriberExistsError
 from newsletter.models import SUBSCRIBER_STATUSES
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -241,8 +241,68 @@ def subscribers_add(app: AppContext, email: str, name: str, categories: tuple[st
     sub = validated(Subscriber(email=email, name=name, categories=list(categories), keywords=list(keywords),
                                excluded_keywords=list(excluded)), app.settings.categories.names)
     with Store.from_settings(app.settings) as store:
-        sub = store.add_subscriber(sub)
+        try:
+            sub = store.add_subscriber(sub)
+        except SubscriberExistsError as exc:
+            raise SubscriberExistsError(exc.message, f"to change its filter, name or status, use `newsletter "
+                                                     f"subscribers update {sub.email}` (see --help)") from exc
     click.echo(f"added {sub.email}: {Filter.of(sub).describe()}")
+
+
+def _pick(values: tuple[str, ...], clear: bool, option: str, clear_flag: str) -> list[str] | None:
+    """A list option's new value: the values given, [] when cleared, None when neither (unchanged)."""
+    if values and clear:
+        raise click.UsageError(f"{option} and {clear_flag} contradict each other; give one")
+    return [] if clear else (list(values) if values else None)
+
+
+@subscribers.command("update")
+@click.argument("email")
+@click.option("--name", default=None, help="New display name (\"\" for none).")
+@click.option("--category", "categories", multiple=True, help="Only papers of this category (repeatable); "
+              "replaces the stored categories.")
+@click.option("--all-categories", is_flag=True, help="Papers of every category (clears the categories).")
+@click.option("--keyword", "keywords", multiple=True, help="Replaces the keywords (repeatable).")
+@click.option("--no-keywords", is_flag=True, help="Clears the keywords.")
+@click.option("--exclude", "excluded", multiple=True, help="Replaces the excluded keywords (repeatable).")
+@click.option("--no-excludes", is_flag=True, help="Clears the excluded keywords.")
+@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), default=None, help="Set the status.")
+@click.option("--reactivate", is_flag=True, help="Make a bounced or unsubscribed address active again.")
+@pass_app
+@handle_errors
+def subscribers_update(app: AppContext, email: str, name: str | None, categories: tuple[str, ...],
+                       all_categories: bool, keywords: tuple[str, ...], no_keywords: bool,
+                       excluded: tuple[str, ...], no_excludes: bool, status: str | None, reactivate: bool) -> None:
+    """Change EMAIL's filter, name or status; what is not given stays as it is. Prints what changed.
+
+    --reactivate undoes a bounce (say, after a relay's broken recipient table marked readers
+    bounced), or re-subscribes a reader who unsubscribed and asked to come back: the next send
+    mails the address again. An unknown address exits 1; an unknown category exits 2.
+    """
+    from newsletter.errors import SubscriberNotFoundError
+    from newsletter.selection import Filter
+    from newsletter.store import Store
+    from newsletter.subscribers import SubscriberChange, apply_change, describe_change
+
+    if reactivate and status is not None:
+        raise click.UsageError("--reactivate sets the status to active; do not give --status as well")
+    change = SubscriberChange(
+        name=name, categories=_pick(categories, all_categories, "--category", "--all-categories"),
+        keywords=_pick(keywords, no_keywords, "--keyword", "--no-keywords"),
+        excluded_keywords=_pick(excluded, no_excludes, "--exclude", "--no-excludes"),
+        status="active" if reactivate else status)
+    with Store.from_settings(app.settings) as store:
+        stored = store.get_subscriber(email)
+        if stored is None:
+            raise SubscriberNotFoundError(f"{email} is not a subscriber",
+                                          "check the spelling, or subscribe it with `newsletter subscribers add`")
+        updated = apply_change(stored, change, app.settings.categories.names)
+        if updated == stored:
+            click.echo(f"nothing to change for {stored.email} ({stored.status}; {Filter.of(stored).describe()})")
+            return
+        store.update_subscriber(updated)
+    for line in describe_change(stored, updated, Filter.of(updated).describe()):
+        click.echo(line)
 
 
 @subscribers.command("remove")
@@ -393,7 +453,7 @@ def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | No
 
 def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = False) -> None:
     """Deliver over [smtp], recording each message in the delivery log; a rerun continues where one stopped."""
-    from newsletter.delivery import DeliveryRun, envelope_sender, summary_line
+    from newsletter.delivery import DeliveryRun, envelope_sender, leases_statement, summary_line
     from newsletter.plan import build_plan
     from newsletter.store import Store
 
@@ -404,13 +464,15 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
         due = run.prepare()
         if due == 0:
             report = run.report
+            held = leases_statement(report)
             if as_json:
                 echo_json(report.as_dict())
-                return
-            click.echo(f"Nothing to send for {plan.date.isoformat()}: {report.already_sent} of "
-                       f"{report.planned} planned messages were already sent"
-                       + (f", {report.leased_elsewhere} are being sent by another process" if report.leased_elsewhere
-                          else "") + ". See `newsletter status`.")
+            else:
+                click.echo(f"Nothing to send for {plan.date.isoformat()}: {report.already_sent} of "
+                           f"{report.planned} planned messages were already sent" + (f"; {held}" if held else "")
+                           + ". See `newsletter status`.")
+            if not report.ok:
+                sys.exit(1)
             return
         with click.progressbar(length=due, label=f"Sending {plan.date.isoformat()}", file=sys.stderr,
                                show_pos=True, show_eta=True) as bar:

@@ -9,9 +9,10 @@ no papers, or whose plan has no recipient, sends nothing and records that too. S
 the day for the scheduler; only an explicit ``override_note`` (``newsletter publish --date D``)
 sends it anyway.
 
-A run that did not finish -- messages deferred or the send paused, or a stage that raised an
-unexpected exception (a locked database, a full disk) -- is "incomplete" and carries the time to try
-again (``next_check``) until the deadline, so that the scheduler's recheck finishes the day.
+A run that did not finish -- messages deferred or the send paused, rows left to another send's
+lease, or a stage that raised an unexpected exception (a locked database, a full disk) -- is
+"incomplete" and carries the time to try again (``next_check``) until the deadline, so that the
+scheduler's recheck finishes the day.
 """
 
 from __future__ import annotations
@@ -257,12 +258,15 @@ class Publisher:
             result.errors.append(f"send: {report.paused.message}")
         if self.stopping:
             result.outcome = "stopped"
-        elif report.ok:  # rows another live send holds are its to deliver
+        elif report.ok and not report.leased_elsewhere:
             result.outcome = "sent"
         else:
             counts = store.delivery_counts([date]).get(date, {})
-            if counts.get("pending") or counts.get("retry"):  # deferred 4xx, or the run paused
-                self._retry_later(result, scheduled_at, store.open_work(date, run.owner).next_retry_at)
+            # Deferred 4xx, a pause, or rows another send holds: if that send is gone, only a run
+            # after its lease has run out takes them over, so look again then.
+            if any(counts.get(state) for state in OPEN_STATES):
+                times = [t for t in (store.open_work(date, run.owner).next_retry_at, report.leased_until) if t]
+                self._retry_later(result, scheduled_at, min(times, default=None))
             else:  # only final failures: nothing a later run could add
                 result.outcome = "incomplete"
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import smtp_helpers
 from helpers import run, write_config
+from schedule_helpers import make_site, write_digest
 from smtp_helpers import (
     DeliveryProject,
     Recorder,
@@ -38,6 +39,7 @@ from newsletter.delivery import DeliveryRun, Owner, classify, retry_delay
 from newsletter.models import Subscriber
 from newsletter.plan import build_plan
 from newsletter.publish import Publisher
+from newsletter.schedule import Daemon
 from newsletter.store import Store
 from newsletter.store.schema import deliveries
 from newsletter.transport import Reply
@@ -126,6 +128,29 @@ def test_rows_another_send_still_holds_are_named_with_their_lease_and_publish_re
     assert result.outcome == "incomplete" and not result.ok
     assert result.next_check is not None and abs(result.next_check - lease_until) < dt.timedelta(seconds=2)
     assert handler.count() == 0
+
+
+def test_the_daemon_looks_again_when_the_lease_of_another_send_runs_out(tmp_path: Path) -> None:
+    handler = Recorder()
+    with smtp_server(handler) as server:
+        settings = make_site(tmp_path, server.port, 'timezone = "UTC"\ndeadline = 600\n', subscribers=6)
+        daemon = Daemon(settings)
+        now = utc_now()
+        today = daemon.local_date(now)
+        write_digest(settings, today)
+        lease_until = now + dt.timedelta(minutes=40)
+        with Store.from_settings(settings) as store:
+            assert run(settings.path, "ingest").exit_code == 0
+            store.create_deliveries(build_plan(settings, store, today).messages, now)
+            store.claim_deliveries(today, foreign_owner(), now, lease_until, 2)
+        daemon.scheduler.start(paused=True)
+        try:
+            daemon.run_job("publish", today, scheduled_at=now)
+            recheck = daemon.scheduler.get_job("publish-recheck")
+        finally:
+            daemon.scheduler.shutdown(wait=False)
+    assert handler.count() == 4
+    assert recheck is not None and abs(recheck.next_run_time - lease_until) < dt.timedelta(seconds=2)
 
 
 def _unshare_works() -> bool:

@@ -439,9 +439,10 @@ def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | No
 
     Without --dry-run, delivers over [smtp] and records every message in the store: a rerun (after
     a crash, a pause or 4xx replies) sends only what is still due, and a second send started by
-    mistake never mails anyone twice. Exits 1 when messages failed, were left for the next run, or
-    the run paused; `newsletter status` shows where each day stands. With --json, prints the
-    report (counts, problems, paused) as JSON on stdout, with the same exit codes.
+    mistake never mails anyone twice. Exits 1 when messages failed, were left for the next run or
+    have an unknown outcome, another send's messages are past their lease, or the run paused;
+    `newsletter status` shows where each day stands. With --json, prints the report (counts,
+    problems, paused) as JSON on stdout, with the same exit codes.
     """
     if dry_run:
         if as_json:

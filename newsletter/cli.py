@@ -276,8 +276,9 @@ def subscribers_update(app: AppContext, email: str, name: str | None, categories
     """Change EMAIL's filter, name or status; what is not given stays as it is. Prints what changed.
 
     --reactivate undoes a bounce (say, after a relay's broken recipient table marked readers
-    bounced), or re-subscribes a reader who unsubscribed and asked to come back: the next send
-    mails the address again. An unknown address exits 1; an unknown category exits 2.
+    bounced), or re-subscribes a reader who unsubscribed and asked to come back: the address is
+    mailed again from the next issue on (a day whose message bounced is not sent again). An
+    unknown address exits 1; an unknown category exits 2.
     """
     from newsletter.errors import SubscriberNotFoundError
     from newsletter.selection import Filter

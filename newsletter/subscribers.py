@@ -188,8 +188,8 @@ def apply_change(sub: Subscriber, change: SubscriberChange, taxonomy: Sequence[s
 
 
 _STATUS_CHANGES = {
-    ("bounced", "active"): "reactivated {email} (was bounced): the next send mails it again",
-    ("unsubscribed", "active"): "re-subscribed {email} (was unsubscribed): the next send mails it again",
+    ("bounced", "active"): "reactivated {email} (was bounced): mailed again from the next issue on",
+    ("unsubscribed", "active"): "re-subscribed {email} (was unsubscribed): mailed again from the next issue on",
     ("pending", "active"): "activated {email} (was pending: the confirmation link was never followed)",
 }
 

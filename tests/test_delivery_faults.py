@@ -35,7 +35,15 @@ from sqlalchemy import select
 
 from newsletter.clock import utc_now
 from newsletter.config import Settings, load_settings
-from newsletter.delivery import DeliveryRun, Owner, classify, retry_delay
+from newsletter.delivery import (
+    DeliveryReport,
+    DeliveryRun,
+    Owner,
+    classify,
+    leases_statement,
+    make_owner,
+    retry_delay,
+)
 from newsletter.models import Subscriber
 from newsletter.plan import build_plan
 from newsletter.publish import Publisher
@@ -151,6 +159,24 @@ def test_the_daemon_looks_again_when_the_lease_of_another_send_runs_out(tmp_path
             daemon.scheduler.shutdown(wait=False)
     assert handler.count() == 4
     assert recheck is not None and abs(recheck.next_run_time - lease_until) < dt.timedelta(seconds=2)
+
+
+def test_rows_left_past_their_lease_make_the_report_fail_with_a_statement(tmp_path: Path) -> None:
+    """A lease that runs out while a send finishes (after its last claim) cannot be taken over by
+    it any more: the run must not end "ok" then."""
+    config = site(tmp_path, free_port(), readers(5))
+    settings = load_settings(config)
+    lease_until = utc_now() + dt.timedelta(minutes=1)
+    leave_rows_leased(settings, 2, lease_until)
+    report = DeliveryReport(DATE)
+    with Store.from_settings(settings) as store:
+        report.note_leases(store.open_work(DATE, make_owner(), now=lease_until - dt.timedelta(seconds=1)))
+        assert report.ok and (report.leased_elsewhere, report.expired_elsewhere) == (2, 0)
+        report.note_leases(store.open_work(DATE, make_owner(), now=lease_until + dt.timedelta(seconds=1)))
+    assert not report.ok and (report.leased_elsewhere, report.expired_elsewhere) == (2, 2)
+    assert leases_statement(report) == ("2 are held by another send (container, pid 1), 2 of them past their lease: "
+                                        "that send may have died; run `newsletter send` again to take them over")
+    assert not report.as_dict()["ok"]
 
 
 def _unshare_works() -> bool:

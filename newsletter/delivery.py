@@ -498,7 +498,8 @@ class DeliveryRun:
             return
         except ConnectError as exc:  # nothing will go out until the server can be reached
             marks.commit()
-            self._pause(claimed, DeliveryError(f"sending paused: could not connect to {exc.server}: {exc.reason}",
+            server = exc.server or "the SMTP server"
+            self._pause(claimed, DeliveryError(f"sending paused: could not connect to {server}: {exc.reason}",
                                                _CONNECT_HINT))
             return
         except DeliveryError as exc:  # the login was refused: nothing will go out until fixed

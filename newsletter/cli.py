@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from newsletter import __version__
-from newsletter.errors import NewsletterError, StoreError
+from newsletter.errors import NewsletterError, StoreError, SubscriberExistsError
 from newsletter.models import SUBSCRIBER_STATUSES
 
 if TYPE_CHECKING:  # the config module is imported when a command runs, not for `--help`
@@ -261,8 +261,69 @@ def subscribers_add(app: AppContext, email: str, name: str, categories: tuple[st
     sub = validated(Subscriber(email=email, name=name, categories=list(categories), keywords=list(keywords),
                                excluded_keywords=list(excluded)), app.settings.categories.names)
     with Store.from_settings(app.settings) as store:
-        sub = store.add_subscriber(sub)
+        try:
+            sub = store.add_subscriber(sub)
+        except SubscriberExistsError as exc:
+            raise SubscriberExistsError(exc.message, f"to change its filter, name or status, use `newsletter "
+                                                     f"subscribers update {sub.email}` (see --help)") from exc
     click.echo(f"added {sub.email}: {Filter.of(sub).describe()}")
+
+
+def _pick(values: tuple[str, ...], clear: bool, option: str, clear_flag: str) -> list[str] | None:
+    """A list option's new value: the values given, [] when cleared, None when neither (unchanged)."""
+    if values and clear:
+        raise click.UsageError(f"{option} and {clear_flag} contradict each other; give one")
+    return [] if clear else (list(values) if values else None)
+
+
+@subscribers.command("update")
+@click.argument("email")
+@click.option("--name", default=None, help="New display name (\"\" for none).")
+@click.option("--category", "categories", multiple=True, help="Only papers of this category (repeatable); "
+              "replaces the stored categories.")
+@click.option("--all-categories", is_flag=True, help="Papers of every category (clears the categories).")
+@click.option("--keyword", "keywords", multiple=True, help="Replaces the keywords (repeatable).")
+@click.option("--no-keywords", is_flag=True, help="Clears the keywords.")
+@click.option("--exclude", "excluded", multiple=True, help="Replaces the excluded keywords (repeatable).")
+@click.option("--no-excludes", is_flag=True, help="Clears the excluded keywords.")
+@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), default=None, help="Set the status.")
+@click.option("--reactivate", is_flag=True, help="Make a bounced or unsubscribed address active again.")
+@pass_app
+@handle_errors
+def subscribers_update(app: AppContext, email: str, name: str | None, categories: tuple[str, ...],
+                       all_categories: bool, keywords: tuple[str, ...], no_keywords: bool,
+                       excluded: tuple[str, ...], no_excludes: bool, status: str | None, reactivate: bool) -> None:
+    """Change EMAIL's filter, name or status; what is not given stays as it is. Prints what changed.
+
+    --reactivate undoes a bounce (say, after a relay's broken recipient table marked readers
+    bounced), or re-subscribes a reader who unsubscribed and asked to come back: the address is
+    mailed again from the next issue on (a day whose message bounced is not sent again). An
+    unknown address exits 1; an unknown category exits 2.
+    """
+    from newsletter.errors import SubscriberNotFoundError
+    from newsletter.selection import Filter
+    from newsletter.store import Store
+    from newsletter.subscribers import SubscriberChange, apply_change, describe_change
+
+    if reactivate and status is not None:
+        raise click.UsageError("--reactivate sets the status to active; do not give --status as well")
+    change = SubscriberChange(
+        name=name, categories=_pick(categories, all_categories, "--category", "--all-categories"),
+        keywords=_pick(keywords, no_keywords, "--keyword", "--no-keywords"),
+        excluded_keywords=_pick(excluded, no_excludes, "--exclude", "--no-excludes"),
+        status="active" if reactivate else status)
+    with Store.from_settings(app.settings) as store:
+        stored = store.get_subscriber(email)
+        if stored is None:
+            raise SubscriberNotFoundError(f"{email} is not a subscriber",
+                                          "check the spelling, or subscribe it with `newsletter subscribers add`")
+        updated = apply_change(stored, change, app.settings.categories.names)
+        if updated == stored:
+            click.echo(f"nothing to change for {stored.email} ({stored.status}; {Filter.of(stored).describe()})")
+            return
+        store.update_subscriber(updated)
+    for line in describe_change(stored, updated, Filter.of(updated).describe()):
+        click.echo(line)
 
 
 @subscribers.command("remove")
@@ -399,9 +460,10 @@ def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | No
 
     Without --dry-run, delivers over [smtp] and records every message in the store: a rerun (after
     a crash, a pause or 4xx replies) sends only what is still due, and a second send started by
-    mistake never mails anyone twice. Exits 1 when messages failed, were left for the next run, or
-    the run paused; `newsletter status` shows where each day stands. With --json, prints the
-    report (counts, problems, paused) as JSON on stdout, with the same exit codes.
+    mistake never mails anyone twice. Exits 1 when messages failed, were left for the next run or
+    have an unknown outcome, another send's messages are past their lease, or the run paused;
+    `newsletter status` shows where each day stands. With --json, prints the report (counts,
+    problems, paused) as JSON on stdout, with the same exit codes.
     """
     if dry_run:
         if as_json:
@@ -413,7 +475,7 @@ def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | No
 
 def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = False) -> None:
     """Deliver over [smtp], recording each message in the delivery log; a rerun continues where one stopped."""
-    from newsletter.delivery import DeliveryRun, envelope_sender, summary_line
+    from newsletter.delivery import DeliveryRun, envelope_sender, leases_statement, summary_line
     from newsletter.plan import build_plan
     from newsletter.store import Store
 
@@ -424,13 +486,15 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
         due = run.prepare()
         if due == 0:
             report = run.report
+            held = leases_statement(report)
             if as_json:
                 echo_json(report.as_dict())
-                return
-            click.echo(f"Nothing to send for {plan.date.isoformat()}: {report.already_sent} of "
-                       f"{report.planned} planned messages were already sent"
-                       + (f", {report.leased_elsewhere} are being sent by another process" if report.leased_elsewhere
-                          else "") + ". See `newsletter status`.")
+            else:
+                click.echo(f"Nothing to send for {plan.date.isoformat()}: {report.already_sent} of "
+                           f"{report.planned} planned messages were already sent" + (f"; {held}" if held else "")
+                           + ". See `newsletter status`.")
+            if not report.ok:
+                sys.exit(1)
             return
         with progress_bar(due, f"Sending {plan.date.isoformat()}", as_json, show_eta=True) as bar:
             report = run.run(on_message=lambda _outcome: bar.update(1))

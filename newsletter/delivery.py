@@ -3,23 +3,32 @@
 The delivery log (store/deliveries.py) holds one row per (day, subscriber). A run:
 
 1. adds the rows the plan needs (idempotent);
-2. takes over rows leased by a send that died on this machine (same boot and pid namespace, its pid
-   is gone); rows of a send elsewhere are taken over when their lease runs out; then cancels unsent
-   rows whose subscriber left the plan;
-3. claims small batches with a lease, sends each message, and records the outcome: a refusal at
-   once, "sent" only after the 250 and before the next message's content goes out (while the
-   server reads the next MAIL FROM). A crash can therefore repeat at most one message per
-   connection, the one in flight or just accepted, under the same Message-ID;
-4. sorts refusals: 4xx -> retry with backoff (``max_attempts`` in this run, the rest next run);
-   5.1.x on the recipient -> the subscriber is marked bounced; other 5xx -> failed, the run goes
-   on; 5.7.x, a refused sender or login, or ``pause_after_failures`` refusals in a row -> the run
-   pauses with a DeliveryError, and nobody is unsubscribed for it.
+2. takes over every row whose lease ran out, whoever held it (a send killed in another pid
+   namespace, on another host or before a reboot cannot be checked, only outlived), and at once
+   the rows of a send that died on this machine (same boot and pid namespace, its pid is gone);
+   then cancels unsent rows whose subscriber left the plan;
+3. claims small batches with a lease (fresh rows first, due retries last), sends each message,
+   and records the outcome: a refusal at once, "sent" only after the 250 and before the next
+   message's content goes out (while the server reads the next MAIL FROM). A crash can therefore
+   repeat at most one message per connection, the one in flight or just accepted, under the same
+   Message-ID;
+4. sorts refusals: 4xx -> retry with backoff and jitter (``max_attempts`` in this run, the rest next
+   run); 5.1.x on the recipient -> the subscriber is marked bounced, unless such replies come in a
+   wave over many domains (a relay's broken recipient table), which pauses instead; 5.7.x at RCPT
+   TO -> that recipient failed; other 5xx -> failed, the run goes on; 5.7.x elsewhere, a refused
+   sender or login, no connection at all, or ``pause_after_failures`` refusals in a row that are
+   about the server rather than one mailbox -> the run pauses with a DeliveryError, and nobody is
+   unsubscribed for it;
+5. a message the server took without answering (a timeout after the final dot) is sent once more,
+   later; if that one goes unanswered too, its row is left "unknown" for the operator.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import random
+import re
 import secrets
 import socket
 import threading
@@ -27,6 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
+from typing import Literal
 
 from sqlalchemy import Connection
 
@@ -35,10 +45,11 @@ from newsletter.config import Settings, SmtpSettings
 from newsletter.errors import DeliveryError
 from newsletter.plan import Plan
 from newsletter.store import Store
-from newsletter.store.deliveries import Claimed
+from newsletter.store.deliveries import Claimed, OpenWork
 from newsletter.transport import (
     ConnectError,
     ConnectionLost,
+    OutcomeUnknown,
     RateLimiter,
     Reply,
     SmtpReplyError,
@@ -49,6 +60,9 @@ from newsletter.transport import (
 
 CLAIM_BATCH = 20
 """Rows leased per claim: few enough that a crash strands little, enough to keep claims cheap."""
+BOUNCE_WAVE_DOMAINS = 3
+"""``pause_after_failures`` unknown-user replies in a row spanning this many domains are taken for a
+relay whose recipient table broke, not for that many dead mailboxes."""
 
 
 @dataclass
@@ -66,15 +80,26 @@ class DeliveryReport:
     failed: int = 0
     bounced: int = 0
     cancelled: int = 0
+    unknown: int = 0
+    """Messages the server took twice without answering: they may have arrived; not sent again."""
     leased_elsewhere: int = 0
-    """Rows another live send holds; it delivers them."""
+    """Rows another send holds; it delivers them, or the first send after its lease runs out does."""
+    expired_elsewhere: int = 0
+    """Of those, rows whose lease had run out when this run ended: their send may be gone."""
+    leased_until: dt.datetime | None = None
+    lease_holders: tuple[str, ...] = ()
     problems: list[tuple[str, str]] = field(default_factory=list)
-    """(address, reply) for each failed, bounced or deferred message."""
+    """(address, reply) for each failed, bounced, deferred or unknown message."""
     paused: DeliveryError | None = None
 
     @property
     def ok(self) -> bool:
-        return self.paused is None and not self.failed and not self.deferred
+        return (self.paused is None and not self.failed and not self.deferred and not self.unknown
+                and not self.expired_elsewhere)
+
+    def note_leases(self, work: OpenWork) -> None:
+        self.leased_elsewhere, self.expired_elsewhere = work.leased_elsewhere, work.expired_elsewhere
+        self.leased_until, self.lease_holders = work.leased_until, work.lease_owners
 
     def as_dict(self) -> dict[str, object]:
         """What `newsletter send --json` prints."""
@@ -82,7 +107,9 @@ class DeliveryReport:
             "date": self.date.isoformat(), "ok": self.ok, "planned": self.planned, "due": self.due,
             "already_sent": self.already_sent, "sent": self.sent, "retried": self.retried,
             "deferred": self.deferred, "failed": self.failed, "bounced": self.bounced,
-            "cancelled": self.cancelled, "leased_elsewhere": self.leased_elsewhere,
+            "cancelled": self.cancelled, "unknown": self.unknown, "leased_elsewhere": self.leased_elsewhere,
+            "expired_elsewhere": self.expired_elsewhere,
+            "leased_until": self.leased_until.isoformat() if self.leased_until else None,
             "problems": [{"email": e, "reply": r} for e, r in self.problems],
             "paused": str(self.paused) if self.paused else None,
         }
@@ -142,6 +169,12 @@ class Owner:
         return f"{self.host}/{self.machine}/{self.pid}/{self.nonce}"
 
 
+def describe_owner(owner: str) -> str:
+    """A lease owner as people know it: ``host, pid N``."""
+    parsed = Owner.parse(owner)
+    return f"{parsed.host}, pid {parsed.pid}" if parsed else owner
+
+
 def make_owner() -> str:
     """Identifies this send in lease_owner; see Owner."""
     return str(Owner.here())
@@ -162,10 +195,12 @@ def owner_is_dead(owner: str, local_machine: str = LOCAL_MACHINE) -> bool:
     return False
 
 
+Action = Literal["retry", "bounce", "fail", "pause"]
+
+
 @dataclass(frozen=True)
 class Verdict:
-    action: str
-    """retry, bounce, fail or pause."""
+    action: Action
     hint: str = ""
 
 
@@ -174,6 +209,10 @@ _POLICY_HINT = ("the server refused on policy grounds (5.7.x): check that your a
                 "provider has blocked or rate-limited the account. No subscriber was unsubscribed.")
 _AUTH_HINT = "check smtp.username, the password in the variable smtp.password_env names, and smtp.security"
 _SENDER_HINT = "the server refuses the sender address: check [email] from and smtp.envelope_from"
+_CONNECT_HINT = ("check smtp.host, smtp.port and smtp.security, and that the server is up and reachable from here; "
+                 "then run `newsletter send` again: it continues where this run stopped")
+_RELAY = re.compile(r"\brelay", re.IGNORECASE)
+"""A 5.7.x at RCPT TO about relaying ("Relay access denied") refuses our account, not one recipient."""
 
 
 def classify(reply: Reply, stage: str) -> Verdict:
@@ -184,12 +223,39 @@ def classify(reply: Reply, stage: str) -> Verdict:
     if code in (530, 534, 535, 538):
         return Verdict("pause", _AUTH_HINT)
     if enhanced.startswith("5.7."):
+        if stage == "RCPT TO" and not _RELAY.search(reply.text):
+            return Verdict("fail")  # this recipient refused on policy ("Recipient address rejected")
         return Verdict("pause", _POLICY_HINT)
     if stage == "MAIL FROM" or enhanced in ("5.1.7", "5.1.8"):
         return Verdict("pause", _SENDER_HINT)
     if enhanced.startswith("5.1."):
         return Verdict("bounce")
     return Verdict("fail")
+
+
+def about_the_server(reply: Reply, stage: str) -> bool:
+    """Whether a temporary or unclassified refusal would meet the next message too (the connection,
+    the server or the sender), so that a run of them should pause the run. A reply at RCPT TO is
+    about that mailbox (full, greylisted, ...) unless it closes the connection (421) or its enhanced
+    code speaks of the mail system, the network or the protocol (x.3, x.4, x.5); 451 without one is
+    "local error in processing"."""
+    if stage != "RCPT TO" or reply.code == 421:
+        return True
+    if reply.enhanced:
+        return reply.enhanced.split(".")[1] in ("3", "4", "5")
+    return reply.code == 451
+
+
+_jitter = random.Random()
+MAX_JITTER_SECONDS = 1.0
+
+
+def retry_delay(smtp: SmtpSettings, attempt: int) -> float:
+    """Seconds before retrying after the ``attempt``-th refusal in this run: exponential backoff plus
+    a random part (up to half of it, at most MAX_JITTER_SECONDS), so that messages refused together
+    come back spread out among the others rather than all at one instant."""
+    delay = smtp.retry_delay * smtp.retry_backoff ** (attempt - 1)
+    return delay + _jitter.uniform(0.0, min(delay / 2, MAX_JITTER_SECONDS))
 
 
 class _SentMarks:
@@ -225,6 +291,39 @@ class _SentMarks:
                 self._conn.close()
 
 
+def _domains(rows: Sequence[tuple[Claimed, str]]) -> set[str]:
+    return {claimed.email.rpartition("@")[2].lower() for claimed, _ in rows}
+
+
+class _HeldBounces:
+    """Unknown-user replies (5.1.x at RCPT TO) held back, their rows still leased, until a later
+    message is accepted: one dead mailbox is a bounce, but a run of them over many domains is a relay
+    whose recipient table broke, and must not mark everyone bounced."""
+
+    def __init__(self, wave: int) -> None:
+        self._wave = wave
+        self._held: list[tuple[Claimed, str]] = []
+        self._lock = threading.Lock()
+
+    def add(self, claimed: Claimed, reply: str) -> list[tuple[Claimed, str]]:
+        """Hold one; returns (and lets go of) everything held when that now makes a wave."""
+        with self._lock:
+            self._held.append((claimed, reply))
+            if len(self._held) < self._wave or len(_domains(self._held)) < BOUNCE_WAVE_DOMAINS:
+                return []
+            wave, self._held = self._held, []
+        return wave
+
+    def take(self) -> list[tuple[Claimed, str]]:
+        with self._lock:
+            held, self._held = self._held, []
+        return held
+
+    def ids(self) -> list[int]:
+        with self._lock:
+            return [c.id for c, _ in self._held]
+
+
 class DeliveryRun:
     """One send of one day's plan. ``prepare()`` writes the rows and returns how many are due;
     ``run()`` sends them and returns the report (``report.paused`` set when it had to stop)."""
@@ -252,6 +351,8 @@ class DeliveryRun:
         self._excluded: set[int] = set()
         """Rows this run will not claim again: retries exhausted here, or not in this run's plan."""
         self._refused_in_a_row = 0
+        """Refusals in a row that are about the server or the sender (see about_the_server)."""
+        self._held = _HeldBounces(smtp.pause_after_failures)
         self._on_message: Callable[[str], None] = lambda _outcome: None
 
     def prepare(self) -> int:
@@ -259,7 +360,9 @@ class DeliveryRun:
         self.store.create_deliveries(self.plan.messages, now)
         # Release before cancelling: a dead send's row is "sending", which cancelling skips, so a
         # reader who left the plan since the crash would otherwise come back as a pending row that
-        # no run sends and no run cancels.
+        # no run sends and no run cancels. Expired leases go back whoever held them, also when
+        # nothing else is due.
+        self.store.release_expired(date, now)
         for owner in self.store.lease_owners(date):
             if owner_is_dead(owner):
                 self.store.release_deliveries(owner, now, date=date)
@@ -269,8 +372,7 @@ class DeliveryRun:
         counts = self.store.delivery_counts([date]).get(date, {})
         self.report.already_sent = counts.get("sent", 0)
         self.report.due = counts.get("pending", 0) + counts.get("retry", 0)
-        open_work = self.store.open_work(date, self.owner)
-        self.report.leased_elsewhere = open_work.leased_elsewhere
+        self.report.note_leases(self.store.open_work(date, self.owner, now=now))
         return self.report.due
 
     def run(self, on_message: Callable[[str], None] | None = None) -> DeliveryReport:
@@ -305,10 +407,13 @@ class DeliveryRun:
                         thread.join()
                     raise
         finally:
+            # Held unknown-user replies stand when the run went through; after a pause or a stop
+            # they are asked again by the next run rather than bouncing anyone on doubtful grounds.
+            self._settle_bounces(confirmed=not self._stop.is_set() and not errors)
             self.store.release_deliveries(self.owner, self.clock(), date=self.plan.date)
         if errors:
             raise errors[0]
-        self.report.leased_elsewhere = self.store.open_work(self.plan.date, self.owner).leased_elsewhere
+        self.report.note_leases(self.store.open_work(self.plan.date, self.owner, now=self.clock()))
         return self.report
 
     def stop(self) -> None:
@@ -339,7 +444,8 @@ class DeliveryRun:
                 now = self.clock()
                 if lease_until - now < self._lease / 2:  # renew before a slow server lets it lapse
                     lease_until = now + self._lease
-                    held = self.store.renew_leases(self.owner, [c.id for c in batch], now, lease_until)
+                    held = self.store.renew_leases(self.owner, [c.id for c in batch] + self._held.ids(), now,
+                                                   lease_until)
                     batch = [c for c in batch if c.id in held]
                     continue
                 claimed = batch.pop(0)
@@ -377,29 +483,46 @@ class DeliveryRun:
             marks.commit()
         self._limiter.wait()
         try:
-            try:
-                reply = transport.send(self.envelope_from, claimed.email, message, meanwhile=marks.commit)
-            except ConnectionLost:
-                # Reconnect and resend at once: the server may have kept the first copy, which then
-                # arrives twice under one Message-ID -- the only duplicate this design allows.
-                reply = transport.send(self.envelope_from, claimed.email, message, meanwhile=marks.commit)
+            reply = self._send(transport, marks, claimed, message)
         except SmtpReplyError as exc:
             marks.commit()
             self._refused(claimed, exc.reply, exc.stage)
             return
-        except (ConnectionLost, ConnectError) as exc:
+        except OutcomeUnknown as exc:
+            marks.commit()
+            self._unknown(claimed, str(exc))
+            return
+        except ConnectionLost as exc:
             marks.commit()
             self._refused(claimed, Reply(0, str(exc)), "CONNECT")
+            return
+        except ConnectError as exc:  # nothing will go out until the server can be reached
+            marks.commit()
+            server = exc.server or "the SMTP server"
+            self._pause(claimed, DeliveryError(f"sending paused: could not connect to {server}: {exc.reason}",
+                                               _CONNECT_HINT))
             return
         except DeliveryError as exc:  # the login was refused: nothing will go out until fixed
             marks.commit()
             self._pause(claimed, exc)
             return
         marks.add(claimed.id, str(reply), self.clock())
+        self._settle_bounces(confirmed=True)  # the server delivers to others: those mailboxes are dead
         with self._lock:
             self._refused_in_a_row = 0
             self.report.sent += 1
             self._on_message("sent")
+
+    def _send(self, transport: Transport, marks: _SentMarks, claimed: Claimed, message: bytes) -> Reply:
+        try:
+            return transport.send(self.envelope_from, claimed.email, message, meanwhile=marks.commit)
+        except OutcomeUnknown:
+            raise  # the server may have kept it: see _unknown
+        except ConnectionLost:
+            # The server never had the whole message, so it kept none: reconnect and send it again.
+            with self._lock:
+                self.report.retried += 1
+            return transport.send(self.envelope_from, claimed.email, message, meanwhile=marks.commit)
 
     def _refused(self, claimed: Claimed, reply: Reply, stage: str) -> None:
         verdict = Verdict("retry") if stage == "CONNECT" else classify(reply, stage)
@@ -408,36 +531,89 @@ class DeliveryRun:
             self._pause(claimed, DeliveryError(f"sending paused: the server answered {text} for {claimed.email}",
                                                verdict.hint))
             return
+        if verdict.action == "bounce":
+            self._hold_bounce(claimed, text)
+            return
+        if verdict.action == "retry":
+            self._retry(claimed, text)
+        else:
+            self._record_final(claimed, "failed", text)
+        if stage == "CONNECT" or about_the_server(reply, stage):
+            self._count_in_a_row(text)
+
+    def _unknown(self, claimed: Claimed, text: str) -> None:
+        """The server took the message and never answered. Once, it is sent again later (the first
+        copy may well be lost); the second time the row is left "unknown": never a third copy."""
+        if claimed.unknown_outcomes:
+            self._record_final(claimed, "unknown", text, outcome_unknown=True)
+        else:
+            self._retry(claimed, text, outcome_unknown=True)
+        self._count_in_a_row(text)
+
+    def _retry(self, claimed: Claimed, text: str, outcome_unknown: bool = False) -> None:
         now = self.clock()
+        with self._lock:
+            attempts = self._run_attempts[claimed.id] = self._run_attempts.get(claimed.id, 0) + 1
+        later = now + dt.timedelta(seconds=retry_delay(self.smtp, attempts))
+        if not self.store.mark_unsent(claimed.id, self.owner, "retry", text, now, later, outcome_unknown):
+            return  # our lease lapsed and another send took the row over; it reports it
+        if attempts >= self.smtp.max_attempts:
+            self._count(claimed, "deferred", text)
+            return
+        with self._lock:
+            self.report.retried += 1
+
+    def _record_final(self, claimed: Claimed, outcome: Literal["failed", "bounced", "unknown"], text: str,
+                      outcome_unknown: bool = False) -> None:
+        if not self.store.mark_unsent(claimed.id, self.owner, outcome, text, self.clock(),
+                                      outcome_unknown=outcome_unknown):
+            return
+        if outcome == "bounced":
+            self.store.set_subscriber_status(claimed.subscriber_id, "bounced")
+        self._count(claimed, outcome, text)
+
+    def _count(self, claimed: Claimed, outcome: Literal["deferred", "failed", "bounced", "unknown"],
+               text: str) -> None:
+        with self._lock:
+            self._excluded.add(claimed.id)
+            setattr(self.report, outcome, getattr(self.report, outcome) + 1)
+            self.report.problems.append((claimed.email, text))
+            self._on_message(outcome)
+
+    def _count_in_a_row(self, text: str) -> None:
         with self._lock:
             self._refused_in_a_row += 1
             in_a_row = self._refused_in_a_row
-            attempts = self._run_attempts[claimed.id] = self._run_attempts.get(claimed.id, 0) + 1
-        if verdict.action == "retry":
-            delay = self.smtp.retry_delay * self.smtp.retry_backoff ** (attempts - 1)
-            outcome = "retried" if attempts < self.smtp.max_attempts else "deferred"
-            recorded = self.store.mark_unsent(claimed.id, self.owner, "retry", text, now,
-                                              now + dt.timedelta(seconds=delay))
-        else:
-            outcome = "bounced" if verdict.action == "bounce" else "failed"
-            recorded = self.store.mark_unsent(claimed.id, self.owner, outcome, text, now)
-            if recorded and outcome == "bounced":
-                self.store.set_subscriber_status(claimed.subscriber_id, "bounced")
-        if not recorded:  # our lease lapsed and another send took the row over; it reports it
-            return
-        with self._lock:
-            if outcome == "retried":
-                self.report.retried += 1
-            else:
-                self._excluded.add(claimed.id)
-                setattr(self.report, outcome, getattr(self.report, outcome) + 1)
-                self.report.problems.append((claimed.email, text))
-                self._on_message(outcome)
         if in_a_row >= self.smtp.pause_after_failures:
             self._stop_with(DeliveryError(
                 f"sending paused: {in_a_row} messages in a row were not accepted (last: {text})",
                 "check the server's logs, limits and smtp settings, then run `newsletter send` again; "
                 "it continues where this run stopped. No subscriber was unsubscribed."))
+
+    def _hold_bounce(self, claimed: Claimed, text: str) -> None:
+        wave = self._held.add(claimed, text)
+        if not wave:
+            return
+        now = self.clock()
+        for held, reply in wave:  # asked again by the next run
+            self.store.mark_unsent(held.id, self.owner, "retry", reply, now, now)
+        self._stop_with(DeliveryError(
+            f"sending paused: {len(wave)} addresses in a row on {len(_domains(wave))} domains were refused as unknown "
+            f"(last: {text}); that looks like the server's recipient checks failing, not dead mailboxes, "
+            "so nobody was marked bounced",
+            "check the relay's recipient table and logs; the next `newsletter send` asks for these addresses "
+            "again. `newsletter subscribers update EMAIL --reactivate` undoes a bounce recorded wrongly."))
+
+    def _settle_bounces(self, confirmed: bool) -> None:
+        held = self._held.take()
+        if not held:
+            return
+        now = self.clock()
+        for claimed, text in held:
+            if confirmed:
+                self._record_final(claimed, "bounced", text)
+            else:
+                self.store.mark_unsent(claimed.id, self.owner, "retry", text, now, now)
 
     def _pause(self, claimed: Claimed, error: DeliveryError) -> None:
         # The message itself is not at fault: give it back untouched for the next run.
@@ -460,8 +636,22 @@ def summary_line(report: DeliveryReport) -> str:
     parts = [f"sent {report.sent}", f"retried {report.retried}", f"failed {report.failed}",
              f"bounced {report.bounced}"]
     extra: Sequence[tuple[int, str]] = (
-        (report.deferred, "left for the next run"), (report.cancelled, "cancelled"),
-        (report.leased_elsewhere, "being sent by another process"),
-        (report.already_sent, "sent by earlier runs"),
+        (report.deferred, "left for the next run"), (report.unknown, "with an unknown outcome (not sent again)"),
+        (report.cancelled, "cancelled"), (report.already_sent, "sent by earlier runs"),
     )
-    return f"{report.date}: " + ", ".join(parts + [f"{n} {label}" for n, label in extra if n])
+    held = leases_statement(report)
+    return f"{report.date}: " + ", ".join(parts + [f"{n} {label}" for n, label in extra if n]) + \
+        (f"; {held}" if held else "")
+
+
+def leases_statement(report: DeliveryReport) -> str:
+    """What became of the rows another send holds, and what to do about them; empty when none."""
+    if not report.leased_elsewhere:
+        return ""
+    holders = "; ".join(describe_owner(owner) for owner in report.lease_holders[:3])
+    held = f"{report.leased_elsewhere} are held by another send ({holders})"
+    if report.expired_elsewhere:
+        return (f"{held}, {report.expired_elsewhere} of them past their lease: that send may have died; "
+                "run `newsletter send` again to take them over")
+    until = f"{report.leased_until:%Y-%m-%d %H:%M:%S} UTC" if report.leased_until else "its lease runs out"
+    return f"{held} until {until}; if it has stopped, the first `newsletter send` after that takes them over"

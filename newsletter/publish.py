@@ -11,7 +11,9 @@ sends it anyway.
 
 A run that did not finish -- messages deferred or the send paused, or a stage that raised an
 unexpected exception (a locked database, a full disk) -- is "incomplete" and carries the time to try
-again (``next_check``) until the deadline, so that the scheduler's recheck finishes the day.
+again (``next_check``) until the deadline, so that the scheduler's recheck finishes the day. A send
+that leaves rows to another send's live lease is "sent" (that send delivers them) but also carries
+a ``next_check``, when the lease runs out: if that send died, the recheck takes its rows over.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ class PublishResult:
     errors: list[str] = field(default_factory=list)
     """Stage failures (a bad digest file, an unwritable feeds folder); later stages still ran."""
     next_check: dt.datetime | None = None
-    """When outcome is waiting or incomplete: when to run again (None: not again, the deadline has passed)."""
+    """When to run again (None: not again): waiting, incomplete, or sent with rows left to another send."""
     sent: int = 0
 
     @property
@@ -178,6 +180,11 @@ class Publisher:
         recheck_minutes, or at the delivery log's next retry time if that is later, but not after the
         deadline. Past the deadline nothing more is tried or noted; `newsletter status` shows what is left."""
         result.outcome = "incomplete"
+        self._look_again(result, scheduled_at, next_retry)
+
+    def _look_again(self, result: PublishResult, scheduled_at: dt.datetime | None,
+                    next_retry: dt.datetime | None) -> None:
+        """Set ``result.next_check`` as _retry_later describes, leaving the outcome alone."""
         now = self.clock()
         deadline = self.deadline(result.date, scheduled_at)
         local_deadline = deadline.astimezone(self.timezone)
@@ -257,12 +264,15 @@ class Publisher:
             result.errors.append(f"send: {report.paused.message}")
         if self.stopping:
             result.outcome = "stopped"
-        elif report.ok:  # rows another live send holds are its to deliver
+        elif report.ok:
             result.outcome = "sent"
+            if report.leased_elsewhere:  # another send holds them; should it have died, look again
+                self._look_again(result, scheduled_at, report.leased_until)  # once their lease ran out
         else:
             counts = store.delivery_counts([date]).get(date, {})
-            if counts.get("pending") or counts.get("retry"):  # deferred 4xx, or the run paused
-                self._retry_later(result, scheduled_at, store.open_work(date, run.owner).next_retry_at)
+            if any(counts.get(state) for state in OPEN_STATES):  # deferred 4xx, a pause, expired leases
+                times = [t for t in (store.open_work(date, run.owner).next_retry_at, report.leased_until) if t]
+                self._retry_later(result, scheduled_at, min(times, default=None))
             else:  # only final failures: nothing a later run could add
                 result.outcome = "incomplete"
 

@@ -267,8 +267,7 @@ class Daemon:
             date = self.local_date(scheduled_at)
         result = self.publisher.publish(date, JOB_STAGES[job_id], scheduled_at=scheduled_at)
         log.info("job %s for %s: %s", job_id, date.isoformat(), result.summary())
-        if (result.outcome in ("waiting", "incomplete") and result.next_check is not None
-                and not self.publisher.stopping):
+        if result.next_check is not None and not self.publisher.stopping:
             self._recheck(job_id, date, scheduled_at, result)
 
     def _recheck(self, job_id: str, date: dt.date, scheduled_at: dt.datetime, result: PublishResult) -> None:

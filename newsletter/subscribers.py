@@ -175,6 +175,48 @@ def validated(sub: Subscriber, taxonomy: Sequence[str] | None = None) -> Subscri
     )
 
 
+@dataclass(frozen=True)
+class SubscriberChange:
+    """What `newsletter subscribers update` changes; None leaves a field as it is."""
+
+    name: str | None = None
+    categories: list[str] | None = None
+    """[]: every category."""
+    keywords: list[str] | None = None
+    excluded_keywords: list[str] | None = None
+    status: str | None = None
+
+
+def apply_change(sub: Subscriber, change: SubscriberChange, taxonomy: Sequence[str]) -> Subscriber:
+    """``sub`` with ``change`` applied and checked. Stored categories are checked against the
+    taxonomy only when the change gives new ones, so that a category dropped from the config never
+    blocks, say, reactivating the subscriber."""
+    given = {name: value for name, value in vars(change).items() if value is not None}
+    return validated(replace(sub, **given), taxonomy if change.categories is not None else None)
+
+
+_STATUS_CHANGES = {
+    ("bounced", "active"): "reactivated {email} (was bounced): mailed again from the next issue on",
+    ("unsubscribed", "active"): "re-subscribed {email} (was unsubscribed): mailed again from the next issue on",
+    ("pending", "active"): "activated {email} (was pending: the confirmation link was never followed)",
+}
+
+
+def describe_change(before: Subscriber, after: Subscriber, wording: str) -> list[str]:
+    """One line per kind of change, for the operator; ``wording`` describes the new filter."""
+    lines = []
+    if before.status != after.status:
+        template = _STATUS_CHANGES.get((before.status, after.status), "{email}: status {before} -> {after}")
+        lines.append(template.format(email=after.email, before=before.status, after=after.status))
+    profile = [f"name {before.name!r} -> {after.name!r}"] if before.name != after.name else []
+    if (before.categories, before.keywords, before.excluded_keywords) != (
+            after.categories, after.keywords, after.excluded_keywords):
+        profile.append(f"filter now: {wording}")
+    if profile:
+        lines.append(f"updated {after.email}: " + "; ".join(profile))
+    return lines
+
+
 def split_list(cell: str | None) -> list[str]:
     return [item.strip() for item in (cell or "").split(LIST_SEPARATOR) if item.strip()]
 

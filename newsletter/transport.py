@@ -5,7 +5,10 @@ returns the server's final reply or raises, and ``close()``. What to do with a r
 delivery loop's business (newsletter/delivery.py); this module only reports what the server said:
 
 - ``SmtpReplyError``: the server answered, but not with success (carries code, enhanced status, stage);
-- ``ConnectionLost``: the connection dropped or timed out mid-transaction, so the outcome is unknown;
+- ``ConnectionLost``: the connection dropped or timed out before the whole message was sent, so the
+  server discarded it;
+- ``OutcomeUnknown``: the connection dropped or timed out after the whole message (and its final
+  dot) was sent: the server may have kept it;
 - ``ConnectError``: no connection could be opened (refused, TLS handshake, DNS);
 - ``DeliveryError``: the login was refused or impossible, which only the operator can fix.
 """
@@ -52,11 +55,20 @@ class SmtpReplyError(Exception):
 
 
 class ConnectionLost(Exception):
-    """The connection dropped mid-transaction; the server may or may not have taken the message."""
+    """The connection dropped mid-transaction, before the server had the whole message."""
+
+
+class OutcomeUnknown(ConnectionLost):
+    """No reply after the final dot: the server may or may not have taken the message."""
 
 
 class ConnectError(Exception):
-    """No connection to the server could be opened."""
+    """No connection to the server could be opened. ``server`` is HOST:PORT, ``reason`` what failed."""
+
+    def __init__(self, message: str, server: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.server = server
+        self.reason = reason or message
 
 
 class Transport(Protocol):
@@ -107,7 +119,8 @@ class SmtpTransport:
 
     def _open(self) -> smtplib.SMTP:
         s = self.settings
-        where = f"{s.host}:{s.port} (security={s.security})"
+        server = f"{s.host}:{s.port}"
+        where = f"{server} (security={s.security})"
         try:
             conn: smtplib.SMTP
             if s.security == "tls":
@@ -123,12 +136,12 @@ class SmtpTransport:
                 conn.starttls(context=self._tls_context())
                 conn.ehlo()
         except (smtplib.SMTPException, OSError) as exc:  # ssl.SSLError is an OSError
-            raise ConnectError(f"cannot connect to {where}: {exc}") from exc
+            raise ConnectError(f"cannot connect to {where}: {exc}", server, f"{exc} (security={s.security})") from exc
         if s.username:
-            self._login(conn, where)
+            self._login(conn, server, where)
         return conn
 
-    def _login(self, conn: smtplib.SMTP, where: str) -> None:
+    def _login(self, conn: smtplib.SMTP, server: str, where: str) -> None:
         try:
             conn.login(self.settings.username, self.password or "")
         except smtplib.SMTPNotSupportedError as exc:
@@ -143,7 +156,7 @@ class SmtpTransport:
             ) from exc
         except (smtplib.SMTPException, OSError) as exc:
             conn.close()
-            raise ConnectError(f"{where}: login failed: {exc}") from exc
+            raise ConnectError(f"{where}: login failed: {exc}", server, f"login failed: {exc}") from exc
 
     def send(self, sender: str, recipient: str, message: bytes,
              meanwhile: Callable[[], None] | None = None) -> Reply:
@@ -185,11 +198,16 @@ class SmtpTransport:
             if code != 354:  # DATA itself refused, before any content was sent
                 self._refused(Reply(code, _decode(text)), "DATA")
             conn.send(dot_stuffed(message) + b".\r\n")
-            code, text = conn.getreply()
-            if code != 250:
-                self._refused(Reply(code, _decode(text)), "DATA", transaction_over=True)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise self._lost(exc) from exc
+        try:
+            code, text = conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.close()
+            raise OutcomeUnknown(f"no reply from {self.settings.host}:{self.settings.port} after the message "
+                                 f"was sent ({exc or type(exc).__name__}); it may have been delivered") from exc
+        if code != 250:
+            self._refused(Reply(code, _decode(text)), "DATA", transaction_over=True)
         return Reply(code, _decode(text))
 
     def _lost(self, exc: BaseException) -> ConnectionLost:

@@ -18,6 +18,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from newsletter.config import EmailSettings, Settings, SmtpSettings, StoreSettings
+from newsletter.delivery import DeliveryRun
 from newsletter.ingest import ingest_files
 from newsletter.models import Subscriber
 from newsletter.plan import Plan, build_plan
@@ -37,6 +38,9 @@ class Recorder:
 
     rcpt_fault: Fault | None = None
     data_fault: Fault | None = None
+    reply_delay: float = 0.0
+    """Seconds to wait, after taking a message, before answering the final dot: a server slower
+    than the client's timeout keeps a message whose sender never hears so."""
     hold_at: int | None = None
     """The ``hold_at``-th message is kept but its reply held back until ``release`` is set: a sender
     killed then has exactly one message in flight that the server already queued."""
@@ -52,6 +56,9 @@ class Recorder:
             seen = self.rcpt_seen[address]
             self.rcpt_seen[address] += 1
         answer = self.rcpt_fault(address, seen) if self.rcpt_fault else None
+        if answer == "drop":  # the connection dies before any content was sent
+            server.transport.close()
+            return "421 4.4.2 connection dropped"
         if answer is not None:
             return answer
         envelope.rcpt_tos.append(address)
@@ -72,6 +79,8 @@ class Recorder:
         with self.lock:
             self.accepted.append((recipient, match.group(1).decode() if match else ""))
             hold = len(self.accepted) == self.hold_at
+        if self.reply_delay:
+            await asyncio.sleep(self.reply_delay)
         if hold:
             self.held.set()
             while not self.release.is_set():
@@ -155,3 +164,11 @@ def delivery_project(folder: Path, date: dt.date) -> Iterator[DeliveryProject]:
         report = ingest_files(settings, store, [digest])
         assert not report.warnings, report.warnings
         yield DeliveryProject(settings, store)
+
+
+def deliver(project: DeliveryProject, date: dt.date, port: int, **smtp: Any) -> DeliveryRun:
+    """One real delivery run of ``date``'s plan to 127.0.0.1:``port``; the run (with its report) when done."""
+    run = DeliveryRun(project.store, project.plan(date), smtp_settings(port, **smtp), SENDER)
+    run.prepare()
+    run.run()
+    return run

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import (
     ColumnElement,
@@ -31,9 +31,13 @@ from newsletter.clock import as_utc, utc_now
 from newsletter.models import PlannedMessage
 from newsletter.store.schema import day_notes, deliveries
 
-DELIVERY_STATES = ("pending", "sending", "sent", "retry", "failed", "bounced", "cancelled")
-"""pending and retry wait to be sent; sending is leased to one process; the rest are final for the day."""
-FINAL_PROBLEM_STATES = ("failed", "bounced", "cancelled")
+DeliveryState = Literal["pending", "sending", "sent", "retry", "failed", "bounced", "cancelled", "unknown"]
+"""pending and retry wait to be sent; sending is leased to one process; the rest are final for the day.
+unknown: twice the server took the message but never answered after it, so it may have arrived (twice);
+it is not sent again."""
+DELIVERY_STATES: tuple[DeliveryState, ...] = get_args(DeliveryState)
+FINAL_PROBLEM_STATES: tuple[DeliveryState, ...] = ("failed", "bounced", "cancelled", "unknown")
+UnsentState = Literal["retry", "failed", "bounced", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class Claimed:
     email: str
     message_id: str
     attempts: int
+    unknown_outcomes: int = 0
+    """Earlier attempts whose outcome is unknown (no reply after the message): one more copy at most."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,10 @@ class OpenWork:
     """The earliest retry, among the rows the caller may still try."""
     leased_elsewhere: int
     lease_owners: tuple[str, ...]
+    leased_until: dt.datetime | None = None
+    """The latest lease among the rows others hold: by then each has been sent or can be taken over."""
+    expired_elsewhere: int = 0
+    """Rows others hold whose lease had run out at ``now``: their holder may be gone."""
 
 
 def _release_state() -> Any:
@@ -87,15 +97,18 @@ def _claim(due: ColumnElement[bool]) -> Executable:
     return (update(deliveries).where(c.id.in_(candidates.scalar_subquery()))
             .values(state="sending", lease_owner=bindparam("owner"), lease_until=bindparam("until"),
                     updated_at=bindparam("now"))
-            .returning(c.id, c.subscriber_id, c.email, c.message_id, c.attempts))
+            .returning(c.id, c.subscriber_id, c.email, c.message_id, c.attempts, c.unknown_outcomes))
 
 
 # One kind at a time: `state = X` walks the (date, state) index in id order, which an OR would not.
+# Fresh rows first, retries last: a few addresses that are refused every time must never fill the
+# batches and keep everyone else waiting.
 # Built once: a send claims every CLAIM_BATCH messages, and building these cost more than running them.
+_EXPIRED = and_(deliveries.c.state == "sending", deliveries.c.lease_until < bindparam("now"))
 _CLAIMS = (
     _claim(deliveries.c.state == "pending"),
+    _claim(_EXPIRED),
     _claim(and_(deliveries.c.state == "retry", deliveries.c.next_attempt_at <= bindparam("now"))),
-    _claim(and_(deliveries.c.state == "sending", deliveries.c.lease_until < bindparam("now"))),
 )
 
 
@@ -136,18 +149,20 @@ class DeliveryStore:
 
     def claim_deliveries(self, date: dt.date, owner: str, now: dt.datetime, lease_until: dt.datetime, limit: int,
                          exclude: Collection[int] = ()) -> list[Claimed]:
-        """Lease up to ``limit`` due rows of the day to ``owner``: pending, retries that are due, expired leases."""
+        """Lease up to ``limit`` due rows of the day to ``owner``, in this order: pending, expired leases,
+        retries that are due."""
         claimed: list[Claimed] = []
         excluded = list(exclude)
         for stmt in _CLAIMS:
             if len(claimed) >= limit:
                 break
             with self.engine.begin() as conn:
-                claimed += [Claimed(r.id, r.subscriber_id, r.email, r.message_id, r.attempts)
-                            for r in conn.execute(stmt, {
-                                "day": date, "now": now, "owner": owner, "until": lease_until,
-                                "max_rows": limit - len(claimed), "skip": excluded})]
-        return sorted(claimed, key=lambda row: row.id)
+                rows = sorted(conn.execute(stmt, {"day": date, "now": now, "owner": owner, "until": lease_until,
+                                                  "max_rows": limit - len(claimed), "skip": excluded}),
+                              key=lambda row: row.id)
+                claimed += [Claimed(r.id, r.subscriber_id, r.email, r.message_id, r.attempts, r.unknown_outcomes)
+                            for r in rows]
+        return claimed
 
     def renew_leases(self, owner: str, ids: Sequence[int], now: dt.datetime, lease_until: dt.datetime) -> set[int]:
         """Extend this owner's live leases on ``ids``; returns the ids it still holds."""
@@ -175,19 +190,21 @@ class DeliveryStore:
         with conn.begin():
             conn.execute(_MARK_SENT, values)
 
-    def mark_unsent(self, delivery_id: int, owner: str, state: str, reply: str, now: dt.datetime,
-                    next_attempt_at: dt.datetime | None = None) -> bool:
-        """Record an attempt that was refused: state retry (with ``next_attempt_at``), failed or bounced.
+    def mark_unsent(self, delivery_id: int, owner: str, state: UnsentState, reply: str, now: dt.datetime,
+                    next_attempt_at: dt.datetime | None = None, outcome_unknown: bool = False) -> bool:
+        """Record an attempt that did not end in a 250: state retry (with ``next_attempt_at``), failed,
+        bounced or unknown. ``outcome_unknown``: the server took the message but never answered.
 
         Only while ``owner`` still holds the lease; returns False if another process took it over.
         """
-        if state not in ("retry", "failed", "bounced"):
+        if state not in get_args(UnsentState):
             raise ValueError(f"not an unsent state: {state}")
         c = deliveries.c
         with self.engine.begin() as conn:
             result = conn.execute(update(deliveries).where(
                 c.id == delivery_id, c.lease_owner == owner, c.state == "sending",
             ).values(state=state, attempts=c.attempts + 1, last_reply=reply, next_attempt_at=next_attempt_at,
+                     unknown_outcomes=c.unknown_outcomes + int(outcome_unknown),
                      lease_owner=None, lease_until=None, updated_at=now))
         return bool(result.rowcount)
 
@@ -207,6 +224,15 @@ class DeliveryStore:
                                               next_attempt_at=now, updated_at=now))
         return int(result.rowcount)
 
+    def release_expired(self, date: dt.date, now: dt.datetime) -> int:
+        """Give back the day's rows whose lease ran out, whoever held them: a send killed in another
+        pid namespace, on another host or before a reboot cannot be checked, only outlived."""
+        with self.engine.begin() as conn:
+            result = conn.execute(update(deliveries).where(deliveries.c.date == date, _EXPIRED).values(
+                state=_release_state(), lease_owner=None, lease_until=None, next_attempt_at=now, updated_at=now,
+            ), {"now": now})
+        return int(result.rowcount)
+
     def lease_owners(self, date: dt.date) -> list[str]:
         """Owners holding rows of the day in state sending."""
         c = deliveries.c
@@ -215,19 +241,25 @@ class DeliveryStore:
                 select(c.lease_owner).where(c.date == date, c.state == "sending").distinct()
             ).scalars())
 
-    def open_work(self, date: dt.date, owner: str, exclude: Collection[int] = ()) -> OpenWork:
+    def open_work(self, date: dt.date, owner: str, exclude: Collection[int] = (),
+                  now: dt.datetime | None = None) -> OpenWork:
         c = deliveries.c
+        now = now or utc_now()
         retry_query = select(func.min(c.next_attempt_at)).where(c.date == date, c.state == "retry")
         if exclude:
             retry_query = retry_query.where(c.id.not_in(list(exclude)))
         with self.engine.connect() as conn:
             next_retry = conn.execute(retry_query).scalar_one_or_none()
             leased = conn.execute(
-                select(c.lease_owner, func.count()).where(c.date == date, c.state == "sending", c.lease_owner != owner)
+                select(c.lease_owner, func.count(), func.max(c.lease_until),
+                       func.sum(case((c.lease_until < now, 1), else_=0)))
+                .where(c.date == date, c.state == "sending", c.lease_owner != owner)
                 .group_by(c.lease_owner)
             ).all()
+        until = max((as_utc(u) for _, _, u, _ in leased if u is not None), default=None)
         return OpenWork(as_utc(next_retry) if next_retry is not None else None,
-                        sum(n for _, n in leased), tuple(o for o, _ in leased))
+                        sum(n for _, n, _, _ in leased), tuple(o for o, *_ in leased), until,
+                        sum(int(expired or 0) for *_, expired in leased))
 
     def delivery_counts(self, dates: Collection[dt.date] | None = None) -> dict[dt.date, dict[str, int]]:
         """Per day (newest first), the number of rows in each state."""

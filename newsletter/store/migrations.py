@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select, text
 
 from newsletter.store.locking import take_write_lock
 from newsletter.store.schema import metadata, schema_version
 
 Step = Callable[[Connection], None]
 
+
+
+def _add_unknown_outcomes(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE deliveries ADD COLUMN unknown_outcomes INTEGER NOT NULL DEFAULT 0"))
+
+
 # version -> the step that upgrades a database from version-1 to version.
-STEPS: dict[int, Step] = {}
-CURRENT_VERSION = 1
+STEPS: dict[int, Step] = {2: _add_unknown_outcomes}
+CURRENT_VERSION = 2
 
 
 def migrate(engine: Engine) -> None:

@@ -89,8 +89,8 @@ subscribers = Table(
 )
 
 # The delivery log: one row per (day, subscriber). State moves pending -> sending (leased to one
-# send process until lease_until) -> sent | retry (next_attempt_at) | failed | bounced, or cancelled
-# when the subscriber left the day's plan before being mailed. No foreign key to subscribers: the
+# send process until lease_until) -> sent | retry (next_attempt_at) | failed | bounced | unknown, or
+# cancelled when the subscriber left the day's plan before being mailed. No foreign key to subscribers: the
 # log outlives a removed subscriber, and ``email`` keeps the address that was mailed.
 deliveries = Table(
     "deliveries",
@@ -102,6 +102,8 @@ deliveries = Table(
     Column("message_id", String(255), nullable=False),
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
+    # Attempts after which the server kept silent: the message may have arrived (see delivery.py).
+    Column("unknown_outcomes", Integer, nullable=False, default=0, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True)),
     Column("lease_until", DateTime(timezone=True)),
     Column("lease_owner", String(255)),

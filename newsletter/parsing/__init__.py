@@ -3,7 +3,8 @@
 Formats (detected from the content by :func:`detect_format`): the Markdown table (``table.py``), the
 "paper cards" page as text (``cards.py``) and as HTML (``cards_html.py``). A bad row or card becomes a
 ParseWarning naming file and line and the rest still parses; only a file that cannot be read as a
-digest at all raises DigestError.
+digest at all raises DigestError. Nothing else leaves this module: a fault inside a parser becomes
+that file's DigestError, so one odd file never stops the others.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from newsletter.parsing.cards_html import parse_cards_html
 from newsletter.parsing.detect import detect_format
 from newsletter.parsing.table import parse_table
 
-__all__ = ["detect_format", "expand_paths", "parse_bytes", "parse_file", "parse_text"]
+__all__ = ["detect_format", "expand_paths", "parse_bytes", "parse_file", "parse_text", "run_parser"]
 
 DIGEST_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm"})
 NOT_A_DIGEST_HINT = "expected `## Papers for YYYY-MM-DD` followed by a Markdown table, or a paper-cards page"
@@ -39,7 +40,25 @@ def parse_text(text: str, source: str) -> ParseResult:
         )
     if "\r" in text:
         text = text.replace("\r\n", "\n")
-    return PARSERS[digest_format](text, source)
+    return run_parser(digest_format, text, source)
+
+
+def run_parser(digest_format: str, text: str, source: str) -> ParseResult:
+    """Run one format's parser; any failure inside it becomes a DigestError for ``source``."""
+    try:
+        return PARSERS[digest_format](text, source)
+    except DigestError:
+        raise
+    except Exception as exc:  # a parser's own fault must stay with the file that caused it
+        line = getattr(exc, "lineno", None)
+        raise DigestError(
+            source,
+            f"the {digest_format} parser failed on this file ({type(exc).__name__}: {str(exc)[:200]}); "
+            "nothing of it was read",
+            hint="the other files are read as usual. Look for unusual markup in this file, fix or remove it and "
+            "run the command again, and report the file to the newsletter maintainers",
+            line=line if isinstance(line, int) and line > 0 else None,
+        ) from exc
 
 
 def parse_file(path: str | Path) -> ParseResult:

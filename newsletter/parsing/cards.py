@@ -28,9 +28,11 @@ DATE_LINE = re.compile(r"(\d{4}-\d{2}-\d{2})\s+Papers")
 PAPER_LINE = re.compile(r"Paper\s+\d+")
 COUNTER_LINE = re.compile(r"\d+\s*/\s*\d+")
 META_LINE = re.compile(r"(Published|Link|Authors?)\s*:\s*(.*)", re.IGNORECASE)
-POINT_LINE = re.compile(r"(\d{1,2})\.\s+([^:：]{1,80}?)\s*[:：]\s*(.*)")
+# The label starts after all the spaces: were it allowed to start with one, a long run of spaces would
+# be split between `\s+` and the label in every possible way (quadratic time).
+POINT_LINE = re.compile(r"(\d{1,2})\.\s+([^:：\s][^:：]{0,79}?)\s*[:：]\s*(.*)")
 QUIZ_LINE = re.compile(r"Q\s*(\d+)")
-QUESTION_NUMBER = re.compile(r"\d+[.)]\s*")
+QUESTION_NUMBER = re.compile(r"^\d+[.)]\s*")  # anchored: a search would retry every digit of a long run
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef]")
 
 NOT_A_CARDS_PAGE = "expected a `YYYY-MM-DD Papers` line followed by `Paper N` cards"

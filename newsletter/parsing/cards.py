@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from newsletter.errors import DigestError
 from newsletter.models import Day, Paper, ParseResult, ParseWarning, Point, QuizQuestion, summary_from_points
-from newsletter.parsing.common import add_unique, arxiv_links, parse_iso_date
+from newsletter.parsing.common import add_unique, arxiv_links, bad_day_date, parse_iso_date
 
 DATE_LINE = re.compile(r"(\d{4}-\d{2}-\d{2})\s+Papers")
 PAPER_LINE = re.compile(r"Paper\s+\d+")
@@ -210,15 +210,11 @@ def parse_card_lines(lines: Sequence[Line], source: str, answers: Mapping[int, s
     number, text = lines[date_index]
     date_token = text.split()[0]
     date = parse_iso_date(date_token)
-    if date is None:
-        raise DigestError(
-            source,
-            f"invalid date {date_token!r} in the page heading",
-            hint="write the heading as `YYYY-MM-DD Papers`",
-            line=number,
-        )
-    starts = [i for i in range(date_index + 1, len(lines)) if PAPER_LINE.fullmatch(lines[i][1])]
     result = ParseResult()
+    if date is None:
+        result.warnings.append(bad_day_date(source, number, date_token))
+        return result
+    starts = [i for i in range(date_index + 1, len(lines)) if PAPER_LINE.fullmatch(lines[i][1])]
     day = Day(date=date, papers=[], source=source)
     result.days.append(day)
     seen: set[str] = set()

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from newsletter.models import Day, Paper, ParseResult, ParseWarning
-from newsletter.parsing.common import add_unique, find_arxiv_id, huggingface_link, parse_iso_date
+from newsletter.parsing.common import add_unique, bad_day_date, find_arxiv_id, huggingface_link, parse_iso_date
 
 HEADING = re.compile(r"#{1,6}[ \t]*Papers[ \t]+for\b[ \t]*(\S*)", re.IGNORECASE)
 OTHER_HEADING = re.compile(r"#{1,6}(?:[ \t]|$)")
@@ -272,14 +272,7 @@ def parse_table(text: str, source: str) -> ParseResult:
             token = heading.group(1).rstrip("#")
             date = parse_iso_date(token)
             if date is None:
-                warnings.append(
-                    ParseWarning(
-                        source,
-                        number,
-                        f"invalid date {token!r} in the heading; write `## Papers for YYYY-MM-DD`. "
-                        "This section is skipped",
-                    )
-                )
+                warnings.append(bad_day_date(source, number, token))
                 header_failed = True
                 continue
             if date in days:

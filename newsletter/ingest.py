@@ -1,7 +1,10 @@
 """Read digest files into the store: expand paths, parse, classify, upsert.
 
 Used by ``newsletter ingest`` and by the scheduler's publish job. A file that cannot be read as a
-digest is reported and skipped; the good files still go in.
+digest is reported and skipped; the good files still go in. Two guards keep damage out of the
+store: a day listing more than ``[digests] max_papers_per_day`` papers is refused with a warning, and
+a file that now lists half or less of what the store holds from it for a day (a truncated or
+overwritten file) is held back with an error until it is ingested with ``accept_shrink``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from newsletter.config import Settings
 from newsletter.errors import ConfigError, DigestError, UsageError
 from newsletter.models import Day, ParseResult, ParseWarning
 from newsletter.parsing import expand_paths, parse_bytes, parse_file
-from newsletter.store import IngestCounts, SourceRecord, Store
+from newsletter.store import IngestCounts, PrunedSource, SourceRecord, Store
 
 
 @dataclass
@@ -30,11 +33,23 @@ class ParsedFiles:
     errors: list[DigestError] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ShrunkListing:
+    """A file that now lists far fewer papers for a day than the store holds from it."""
+
+    file: str
+    date: dt.date
+    stored: int
+    parsed: int
+
+
 @dataclass
 class IngestReport:
     counts: IngestCounts
     warnings: list[ParseWarning]
     errors: list[DigestError]
+    shrunk: list[ShrunkListing] = field(default_factory=list)
+    pruned: list[PrunedSource] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -42,6 +57,10 @@ class IngestReport:
             "papers": {"new": self.counts.new, "updated": self.counts.updated, "unchanged": self.counts.unchanged},
             "warnings": [{"file": w.file, "line": w.line, "message": w.message} for w in self.warnings]
             + [{"file": e.path, "line": e.line, "message": e.message} for e in self.errors],
+            "shrunk": [{"file": s.file, "date": s.date.isoformat(), "stored": s.stored, "parsed": s.parsed}
+                       for s in self.shrunk],
+            "pruned": [{"file": p.path, "dates": [d.isoformat() for d in p.dates], "papers": p.papers}
+                       for p in self.pruned],
         }
 
 
@@ -73,18 +92,71 @@ def parse_files(
 
 
 def _parse_into(
-    parsed: ParsedFiles, path: Path, classifier: Classifier, data: bytes | None = None
+    parsed: ParsedFiles, path: Path, classifier: Classifier, data: bytes | None = None, max_papers: int | None = None
 ) -> ParseResult | None:
-    """Parse and classify one file into ``parsed``; return its result, with the classifier's warnings."""
+    """Parse and classify one file into ``parsed``; return its result, with the classifier's warnings.
+
+    Days with more than ``max_papers`` papers are left out, with a warning.
+    """
     try:
         result = parse_file(path) if data is None else parse_bytes(data, str(path))
     except DigestError as exc:
         parsed.errors.append(exc)
         return None
+    if max_papers is not None:
+        result.warnings.extend(_refuse_oversized_days(result, max_papers))
     result.warnings.extend(classifier.assign(result.days))
     parsed.days.extend(result.days)
     parsed.warnings.extend(result.warnings)
     return result
+
+
+def _refuse_oversized_days(result: ParseResult, max_papers: int) -> list[ParseWarning]:
+    warnings = []
+    for day in [d for d in result.days if len(d.papers) > max_papers]:
+        result.days.remove(day)
+        warnings.append(ParseWarning(
+            day.source, day.papers[0].line or 1,
+            f"{day.date} lists {len(day.papers)} papers, more than [digests] max_papers_per_day ({max_papers}); "
+            "the day is not stored. Check the file, or raise max_papers_per_day if the day is real",
+        ))
+    return warnings
+
+
+# A listing shrinks when at most half of its papers are left and at least this many are gone: a
+# corrected digest loses a row or two, a truncated or overwritten one most of them (10 down to 5).
+SHRINK_MIN_LOSS = 2
+
+
+def is_shrink(stored: int, parsed: int) -> bool:
+    return 2 * parsed <= stored and stored - parsed >= SHRINK_MIN_LOSS
+
+
+def compare_listings(store: Store, days: list[Day], sources: Iterable[str]) -> tuple[list[ShrunkListing], list[Day]]:
+    """Each stored listing of these files against what they list now.
+
+    Returns the listings that shrank (see :func:`is_shrink`), and an empty Day for every stored
+    listing that its file no longer lists (a day removed or re-dated), so that the store drops it.
+    """
+    parsed = {(day.date, day.source): len(day.papers) for day in days}
+    shrunk, vanished = [], []
+    for (date, source), before in sorted(store.listing_sizes(sources).items()):
+        now = parsed.get((date, source))
+        if now is None:
+            vanished.append(Day(date=date, papers=[], source=source))
+        if is_shrink(before, now or 0):
+            shrunk.append(ShrunkListing(source, date, before, now or 0))
+    return shrunk, vanished
+
+
+def _shrink_error(shrunk: ShrunkListing) -> DigestError:
+    return DigestError(
+        shrunk.file,
+        f"lists {shrunk.parsed} papers for {shrunk.date} where the store holds {shrunk.stored} from this file; "
+        "the stored listing is kept and nothing of this file was ingested",
+        hint="if the file was cut short or overwritten, restore it; if it is right, run `newsletter ingest "
+        "--accept-shrink` to replace the stored listing",
+    )
 
 
 def source_key(path: Path, settings: Settings) -> str:
@@ -101,13 +173,27 @@ def _fingerprint(data: bytes, context: bytes) -> str:
     return hashlib.sha256(context + data).hexdigest()
 
 
+def missing_sources(store: Store, settings: Settings) -> list[str]:
+    """The files the store holds listings of that no longer exist, as the store names them."""
+    base = settings.base_dir.resolve()
+    return sorted(key for key in store.source_paths() if not (base / key).exists())
+
+
 def ingest_files(
-    settings: Settings, store: Store, files: Iterable[Path], on_file: Callable[[Path], None] | None = None
+    settings: Settings,
+    store: Store,
+    files: Iterable[Path],
+    on_file: Callable[[Path], None] | None = None,
+    *,
+    accept_shrink: bool = False,
+    prune: bool = False,
 ) -> IngestReport:
     """Parse the files that changed since they were last ingested, and upsert what they hold.
 
     A file whose bytes (and the classifier settings) are as last time is skipped: its papers count
-    as unchanged and its earlier warnings are reported again.
+    as unchanged and its earlier warnings are reported again. A file whose listing of a day shrank
+    is held back (see :func:`is_shrink`) unless ``accept_shrink``. ``prune``
+    removes the listings of files that no longer exist.
     """
     classifier = Classifier(settings.categories)
     # The parser's version and the classifier settings also shape what a file gives.
@@ -117,6 +203,7 @@ def ingest_files(
     records: list[SourceRecord] = []
     unchanged_dates: set[dt.date] = set()
     unchanged_ids: set[str] = set()
+    paths_of: dict[str, str] = {}
     for file in files:
         path = Path(file).resolve()
         key = source_key(path, settings)
@@ -131,8 +218,9 @@ def ingest_files(
             unchanged_ids.update(previous.arxiv_ids)
             parsed.warnings.extend(previous.warnings)
         else:
-            result = _parse_into(parsed, path, classifier, data)
+            result = _parse_into(parsed, path, classifier, data, settings.digests.max_papers_per_day)
             if result is not None:
+                paths_of[key] = str(path)
                 for day in result.days:
                     day.source = key
             if result is not None and fingerprint:
@@ -142,7 +230,18 @@ def ingest_files(
                 ))
         if on_file is not None:
             on_file(path)
-    counts = store.ingest(parsed.days, parsed_sources=records)
+    shrunk, vanished = compare_listings(store, parsed.days, paths_of)
+    if shrunk and not accept_shrink:
+        held = {s.file for s in shrunk}
+        parsed.days = [d for d in parsed.days if d.source not in held]
+        vanished = [d for d in vanished if d.source not in held]
+        records = [r for r in records if r.path not in held]  # parsed again, and held again, next run
+        shrunk = [dataclasses.replace(s, file=paths_of[s.file]) for s in shrunk]
+        parsed.errors.extend(map(_shrink_error, shrunk))
+    else:
+        shrunk = []
+    pruned = store.remove_sources(missing_sources(store, settings)) if prune else []
+    counts = store.ingest(parsed.days + vanished, parsed_sources=records)
     counts.days = len(unchanged_dates | {d.date for d in parsed.days})
     counts.unchanged += len(unchanged_ids - {p.arxiv_id for d in parsed.days for p in d.papers})
-    return IngestReport(counts, parsed.warnings, parsed.errors)
+    return IngestReport(counts, parsed.warnings, parsed.errors, shrunk, pruned)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from newsletter.config import load_settings
 from newsletter.store import Store
 from tests.helpers import write_config
 from tests.test_ingest import row, write_day
-from tests.test_parsing_cards import cards_html, make_card
+from tests.test_parsing_cards import cards_html, cards_text, make_card
 
 
 def newsletter(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -50,3 +51,160 @@ def test_a_page_the_html_parser_chokes_on_is_that_files_error_and_the_good_files
 
     parsed = newsletter(config, "parse", str(digests / "good.md"), str(digests / "page.html"))
     assert "Traceback" not in parsed.stderr and "2601.00002" in parsed.stdout
+
+
+# --- 8: a damaged re-ingest never deletes stored papers silently -------------------------------
+
+TEN = [row(f"2601.{n:05d}", f"Paper {n}", f"Summary {n}.") for n in range(1, 11)]
+DAY = dt.date(2026, 1, 5)
+
+
+def ten_paper_day(tmp_path: Path) -> tuple[Path, Path]:
+    path = write_day(tmp_path / "digests", "day.md", "2026-01-05", TEN)
+    config = write_config(tmp_path)
+    assert newsletter(config, "ingest").returncode == 0
+    assert len(stored_ids(config, DAY)) == 10
+    return config, path
+
+
+def test_a_file_cut_to_half_keeps_the_stored_listing_until_the_shrink_is_accepted(tmp_path):
+    config, path = ten_paper_day(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    done = newsletter(config, "ingest", "--json")
+    assert done.returncode == 1
+    assert "day.md" in done.stderr and "--accept-shrink" in done.stderr
+    (shrunk,) = json.loads(done.stdout)["shrunk"]
+    assert shrunk["file"].endswith("day.md") and shrunk["date"] == "2026-01-05"
+    assert shrunk["stored"] == 10 and shrunk["parsed"] <= 5
+    assert len(stored_ids(config, DAY)) == 10
+    assert newsletter(config, "ingest").returncode == 1, "held again on the next run, not skipped as unchanged"
+
+    accepted = newsletter(config, "ingest", "--accept-shrink", "--json")
+    assert accepted.returncode == 0, accepted.stderr
+    assert json.loads(accepted.stdout)["shrunk"] == []
+    assert len(stored_ids(config, DAY)) == shrunk["parsed"]
+
+
+def test_a_file_replaced_by_a_heading_and_random_bytes_keeps_the_stored_listing(tmp_path):
+    config, path = ten_paper_day(tmp_path)
+    heading = b"## Papers for 2026-01-05\n\n| Title | Authors | Summary |\n|--|--|--|\n"
+    path.write_bytes(heading + bytes(range(128, 256)) * 8)
+    done = newsletter(config, "ingest")
+    assert done.returncode == 1 and "day.md" in done.stderr and "kept" in done.stderr
+    assert len(stored_ids(config, DAY)) == 10
+
+
+def test_a_file_that_no_longer_lists_the_day_keeps_the_stored_listing(tmp_path):
+    config, path = ten_paper_day(tmp_path)
+    path.write_text(path.read_text().replace("2026-01-05", "2026-01-06"))  # re-dated, or the heading damaged
+    done = newsletter(config, "ingest", "--json")
+    assert done.returncode == 1 and json.loads(done.stdout)["shrunk"][0]["parsed"] == 0
+    assert len(stored_ids(config, DAY)) == 10 and stored_ids(config, dt.date(2026, 1, 6)) == []
+    assert newsletter(config, "ingest", "--accept-shrink").returncode == 0
+    assert stored_ids(config, DAY) == [] and len(stored_ids(config, dt.date(2026, 1, 6))) == 10
+
+
+def test_a_corrected_file_that_loses_one_row_is_not_held(tmp_path):
+    config, path = ten_paper_day(tmp_path)
+    write_day(path.parent, "day.md", "2026-01-05", TEN[:9])
+    assert newsletter(config, "ingest").returncode == 0
+    assert len(stored_ids(config, DAY)) == 9
+
+
+# --- 10: encodings and odd files ---------------------------------------------------------------
+
+ONE_ROW = "## Papers for 2026-01-05\n\n| Title | Authors | Summary |\n|---|---|---|\n" + row(
+    "2601.00001", "Café théorie", "Résumé of the paper."
+) + "\n"
+
+
+def test_a_utf16_file_with_a_byte_order_mark_is_read(tmp_path):
+    (tmp_path / "digests").mkdir()
+    (tmp_path / "digests" / "day.md").write_bytes(ONE_ROW.encode("utf-16"))
+    config = write_config(tmp_path)
+    done = newsletter(config, "ingest")
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    with Store.from_settings(load_settings(config)) as store:
+        (paper,) = store.get_day(DAY).papers  # type: ignore[union-attr]
+    assert paper.title == "Café théorie"
+
+
+def test_a_latin1_file_is_read_with_a_warning_naming_the_file(tmp_path):
+    (tmp_path / "digests").mkdir()
+    (tmp_path / "digests" / "day.md").write_bytes(ONE_ROW.encode("latin-1"))
+    config = write_config(tmp_path)
+    done = newsletter(config, "ingest", "--json")
+    assert done.returncode == 0
+    (warning,) = json.loads(done.stdout)["warnings"]
+    assert warning["file"].endswith("day.md") and warning["line"] == 5 and "UTF-8" in warning["message"]
+    with Store.from_settings(load_settings(config)) as store:
+        (paper,) = store.get_day(DAY).papers  # type: ignore[union-attr]
+    assert (paper.title, paper.summary) == ("Café théorie", "Résumé of the paper.")
+
+
+def test_an_impossible_date_is_the_same_warning_in_every_format(tmp_path):
+    card = make_card(1)
+    (tmp_path / "table.md").write_text(ONE_ROW.replace("2026-01-05", "2025-02-30"), encoding="utf-8")
+    (tmp_path / "cards.txt").write_text(cards_text("2025-02-30", [card]), encoding="utf-8")
+    (tmp_path / "cards.html").write_text(cards_html("2025-02-30", [card]), encoding="utf-8")
+    config = write_config(tmp_path, digests="[]")
+    messages = set()
+    for name in ("table.md", "cards.txt", "cards.html"):
+        done = newsletter(config, "parse", "--json", str(tmp_path / name))
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["days"] == []
+        (line,) = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+        assert name in line and "2025-02-30" in line
+        messages.add(line.split(": ", 3)[-1])
+    assert len(messages) == 1, messages
+
+
+def test_a_day_with_more_papers_than_max_papers_per_day_is_refused_with_a_warning(tmp_path):
+    write_day(tmp_path / "digests", "big.md", "2026-01-05", TEN[:4])
+    write_day(tmp_path / "digests", "ok.md", "2026-01-06", TEN[4:7])
+    config = write_config(tmp_path, digests='["digests"]\nmax_papers_per_day = 3')
+    done = newsletter(config, "ingest", "--json")
+    assert done.returncode == 0, done.stderr
+    (warning,) = json.loads(done.stdout)["warnings"]
+    assert warning["file"].endswith("big.md") and "max_papers_per_day" in warning["message"]
+    assert stored_ids(config, DAY) == [] and len(stored_ids(config, dt.date(2026, 1, 6))) == 3
+    assert "max_papers_per_day" in newsletter(config, "ingest").stderr, "reported again on an unchanged run"
+
+
+def test_max_papers_per_day_is_validated(tmp_path):
+    config = write_config(tmp_path, digests='["digests"]\nmax_papers_per_day = 0')
+    done = newsletter(config, "ingest")
+    assert done.returncode == 2 and "digests.max_papers_per_day must be at least 1" in done.stderr
+
+
+def test_prune_removes_and_lists_the_listings_of_files_that_no_longer_exist(tmp_path):
+    digests = tmp_path / "digests"
+    gone = write_day(digests, "gone.md", "2026-01-05", [TEN[0], TEN[1]])
+    write_day(digests, "kept.md", "2026-01-06", [TEN[1], TEN[2]])
+    empty = write_day(digests, "empty.md", "2026-01-07", [])
+    config = write_config(tmp_path)
+    assert newsletter(config, "ingest").returncode == 0
+    gone.unlink()
+    empty.unlink()
+    assert stored_ids(config, DAY) == ["2601.00001", "2601.00002"], "without --prune nothing is removed"
+
+    done = newsletter(config, "ingest", "--prune", "--json")
+    assert done.returncode == 0, done.stderr
+    pruned = {p["file"]: p for p in json.loads(done.stdout)["pruned"]}
+    assert pruned == {
+        "digests/empty.md": {"file": "digests/empty.md", "dates": ["2026-01-07"], "papers": 0},
+        "digests/gone.md": {"file": "digests/gone.md", "dates": ["2026-01-05"], "papers": 2},
+    }
+    with Store.from_settings(load_settings(config)) as store:
+        assert store.dates() == [dt.date(2026, 1, 6)]
+        assert store.appearances_of(["2601.00001", "2601.00002"]) == {"2601.00002": [dt.date(2026, 1, 6)]}
+    db = sqlite3.connect(tmp_path / "var" / "test.db")
+    assert db.execute("select arxiv_id from papers order by arxiv_id").fetchall() == [("2601.00002",), ("2601.00003",)]
+    assert newsletter(config, "ingest", "--prune", "--json").stdout.count("gone.md") == 0
+
+    write_day(digests, "later.md", "2026-01-08", [TEN[3]])
+    (digests / "later.md").rename(digests / "renamed.md")
+    assert newsletter(config, "ingest").returncode == 0
+    text = newsletter(config, "ingest", "--prune")
+    assert text.returncode == 0 and text.stdout.count("pruned") == 0

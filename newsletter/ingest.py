@@ -31,6 +31,8 @@ class ParsedFiles:
     days: list[Day] = field(default_factory=list)
     warnings: list[ParseWarning] = field(default_factory=list)
     errors: list[DigestError] = field(default_factory=list)
+    refused: list[Day] = field(default_factory=list)
+    """Days left out for listing more than [digests] max_papers_per_day papers."""
 
 
 @dataclass(frozen=True)
@@ -92,35 +94,44 @@ def parse_files(
 
 
 def _parse_into(
-    parsed: ParsedFiles, path: Path, classifier: Classifier, data: bytes | None = None, max_papers: int | None = None
+    parsed: ParsedFiles,
+    path: Path,
+    classifier: Classifier,
+    data: bytes | None = None,
+    max_papers: int | None = None,
+    key: str | None = None,
 ) -> ParseResult | None:
     """Parse and classify one file into ``parsed``; return its result, with the classifier's warnings.
 
-    Days with more than ``max_papers`` papers are left out, with a warning.
+    Days with more than ``max_papers`` papers go to ``parsed.refused``, with a warning. ``key``, when
+    given, names the file in its days (warnings keep the path).
     """
     try:
         result = parse_file(path) if data is None else parse_bytes(data, str(path))
     except DigestError as exc:
         parsed.errors.append(exc)
         return None
+    refused: list[Day] = []
     if max_papers is not None:
-        result.warnings.extend(_refuse_oversized_days(result, max_papers))
+        refused = [day for day in result.days if len(day.papers) > max_papers]
+        result.days = [day for day in result.days if len(day.papers) <= max_papers]
+        result.warnings.extend(_oversized_warning(day, max_papers) for day in refused)
     result.warnings.extend(classifier.assign(result.days))
+    if key is not None:
+        for day in [*result.days, *refused]:
+            day.source = key
     parsed.days.extend(result.days)
+    parsed.refused.extend(refused)
     parsed.warnings.extend(result.warnings)
     return result
 
 
-def _refuse_oversized_days(result: ParseResult, max_papers: int) -> list[ParseWarning]:
-    warnings = []
-    for day in [d for d in result.days if len(d.papers) > max_papers]:
-        result.days.remove(day)
-        warnings.append(ParseWarning(
-            day.source, day.papers[0].line or 1,
-            f"{day.date} lists {len(day.papers)} papers, more than [digests] max_papers_per_day ({max_papers}); "
-            "the day is not stored. Check the file, or raise max_papers_per_day if the day is real",
-        ))
-    return warnings
+def _oversized_warning(day: Day, max_papers: int) -> ParseWarning:
+    return ParseWarning(
+        day.source, day.papers[0].line or 1,
+        f"{day.date} lists {len(day.papers)} papers, more than [digests] max_papers_per_day ({max_papers}); "
+        "this listing is not stored (one stored earlier stays). Check the file, or raise max_papers_per_day",
+    )
 
 
 # A listing shrinks when at most half of its papers are left and at least this many are gone: a
@@ -132,15 +143,20 @@ def is_shrink(stored: int, parsed: int) -> bool:
     return 2 * parsed <= stored and stored - parsed >= SHRINK_MIN_LOSS
 
 
-def compare_listings(store: Store, days: list[Day], sources: Iterable[str]) -> tuple[list[ShrunkListing], list[Day]]:
-    """Each stored listing of these files against what they list now.
+def compare_listings(parsed_files: ParsedFiles, store: Store, sources: Iterable[str]) -> tuple[
+    list[ShrunkListing], list[Day]
+]:
+    """Each stored listing of these files against what they list now (refused days left alone).
 
     Returns the listings that shrank (see :func:`is_shrink`), and an empty Day for every stored
     listing that its file no longer lists (a day removed or re-dated), so that the store drops it.
     """
-    parsed = {(day.date, day.source): len(day.papers) for day in days}
+    parsed = {(day.date, day.source): len(day.papers) for day in parsed_files.days}
+    refused = {(day.date, day.source) for day in parsed_files.refused}
     shrunk, vanished = [], []
     for (date, source), before in sorted(store.listing_sizes(sources).items()):
+        if (date, source) in refused:
+            continue
         now = parsed.get((date, source))
         if now is None:
             vanished.append(Day(date=date, papers=[], source=source))
@@ -218,11 +234,9 @@ def ingest_files(
             unchanged_ids.update(previous.arxiv_ids)
             parsed.warnings.extend(previous.warnings)
         else:
-            result = _parse_into(parsed, path, classifier, data, settings.digests.max_papers_per_day)
+            result = _parse_into(parsed, path, classifier, data, settings.digests.max_papers_per_day, key)
             if result is not None:
                 paths_of[key] = str(path)
-                for day in result.days:
-                    day.source = key
             if result is not None and fingerprint:
                 records.append(SourceRecord(
                     key, fingerprint, tuple(sorted({d.date for d in result.days})),
@@ -230,7 +244,7 @@ def ingest_files(
                 ))
         if on_file is not None:
             on_file(path)
-    shrunk, vanished = compare_listings(store, parsed.days, paths_of)
+    shrunk, vanished = compare_listings(parsed, store, paths_of)
     if shrunk and not accept_shrink:
         held = {s.file for s in shrunk}
         parsed.days = [d for d in parsed.days if d.source not in held]

@@ -171,6 +171,11 @@ def test_a_day_with_more_papers_than_max_papers_per_day_is_refused_with_a_warnin
     assert stored_ids(config, DAY) == [] and len(stored_ids(config, dt.date(2026, 1, 6))) == 3
     assert "max_papers_per_day" in newsletter(config, "ingest").stderr, "reported again on an unchanged run"
 
+    write_day(tmp_path / "digests", "ok.md", "2026-01-06", TEN[4:8])  # grown past the limit
+    again = newsletter(config, "ingest")
+    assert again.returncode == 0 and "ok.md" in again.stderr, again.stderr
+    assert len(stored_ids(config, dt.date(2026, 1, 6))) == 3, "the listing stored earlier stays"
+
 
 def test_max_papers_per_day_is_validated(tmp_path):
     config = write_config(tmp_path, digests='["digests"]\nmax_papers_per_day = 0')

@@ -186,7 +186,8 @@ def ingest(app: AppContext, paths: tuple[str, ...], as_json: bool, accept_shrink
         click.echo(f"{len(files)} files, {c.days} days: {c.new} new, {c.updated} updated, {c.unchanged} unchanged")
         for pruned in report.pruned:
             days = ", ".join(d.isoformat() for d in pruned.dates) or "no day"
-            click.echo(f"pruned {pruned.path} (no longer exists): {pruned.papers} listed papers on {days}")
+            papers = f"{pruned.papers} paper" + ("" if pruned.papers == 1 else "s")
+            click.echo(f"pruned {pruned.path} (no longer exists): its {papers} on {days}")
         echo_warnings(report.warnings)
     for error in report.errors:
         click.secho(f"error: {error}", fg="red", err=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 
 from newsletter.config import CategorySettings
 from newsletter.models import Day, Paper, ParseWarning
@@ -42,6 +43,15 @@ def _words(text: str) -> list[bytes]:
 
 def _name_key(name: str) -> bytes:
     return b" ".join(_words(name.casefold()))
+
+
+# Up to this many distinct words are counted with list.count (a pass in C each); more, with one Counter
+# pass, so that a text of many distinct matching words ("efficien1 efficien2 ...") costs linear time.
+_COUNT_PASSES = 8
+
+
+def _counter(words: list[bytes], distinct_hits: int) -> Callable[[bytes], int]:
+    return words.count if distinct_hits <= _COUNT_PASSES else Counter(words).__getitem__
 
 
 def _plural_forms(word: bytes) -> tuple[bytes, ...]:
@@ -92,18 +102,20 @@ class Classifier:
                 scores[name] = scores.get(name, 0) + weight * hits
 
         # Set operations run in C; only keywords whose words all occur are counted in Python.
-        for word in self._words.keys() & distinct:
-            add(self._words[word], words.count(word))
+        found = self._words.keys() & distinct
+        prefixed = []
+        if any(prefix in separated for prefix in self._prefix_tuple):
+            prefixed = [word for word in distinct if word.startswith(self._prefix_tuple)]
+        count = _counter(words, len(found) + len(prefixed))
+        for word in found:
+            add(self._words[word], count(word))
         for leading, last_forms, pattern, name in self._phrases:
             if leading <= distinct and not last_forms.isdisjoint(distinct):
                 hits = len(pattern.findall(text))  # the words may all occur, but apart
                 if hits:
                     add([name], hits)
-        if any(prefix in separated for prefix in self._prefix_tuple):
-            for word in distinct:
-                if word.startswith(self._prefix_tuple):
-                    add([n for p, names in self._prefixes.items() if word.startswith(p) for n in names],
-                        words.count(word))
+        for word in prefixed:
+            add([n for p, names in self._prefixes.items() if word.startswith(p) for n in names], count(word))
 
     def scores(self, paper: Paper) -> dict[str, int]:
         scores: dict[str, int] = {}

@@ -177,14 +177,19 @@ def parse(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--accept-shrink", is_flag=True,
+              help="Let a file replace its stored listing of a day even when it lists half the papers or fewer.")
+@click.option("--prune", is_flag=True, help="Also remove the listings of digest files that no longer exist.")
 @pass_app
 @handle_errors
-def ingest(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
+def ingest(app: AppContext, paths: tuple[str, ...], as_json: bool, accept_shrink: bool, prune: bool) -> None:
     """Parse digests and upsert them into the store.
 
     PATHS default to [digests] paths in the config. Running it again on the same files changes
     nothing; a corrected file updates its papers. A bad row is a warning; a file that is not a
-    digest is an error reported at the end (exit 1), after the good files are stored.
+    digest is an error reported at the end (exit 1), after the good files are stored. So is a file
+    that now lists half the papers the store holds from it for a day, or fewer: the stored listing
+    is kept unless --accept-shrink. --prune removes the listings of files that no longer exist.
     """
     from newsletter.ingest import ingest_files, resolve_inputs
     from newsletter.store import Store
@@ -192,12 +197,17 @@ def ingest(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
     settings = app.settings
     files = resolve_inputs(settings, paths)
     with Store.from_settings(settings) as store, progress_bar(len(files), "Parsing", as_json) as bar:
-        report = ingest_files(settings, store, files, on_file=lambda _path: bar.update(1))
+        report = ingest_files(settings, store, files, on_file=lambda _path: bar.update(1),
+                              accept_shrink=accept_shrink, prune=prune)
     if as_json:
         echo_json(report.as_dict())
     else:
         c = report.counts
         click.echo(f"{len(files)} files, {c.days} days: {c.new} new, {c.updated} updated, {c.unchanged} unchanged")
+        for pruned in report.pruned:
+            days = ", ".join(d.isoformat() for d in pruned.dates) or "no day"
+            papers = f"{pruned.papers} paper" + ("" if pruned.papers == 1 else "s")
+            click.echo(f"pruned {pruned.path} (no longer exists): its {papers} on {days}")
         echo_warnings(report.warnings)
     for error in report.errors:
         click.secho(f"error: {error}", fg="red", err=True)

@@ -64,6 +64,9 @@ class SiteSettings:
 class DigestSettings:
     paths: list[str] = field(default_factory=lambda: ["examples"])
     """Files, folders or glob patterns, relative to the config file."""
+    max_papers_per_day: int = 500
+    """A file's day with more papers is refused with a warning: no real digest is that long, and its
+    email would be megabytes."""
 
 
 @dataclass
@@ -389,6 +392,9 @@ def _check(settings: Settings) -> None:
                           "for example base_url = \"https://papers.example.org\"")
     if not 0 < settings.smtp.port < 65536:
         raise ConfigError(f"{path}: smtp.port must be between 1 and 65535")
+    if settings.digests.max_papers_per_day < 1:
+        raise ConfigError(f"{path}: digests.max_papers_per_day must be at least 1, "
+                          f"got {settings.digests.max_papers_per_day}", "the default is 500")
     if settings.feeds.window_days < 0:
         raise ConfigError(f"{path}: feeds.window_days must be 0 (no window) or more, got {settings.feeds.window_days}")
     _check_at_most(path, "feeds.window_days", settings.feeds.window_days, 36500, "days; 0 keeps every digest")

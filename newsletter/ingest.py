@@ -1,7 +1,10 @@
 """Read digest files into the store: expand paths, parse, classify, upsert.
 
 Used by ``newsletter ingest`` and by the scheduler's publish job. A file that cannot be read as a
-digest is reported and skipped; the good files still go in.
+digest is reported and skipped; the good files still go in. Two guards keep damage out of the
+store: a day listing more than ``[digests] max_papers_per_day`` papers is refused with a warning, and
+a file that now lists half or less of what the store holds from it for a day (a truncated or
+overwritten file) is held back with an error until it is ingested with ``accept_shrink``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from newsletter.models import Day, FileHealth, ParseResult, ParseWarning
 from newsletter.parsing import FORMAT_REVISION, expand_paths, parse_bytes, parse_file
 
 if TYPE_CHECKING:  # `newsletter parse` reads files only: the store (SQLAlchemy) is imported where it is used
-    from newsletter.store import IngestCounts, SourceRecord, Store
+    from newsletter.store import IngestCounts, PrunedSource, SourceRecord, Store
 
 
 @dataclass
@@ -34,6 +37,18 @@ class ParsedFiles:
     warnings: list[ParseWarning] = field(default_factory=list)
     errors: list[DigestError] = field(default_factory=list)
     health: list[FileHealth] = field(default_factory=list)
+    refused: list[Day] = field(default_factory=list)
+    """Days left out for listing more than [digests] max_papers_per_day papers."""
+
+
+@dataclass(frozen=True)
+class ShrunkListing:
+    """A file that now lists far fewer papers for a day than the store holds from it."""
+
+    file: str
+    date: dt.date
+    stored: int
+    parsed: int
 
 
 @dataclass
@@ -43,6 +58,8 @@ class IngestReport:
     errors: list[DigestError]
     files: list[FileHealth] = field(default_factory=list)
     """Per file: what its layout promised against what was found (see models.FileHealth)."""
+    shrunk: list[ShrunkListing] = field(default_factory=list)
+    pruned: list[PrunedSource] = field(default_factory=list)
 
     def summary(self) -> dict[str, object]:
         """What `newsletter status` shows of the last ingest: totals, drift totals, the files that drifted."""
@@ -66,6 +83,10 @@ class IngestReport:
             "files": [
                 {**f.as_dict(), "warnings": per_file[f.file]} for f in self.files
             ],
+            "shrunk": [{"file": s.file, "date": s.date.isoformat(), "stored": s.stored, "parsed": s.parsed}
+                       for s in self.shrunk],
+            "pruned": [{"file": p.path, "dates": [d.isoformat() for d in p.dates], "papers": p.papers}
+                       for p in self.pruned],
         }
 
 
@@ -98,20 +119,87 @@ def parse_files(
 
 
 def _parse_into(
-    parsed: ParsedFiles, path: Path, classifier: Classifier, data: bytes | None = None
+    parsed: ParsedFiles,
+    path: Path,
+    classifier: Classifier,
+    data: bytes | None = None,
+    max_papers: int | None = None,
+    key: str | None = None,
 ) -> ParseResult | None:
-    """Parse and classify one file into ``parsed``; return its result, with the classifier's warnings."""
+    """Parse and classify one file into ``parsed``; return its result, with the classifier's warnings.
+
+    Days with more than ``max_papers`` papers go to ``parsed.refused``, with a warning. ``key``, when
+    given, names the file in its days (warnings keep the path).
+    """
     try:
         result = parse_file(path) if data is None else parse_bytes(data, str(path))
     except DigestError as exc:
         parsed.errors.append(exc)
         return None
+    refused: list[Day] = []
+    if max_papers is not None:
+        refused = [day for day in result.days if len(day.papers) > max_papers]
+        result.days = [day for day in result.days if len(day.papers) <= max_papers]
+        result.warnings.extend(_oversized_warning(day, max_papers) for day in refused)
     result.warnings.extend(classifier.assign(result.days))
     if result.health is not None:
         parsed.health.append(result.health)
+    if key is not None:
+        for day in [*result.days, *refused]:
+            day.source = key
     parsed.days.extend(result.days)
+    parsed.refused.extend(refused)
     parsed.warnings.extend(result.warnings)
     return result
+
+
+def _oversized_warning(day: Day, max_papers: int) -> ParseWarning:
+    return ParseWarning(
+        day.source, day.papers[0].line or 1,
+        f"{day.date} lists {len(day.papers)} papers, more than [digests] max_papers_per_day ({max_papers}); "
+        "this listing is not stored (one stored earlier stays). Check the file, or raise max_papers_per_day",
+    )
+
+
+# A listing shrinks when at most half of its papers are left and at least this many are gone: a
+# corrected digest loses a row or two, a truncated or overwritten one most of them (10 down to 5).
+SHRINK_MIN_LOSS = 2
+
+
+def is_shrink(stored: int, parsed: int) -> bool:
+    return 2 * parsed <= stored and stored - parsed >= SHRINK_MIN_LOSS
+
+
+def compare_listings(parsed_files: ParsedFiles, store: Store, sources: Iterable[str]) -> tuple[
+    list[ShrunkListing], list[Day]
+]:
+    """Each stored listing of these files against what they list now (refused days left alone).
+
+    Returns the listings that shrank (see :func:`is_shrink`), and an empty Day for every stored
+    listing that its file no longer lists (a day removed or re-dated), so that the store drops it.
+    """
+    parsed = {(day.date, day.source): len(day.papers) for day in parsed_files.days}
+    refused = {(day.date, day.source) for day in parsed_files.refused}
+    shrunk, vanished = [], []
+    for (date, source), before in sorted(store.listing_sizes(sources).items()):
+        if (date, source) in refused:
+            continue
+        now = parsed.get((date, source))
+        if now is None:
+            vanished.append(Day(date=date, papers=[], source=source))
+        if is_shrink(before, now or 0):
+            shrunk.append(ShrunkListing(source, date, before, now or 0))
+    return shrunk, vanished
+
+
+def _shrink_error(shrunk: ShrunkListing) -> DigestError:
+    return DigestError(
+        shrunk.file,
+        f"lists {shrunk.parsed} papers for {shrunk.date} where the store holds {shrunk.stored} from this file; "
+        "the stored listing is kept and nothing of this file was ingested",
+        hint="if the file was cut short or overwritten, restore it; if it is right, run `newsletter ingest "
+        "--accept-shrink` to replace the stored listing",
+    )
 
 
 def source_key(path: Path, settings: Settings) -> str:
@@ -142,13 +230,27 @@ def _add_short_days(
     ]
 
 
+def missing_sources(store: Store, settings: Settings) -> list[str]:
+    """The files the store holds listings of that no longer exist, as the store names them."""
+    base = settings.base_dir.resolve()
+    return sorted(key for key in store.source_paths() if not (base / key).exists())
+
+
 def ingest_files(
-    settings: Settings, store: Store, files: Iterable[Path], on_file: Callable[[Path], None] | None = None
+    settings: Settings,
+    store: Store,
+    files: Iterable[Path],
+    on_file: Callable[[Path], None] | None = None,
+    *,
+    accept_shrink: bool = False,
+    prune: bool = False,
 ) -> IngestReport:
     """Parse the files that changed since they were last ingested, and upsert what they hold.
 
     A file whose bytes (and the classifier settings) are as last time is skipped: its papers count
-    as unchanged and its earlier warnings are reported again.
+    as unchanged and its earlier warnings are reported again. A file whose listing of a day shrank
+    is held back (see :func:`is_shrink`) unless ``accept_shrink``. ``prune``
+    removes the listings of files that no longer exist.
     """
     from newsletter.store import SourceRecord
 
@@ -164,6 +266,7 @@ def ingest_files(
     records: list[SourceRecord] = []
     unchanged_dates: set[dt.date] = set()
     unchanged_ids: set[str] = set()
+    paths_of: dict[str, str] = {}
     for file in files:
         path = Path(file).resolve()
         key = source_key(path, settings)
@@ -180,10 +283,9 @@ def ingest_files(
             if key in known_health:
                 parsed.health.append(dataclasses.replace(known_health[key], file=str(path)))
         else:
-            result = _parse_into(parsed, path, classifier, data)
+            result = _parse_into(parsed, path, classifier, data, settings.digests.max_papers_per_day, key)
             if result is not None:
-                for day in result.days:
-                    day.source = key
+                paths_of[key] = str(path)
                 if result.health is not None:
                     fresh[key] = result.health
             if result is not None and fingerprint:
@@ -194,10 +296,21 @@ def ingest_files(
         if on_file is not None:
             on_file(path)
     records = _add_short_days(parsed, fresh, known_health, records)
-    counts = store.ingest(parsed.days, parsed_sources=records)
+    shrunk, vanished = compare_listings(parsed, store, paths_of)
+    if shrunk and not accept_shrink:
+        held = {s.file for s in shrunk}
+        parsed.days = [d for d in parsed.days if d.source not in held]
+        vanished = [d for d in vanished if d.source not in held]
+        records = [r for r in records if r.path not in held]  # parsed again, and held again, next run
+        shrunk = [dataclasses.replace(s, file=paths_of[s.file]) for s in shrunk]
+        parsed.errors.extend(map(_shrink_error, shrunk))
+    else:
+        shrunk = []
+    pruned = store.remove_sources(missing_sources(store, settings)) if prune else []
+    counts = store.ingest(parsed.days + vanished, parsed_sources=records)
     counts.days = len(unchanged_dates | {d.date for d in parsed.days})
     counts.unchanged += len(unchanged_ids - {p.arxiv_id for d in parsed.days for p in d.papers})
-    report = IngestReport(counts, parsed.warnings, parsed.errors, parsed.health)
+    report = IngestReport(counts, parsed.warnings, parsed.errors, files=parsed.health, shrunk=shrunk, pruned=pruned)
     store.record_health(fresh)
     store.record_ingest_run(report.summary())
     return report

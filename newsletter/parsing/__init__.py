@@ -3,24 +3,27 @@
 Formats (detected from the content by :func:`detect_format`): the Markdown table (``table.py``), the
 "paper cards" page as text (``cards.py``) and as HTML (``cards_html.py``). A bad row or card becomes a
 ParseWarning naming file and line and the rest still parses; only a file that cannot be read as a
-digest at all raises DigestError.
+digest at all raises DigestError. Nothing else leaves this module: a fault inside a parser becomes
+that file's DigestError, so one odd file never stops the others.
 """
 
 from __future__ import annotations
 
+import codecs
 import glob
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from newsletter.errors import DigestError
-from newsletter.models import FileHealth, ParseResult
+from newsletter.models import FileHealth, ParseResult, ParseWarning
 from newsletter.parsing.cards import parse_cards_text
 from newsletter.parsing.cards_html import parse_cards_html
 from newsletter.parsing.detect import detect_format
 from newsletter.parsing.table import parse_table
 
-__all__ = ["FORMAT_REVISION", "detect_format", "expand_paths", "parse_bytes", "parse_file", "parse_text"]
+__all__ = ["FORMAT_REVISION", "detect_format", "expand_paths", "parse_bytes", "parse_file", "parse_text", "run_parser"]
 
 FORMAT_REVISION = 2
 """Bump when a parser reads the same file differently, so that ingest parses unchanged files again."""
@@ -28,6 +31,14 @@ DIGEST_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm"})
 NOT_A_DIGEST_HINT = "expected `## Papers for YYYY-MM-DD` followed by a Markdown table, or a paper-cards page"
 SUFFIX_LIST = ", ".join(sorted("*" + suffix for suffix in DIGEST_SUFFIXES))
 PARSERS = {"table": parse_table, "cards-text": parse_cards_text, "cards-html": parse_cards_html}
+# UTF-32 first: its little-endian mark starts with UTF-16's.
+UNICODE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# A character that only a valid multi-byte UTF-8 sequence decodes to (U+FFFD stands for bad bytes).
+UTF8_MULTIBYTE = re.compile("[^\x00-\x7f\ufffd]")
+SAVE_AS_UTF8 = "Save the file as UTF-8 to be sure of its text"
 
 
 def parse_text(text: str, source: str) -> ParseResult:
@@ -41,7 +52,7 @@ def parse_text(text: str, source: str) -> ParseResult:
         )
     if "\r" in text:
         text = text.replace("\r\n", "\n")
-    result = PARSERS[digest_format](text, source)
+    result = run_parser(digest_format, text, source)
     if result.health is None:  # a parser that counts no blocks or drift of its own
         papers = sum(len(day.papers) for day in result.days)
         result.health = FileHealth(source, digest_format, blocks=papers, papers=papers)
@@ -50,8 +61,26 @@ def parse_text(text: str, source: str) -> ParseResult:
     return result
 
 
+def run_parser(digest_format: str, text: str, source: str) -> ParseResult:
+    """Run one format's parser; any failure inside it becomes a DigestError for ``source``."""
+    try:
+        return PARSERS[digest_format](text, source)
+    except DigestError:
+        raise
+    except Exception as exc:  # a parser's own fault must stay with the file that caused it
+        line = getattr(exc, "lineno", None)
+        raise DigestError(
+            source,
+            f"the {digest_format} parser failed on this file ({type(exc).__name__}: {str(exc)[:200]}); "
+            "nothing of it was read",
+            hint="the other files are read as usual. Look for unusual markup in this file, fix or remove it and "
+            "run the command again, and report the file to the newsletter maintainers",
+            line=line if isinstance(line, int) and line > 0 else None,
+        ) from exc
+
+
 def parse_file(path: str | Path) -> ParseResult:
-    """Parse a digest file. Bytes that are not UTF-8 are replaced, so only unreadable files raise."""
+    """Parse a digest file in any encoding :func:`decode` reads."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -65,8 +94,45 @@ def parse_file(path: str | Path) -> ParseResult:
 
 
 def parse_bytes(data: bytes, source: str) -> ParseResult:
-    """Parse a digest read as bytes. Bytes that are not UTF-8 are replaced, never an error."""
-    return parse_text(data.decode("utf-8-sig", errors="replace"), source)
+    """Parse a digest read as bytes; how they were decoded, when not as UTF-8, comes first in the warnings."""
+    text, warnings = decode(data, source)
+    result = parse_text(text, source)
+    result.warnings[:0] = warnings
+    return result
+
+
+def decode(data: bytes, source: str) -> tuple[str, list[ParseWarning]]:
+    """A digest file's text: UTF-8 (with or without a byte-order mark), or UTF-16/32 with one.
+
+    Other bytes are never turned into U+FFFD silently: a file with no UTF-8 byte-order mark and no
+    valid multi-byte UTF-8 in it was written in a legacy encoding and is read as Windows-1252 (Latin-1
+    with curly quotes and dashes); any other is UTF-8 with damaged bytes, which are replaced. Either
+    way with a warning naming the file and the line of the first bad byte.
+    """
+    for bom, codec in UNICODE_BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(codec), []
+            except UnicodeDecodeError as exc:
+                raise DigestError(
+                    source, f"starts with a {codec.upper()} byte-order mark but is not {codec.upper()} "
+                    f"(bad bytes at offset {exc.start})", hint=SAVE_AS_UTF8,
+                ) from None
+    try:
+        return data.decode("utf-8-sig"), []
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = f"byte 0x{data[exc.start]:02X}"
+    text = data.decode("utf-8-sig", errors="replace")
+    if data.startswith(codecs.BOM_UTF8) or UTF8_MULTIBYTE.search(text):
+        message = f"not valid UTF-8 ({byte}); the invalid bytes were replaced by U+FFFD. {SAVE_AS_UTF8}"
+        return text, [ParseWarning(source, line, message)]
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:  # the five bytes Windows-1252 leaves undefined
+        text = data.decode("latin-1")
+    message = f"not UTF-8 ({byte}); read as Windows-1252 (Latin-1), check its accented letters. {SAVE_AS_UTF8}"
+    return text, [ParseWarning(source, line, message)]
 
 
 def digest_files_in(folder: Path) -> list[Path]:

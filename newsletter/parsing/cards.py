@@ -43,7 +43,7 @@ from newsletter.models import (
     Translation,
     summary_from_points,
 )
-from newsletter.parsing.common import add_unique, arxiv_links, parse_iso_date
+from newsletter.parsing.common import add_unique, arxiv_links, bad_day_date, parse_iso_date
 
 DATE_LINE = re.compile(r"(\d{4}-\d{2}-\d{2})\s+Papers")
 PAPER_LINE = re.compile(r"Paper\s+\d+")
@@ -346,16 +346,12 @@ def read_note(lines: Sequence[Line], start: int, end: int) -> tuple[str, dict[st
     return note, {lang: "\n\n".join(texts) for lang, texts in parts.items()}
 
 
-def page_date(lines: Sequence[Line], source: str) -> tuple[int, dt.date]:
+def page_date(lines: Sequence[Line], source: str) -> tuple[int, dt.date | None]:
+    """The index of the page's `YYYY-MM-DD Papers` line, and its date (None when it is no real date)."""
     date_index = next((i for i, line in enumerate(lines) if DATE_LINE.fullmatch(line.text)), None)
     if date_index is None:
         raise DigestError(source, "not a digest: no `YYYY-MM-DD Papers` line", hint=NOT_A_CARDS_PAGE)
-    date_token = lines[date_index].text.split()[0]
-    date = parse_iso_date(date_token)
-    if date is None:
-        raise DigestError(source, f"invalid date {date_token!r} in the page heading",
-                          hint="write the heading as `YYYY-MM-DD Papers`", line=lines[date_index].number)
-    return date_index, date
+    return date_index, parse_iso_date(lines[date_index].text.split()[0])
 
 
 def parse_card_lines(
@@ -367,6 +363,9 @@ def parse_card_lines(
     a quiz question takes the first one that falls on its lines, unresolved.
     """
     date_index, date = page_date(lines, source)
+    if date is None:
+        token = lines[date_index].text.split()[0]
+        return ParseResult(warnings=[bad_day_date(source, lines[date_index].number, token)])
     reader = CardReader(lines, source, answers or {})
     starts = [i for i in range(date_index + 1, len(lines)) if PAPER_LINE.fullmatch(lines[i].text)]
     tips = next((i for i in range(date_index + 1, len(lines)) if TIPS_HEADING.match(lines[i].text)), None)

@@ -61,6 +61,14 @@ def parse_iso_date(token: str) -> dt.date | None:
         return None
 
 
+def bad_day_date(source: str, line: int, token: str) -> ParseWarning:
+    """The warning for a day whose heading date is not a real date (2025-02-30), the same in every format."""
+    return ParseWarning(
+        source, line, f"{token!r} is not a date: the day's heading needs a real YYYY-MM-DD date; this day is skipped, "
+        "correct its date",
+    )
+
+
 def add_unique(papers: list[Paper], seen: set[str], paper: Paper, source: str, warnings: list[ParseWarning]) -> None:
     """Append ``paper`` unless its arXiv id is already in this day; the first listing wins."""
     if paper.arxiv_id in seen:

@@ -13,13 +13,15 @@ import re
 from dataclasses import dataclass
 
 from newsletter.models import Day, Paper, ParseResult, ParseWarning
-from newsletter.parsing.common import add_unique, find_arxiv_id, huggingface_link, parse_iso_date
+from newsletter.parsing.common import add_unique, bad_day_date, find_arxiv_id, huggingface_link, parse_iso_date
 
 HEADING = re.compile(r"#{1,6}[ \t]*Papers[ \t]+for\b[ \t]*(\S*)", re.IGNORECASE)
 OTHER_HEADING = re.compile(r"#{1,6}(?:[ \t]|$)")
-PAPER_LINK = re.compile(r"\[[^\]]*\]\(\s*(?:https?://)?(?:www\.)?(?:arxiv\.org|huggingface\.co)/[^)]*\)")
-DANGLING_JOINER = re.compile(r"(?:\bor\b|[\s\-–(:,])+$")
-MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+# A link's text and target hold no brackets, so an attempt that fails never reads past the next `[`:
+# linear time even in a cell of `[`, where `[^\]]*` would read to the end from every one of them.
+PAPER_LINK = re.compile(r"\[[^\[\]]*\]\(\s*(?:https?://)?(?:www\.)?(?:arxiv\.org|huggingface\.co)/[^()\[\]]*\)")
+MARKDOWN_LINK = re.compile(r"\[([^\[\]]*)\]\([^()\[\]]*\)")
+JOINER_CHARS = "-–(:,"
 # Stands in for an escaped ``\|`` while a row is split, so that it never counts as a cell border.
 ESCAPED_PIPE = "\x00"
 COLUMN_ALIASES = {
@@ -75,6 +77,28 @@ def split_outer(row: str) -> str:
     return body
 
 
+def strip_dangling_joiners(text: str) -> str:
+    """``text`` without the "or", dashes, brackets and spaces a removed link leaves at its end.
+
+    Scanned back from the end: a regex anchored at ``$`` is retried from every character of a long
+    run of spaces, which takes time quadratic in the run.
+    """
+    end = len(text)
+    while True:
+        before = end
+        while end and (text[end - 1].isspace() or text[end - 1] in JOINER_CHARS):
+            end -= 1
+        if text.endswith("or", 0, end) and (end == 2 or not is_word_char(text[end - 3])):
+            end -= 2
+        if end == before:
+            return text[:end]
+
+
+def is_word_char(char: str) -> bool:
+    """What ``\\w`` matches in a str regex."""
+    return char.isalnum() or char == "_"
+
+
 def clean_title(cell: str) -> str:
     """The plain title: no read-more phrase, link syntax reduced to its text, whitespace collapsed."""
     # str.find and slicing rather than a regex search: this runs for every row of every digest.
@@ -90,7 +114,7 @@ def clean_title(cell: str) -> str:
         # The paper's own links are not part of its title; any other link keeps its text.
         without_own = PAPER_LINK.sub("", cell)
         if without_own != cell:
-            cell = DANGLING_JOINER.sub("", without_own)
+            cell = strip_dangling_joiners(without_own)
         cell = MARKDOWN_LINK.sub(r"\1", cell)
     return " ".join(cell.split())
 
@@ -248,14 +272,7 @@ def parse_table(text: str, source: str) -> ParseResult:
             token = heading.group(1).rstrip("#")
             date = parse_iso_date(token)
             if date is None:
-                warnings.append(
-                    ParseWarning(
-                        source,
-                        number,
-                        f"invalid date {token!r} in the heading; write `## Papers for YYYY-MM-DD`. "
-                        "This section is skipped",
-                    )
-                )
+                warnings.append(bad_day_date(source, number, token))
                 header_failed = True
                 continue
             if date in days:

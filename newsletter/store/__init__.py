@@ -20,10 +20,10 @@ from newsletter.errors import StoreError
 from newsletter.store.deliveries import DeliveryStore
 from newsletter.store.health import HealthStore
 from newsletter.store.migrations import migrate
-from newsletter.store.papers import IngestCounts, PaperStore, SourceRecord
+from newsletter.store.papers import IngestCounts, PaperStore, PrunedSource, SourceRecord
 from newsletter.store.subscribers import SubscriberStore
 
-__all__ = ["IngestCounts", "SourceRecord", "Store", "resolve_url"]
+__all__ = ["IngestCounts", "PrunedSource", "SourceRecord", "Store", "resolve_url"]
 
 
 def resolve_url(url: str, base_dir: Path) -> str:

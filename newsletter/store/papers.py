@@ -28,6 +28,15 @@ class SourceRecord:
     warnings: tuple[ParseWarning, ...]
 
 
+@dataclass(frozen=True)
+class PrunedSource:
+    """A digest file that no longer exists, and what its listings held when they were removed."""
+
+    path: str
+    dates: tuple[dt.date, ...]
+    papers: int
+
+
 @dataclass
 class IngestCounts:
     days: int = 0
@@ -180,6 +189,64 @@ class PaperStore:
         ]
         if rows:
             conn.execute(source_notes.insert(), rows)
+
+    def listing_sizes(self, sources: Iterable[str]) -> dict[tuple[dt.date, str], int]:
+        """How many papers each listing of these files holds: (date, source) -> count."""
+        wanted = sorted(set(sources))
+        found: dict[tuple[dt.date, str], int] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):  # stay under SQLite's bound-parameter limit
+                query = (
+                    select(appearances.c.date, appearances.c.source, func.count())
+                    .where(appearances.c.source.in_(wanted[start:start + 500]))
+                    .group_by(appearances.c.date, appearances.c.source)
+                )
+                found.update(((r.date, r.source), r[2]) for r in conn.execute(query))
+        return found
+
+    def source_paths(self) -> set[str]:
+        """Every digest file the store holds listings or a record of, as ingest named it."""
+        with self.engine.connect() as conn:
+            listed = set(conn.execute(select(appearances.c.source).distinct()).scalars())
+            return listed | set(conn.execute(select(sources.c.path)).scalars())
+
+    def remove_sources(self, paths: Iterable[str], now: dt.datetime | None = None) -> list[PrunedSource]:
+        """Remove these files' listings and records in one transaction.
+
+        Papers they listed are derived again from their other listings, or removed when none is
+        left; a day is removed when no file lists it any more (an empty listing counts).
+        """
+        wanted = sorted(set(paths))
+        if not wanted:
+            return []
+        with self.engine.begin() as conn:
+            take_write_lock(conn)
+            listed: dict[str, list[Any]] = {path: [] for path in wanted}
+            for r in conn.execute(select(appearances.c.source, appearances.c.date, appearances.c.arxiv_id)
+                                  .where(appearances.c.source.in_(wanted))):
+                listed[r.source].append(r)
+            dates = {path: {r.date for r in rows} for path, rows in listed.items()}
+            for record in conn.execute(select(sources.c.path, sources.c.dates).where(sources.c.path.in_(wanted))):
+                dates[record.path].update(map(dt.date.fromisoformat, record.dates))
+            conn.execute(delete(appearances).where(appearances.c.source.in_(wanted)))
+            conn.execute(delete(sources).where(sources.c.path.in_(wanted)))
+            ids = sorted({r.arxiv_id for rows in listed.values() for r in rows})
+            self._refresh_papers(conn, ids, now or utc_now())
+            self._delete_unlisted(conn, ids, set().union(*dates.values()))
+        return [PrunedSource(path, tuple(sorted(dates[path])), len(listed[path])) for path in wanted]
+
+    @staticmethod
+    def _delete_unlisted(conn: Connection, arxiv_ids: list[str], dates: set[dt.date]) -> None:
+        """Delete the papers among ``arxiv_ids`` and the days among ``dates`` that no file lists any more."""
+        for start in range(0, len(arxiv_ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = arxiv_ids[start:start + 500]
+            listed = select(appearances.c.arxiv_id).where(appearances.c.arxiv_id.in_(chunk))
+            conn.execute(delete(papers).where(papers.c.arxiv_id.in_(chunk), papers.c.arxiv_id.not_in(listed)))
+        recorded = {dt.date.fromisoformat(d) for ds in conn.execute(select(sources.c.dates)).scalars() for d in ds}
+        unlisted = sorted(dates - recorded)
+        if unlisted:
+            listed_days = select(appearances.c.date).where(appearances.c.date.in_(unlisted))
+            conn.execute(delete(days).where(days.c.date.in_(unlisted), days.c.date.not_in(listed_days)))
 
     def known_sources(self) -> dict[str, SourceRecord]:
         with self.engine.connect() as conn:

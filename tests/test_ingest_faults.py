@@ -1,0 +1,219 @@
+"""Ingest under damaged, hostile and odd files (issue 11, points 7, 8 and 10): the real CLI in a
+subprocess, a real SQLite file, real files on disk."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from newsletter.config import load_settings
+from newsletter.store import Store
+from tests.helpers import write_config
+from tests.test_ingest import row, write_day
+from tests.test_parsing_cards import cards_html, cards_text, make_card
+
+
+def newsletter(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def stored_ids(config: Path, date: dt.date) -> list[str]:
+    with Store.from_settings(load_settings(config)) as store:
+        day = store.get_day(date)
+    return [] if day is None else [p.arxiv_id for p in day.papers]
+
+
+# --- 7: a fault inside a parser is that file's error -------------------------------------------
+
+
+def test_a_page_the_html_parser_chokes_on_is_that_files_error_and_the_good_files_are_stored(tmp_path):
+    digests = tmp_path / "digests"
+    write_day(digests, "good.md", "2026-01-05", [row("2601.00001", "One", "x"), row("2601.00002", "Two", "y")])
+    page = cards_html("2026-01-06", [make_card(1)]).replace("<nav>", "<p>Note <![ draft ]></p><nav>")
+    (digests / "page.html").write_text(page, encoding="utf-8")
+    config = write_config(tmp_path)
+    done = newsletter(config, "ingest", "--json")
+    assert "Traceback" not in done.stderr, done.stderr
+    assert stored_ids(config, dt.date(2026, 1, 5)) == ["2601.00001", "2601.00002"]
+    if done.returncode == 1:  # the page could not be read: its error names it and says what to do
+        assert "page.html" in done.stderr and "hint:" in done.stderr
+    else:  # a parser that takes `<![` in its stride stores the page too
+        assert done.returncode == 0 and stored_ids(config, dt.date(2026, 1, 6)) == [make_card(1).arxiv_id]
+    report = json.loads(done.stdout)
+    assert report["days"] >= 1
+
+    parsed = newsletter(config, "parse", str(digests / "good.md"), str(digests / "page.html"))
+    assert "Traceback" not in parsed.stderr and "2601.00002" in parsed.stdout
+
+
+# --- 8: a damaged re-ingest never deletes stored papers silently -------------------------------
+
+TEN = [row(f"2601.{n:05d}", f"Paper {n}", f"Summary {n}.") for n in range(1, 11)]
+DAY = dt.date(2026, 1, 5)
+
+
+def ten_paper_day(tmp_path: Path) -> tuple[Path, Path]:
+    path = write_day(tmp_path / "digests", "day.md", "2026-01-05", TEN)
+    config = write_config(tmp_path)
+    assert newsletter(config, "ingest").returncode == 0
+    assert len(stored_ids(config, DAY)) == 10
+    return config, path
+
+
+def test_a_file_cut_to_half_keeps_the_stored_listing_until_the_shrink_is_accepted(tmp_path):
+    config, path = ten_paper_day(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    done = newsletter(config, "ingest", "--json")
+    assert done.returncode == 1
+    assert "day.md" in done.stderr and "--accept-shrink" in done.stderr
+    (shrunk,) = json.loads(done.stdout)["shrunk"]
+    assert shrunk["file"].endswith("day.md") and shrunk["date"] == "2026-01-05"
+    assert shrunk["stored"] == 10 and shrunk["parsed"] <= 5
+    assert len(stored_ids(config, DAY)) == 10
+    assert newsletter(config, "ingest").returncode == 1, "held again on the next run, not skipped as unchanged"
+
+    accepted = newsletter(config, "ingest", "--accept-shrink", "--json")
+    assert accepted.returncode == 0, accepted.stderr
+    assert json.loads(accepted.stdout)["shrunk"] == []
+    assert len(stored_ids(config, DAY)) == shrunk["parsed"]
+
+
+def test_a_file_replaced_by_a_heading_and_random_bytes_keeps_the_stored_listing(tmp_path):
+    config, path = ten_paper_day(tmp_path)
+    heading = b"## Papers for 2026-01-05\n\n| Title | Authors | Summary |\n|--|--|--|\n"
+    path.write_bytes(heading + bytes(range(128, 256)) * 8)
+    done = newsletter(config, "ingest")
+    assert done.returncode == 1 and "day.md" in done.stderr and "kept" in done.stderr
+    assert len(stored_ids(config, DAY)) == 10
+
+
+def test_a_file_that_no_longer_lists_the_day_keeps_the_stored_listing(tmp_path):
+    config, path = ten_paper_day(tmp_path)
+    path.write_text(path.read_text().replace("2026-01-05", "2026-01-06"))  # re-dated, or the heading damaged
+    done = newsletter(config, "ingest", "--json")
+    assert done.returncode == 1 and json.loads(done.stdout)["shrunk"][0]["parsed"] == 0
+    assert len(stored_ids(config, DAY)) == 10 and stored_ids(config, dt.date(2026, 1, 6)) == []
+    assert newsletter(config, "ingest", "--accept-shrink").returncode == 0
+    assert stored_ids(config, DAY) == [] and len(stored_ids(config, dt.date(2026, 1, 6))) == 10
+
+
+def test_a_corrected_file_that_loses_one_row_is_not_held(tmp_path):
+    config, path = ten_paper_day(tmp_path)
+    write_day(path.parent, "day.md", "2026-01-05", TEN[:9])
+    assert newsletter(config, "ingest").returncode == 0
+    assert len(stored_ids(config, DAY)) == 9
+
+
+# --- 10: encodings and odd files ---------------------------------------------------------------
+
+ONE_ROW = "## Papers for 2026-01-05\n\n| Title | Authors | Summary |\n|---|---|---|\n" + row(
+    "2601.00001", "Café théorie", "Résumé of the paper."
+) + "\n"
+
+
+def test_a_utf16_file_with_a_byte_order_mark_is_read(tmp_path):
+    (tmp_path / "digests").mkdir()
+    (tmp_path / "digests" / "day.md").write_bytes(ONE_ROW.encode("utf-16"))
+    config = write_config(tmp_path)
+    done = newsletter(config, "ingest")
+    own_warnings = [line for line in done.stderr.splitlines() if "example domain" not in line]
+    assert done.returncode == 0 and not any("warning" in line for line in own_warnings), done.stderr
+    with Store.from_settings(load_settings(config)) as store:
+        (paper,) = store.get_day(DAY).papers  # type: ignore[union-attr]
+    assert paper.title == "Café théorie"
+
+
+def test_a_latin1_file_is_read_with_a_warning_naming_the_file(tmp_path):
+    (tmp_path / "digests").mkdir()
+    (tmp_path / "digests" / "day.md").write_bytes(ONE_ROW.encode("latin-1"))
+    config = write_config(tmp_path)
+    done = newsletter(config, "ingest", "--json")
+    assert done.returncode == 0
+    (warning,) = json.loads(done.stdout)["warnings"]
+    assert warning["file"].endswith("day.md") and warning["line"] == 5 and "UTF-8" in warning["message"]
+    with Store.from_settings(load_settings(config)) as store:
+        (paper,) = store.get_day(DAY).papers  # type: ignore[union-attr]
+    assert (paper.title, paper.summary) == ("Café théorie", "Résumé of the paper.")
+
+
+def test_an_impossible_date_is_the_same_warning_in_every_format(tmp_path):
+    card = make_card(1)
+    (tmp_path / "table.md").write_text(ONE_ROW.replace("2026-01-05", "2025-02-30"), encoding="utf-8")
+    (tmp_path / "cards.txt").write_text(cards_text("2025-02-30", [card]), encoding="utf-8")
+    (tmp_path / "cards.html").write_text(cards_html("2025-02-30", [card]), encoding="utf-8")
+    config = write_config(tmp_path, digests="[]")
+    messages = set()
+    for name in ("table.md", "cards.txt", "cards.html"):
+        done = newsletter(config, "parse", "--json", str(tmp_path / name))
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["days"] == []
+        (line,) = [line for line in done.stderr.splitlines()
+                   if line.startswith("warning:") and "example domain" not in line]
+        assert name in line and "2025-02-30" in line
+        messages.add(line.split(": ", 3)[-1])
+    assert len(messages) == 1, messages
+
+
+def test_a_day_with_more_papers_than_max_papers_per_day_is_refused_with_a_warning(tmp_path):
+    write_day(tmp_path / "digests", "big.md", "2026-01-05", TEN[:4])
+    write_day(tmp_path / "digests", "ok.md", "2026-01-06", TEN[4:7])
+    config = write_config(tmp_path, digests='["digests"]\nmax_papers_per_day = 3')
+    done = newsletter(config, "ingest", "--json")
+    assert done.returncode == 0, done.stderr
+    (warning,) = json.loads(done.stdout)["warnings"]
+    assert warning["file"].endswith("big.md") and "max_papers_per_day" in warning["message"]
+    assert stored_ids(config, DAY) == [] and len(stored_ids(config, dt.date(2026, 1, 6))) == 3
+    assert "max_papers_per_day" in newsletter(config, "ingest").stderr, "reported again on an unchanged run"
+
+    write_day(tmp_path / "digests", "ok.md", "2026-01-06", TEN[4:8])  # grown past the limit
+    again = newsletter(config, "ingest")
+    assert again.returncode == 0 and "ok.md" in again.stderr, again.stderr
+    assert len(stored_ids(config, dt.date(2026, 1, 6))) == 3, "the listing stored earlier stays"
+
+
+def test_max_papers_per_day_is_validated(tmp_path):
+    config = write_config(tmp_path, digests='["digests"]\nmax_papers_per_day = 0')
+    done = newsletter(config, "ingest")
+    assert done.returncode == 2 and "digests.max_papers_per_day must be at least 1" in done.stderr
+
+
+def test_prune_removes_and_lists_the_listings_of_files_that_no_longer_exist(tmp_path):
+    digests = tmp_path / "digests"
+    gone = write_day(digests, "gone.md", "2026-01-05", [TEN[0], TEN[1]])
+    write_day(digests, "kept.md", "2026-01-06", [TEN[1], TEN[2]])
+    empty = write_day(digests, "empty.md", "2026-01-07", [])
+    config = write_config(tmp_path)
+    assert newsletter(config, "ingest").returncode == 0
+    gone.unlink()
+    empty.unlink()
+    assert stored_ids(config, DAY) == ["2601.00001", "2601.00002"], "without --prune nothing is removed"
+
+    done = newsletter(config, "ingest", "--prune", "--json")
+    assert done.returncode == 0, done.stderr
+    pruned = {p["file"]: p for p in json.loads(done.stdout)["pruned"]}
+    assert pruned == {
+        "digests/empty.md": {"file": "digests/empty.md", "dates": ["2026-01-07"], "papers": 0},
+        "digests/gone.md": {"file": "digests/gone.md", "dates": ["2026-01-05"], "papers": 2},
+    }
+    with Store.from_settings(load_settings(config)) as store:
+        assert store.dates() == [dt.date(2026, 1, 6)]
+        assert store.appearances_of(["2601.00001", "2601.00002"]) == {"2601.00002": [dt.date(2026, 1, 6)]}
+    db = sqlite3.connect(tmp_path / "var" / "test.db")
+    assert db.execute("select arxiv_id from papers order by arxiv_id").fetchall() == [("2601.00002",), ("2601.00003",)]
+    assert newsletter(config, "ingest", "--prune", "--json").stdout.count("gone.md") == 0
+
+    write_day(digests, "later.md", "2026-01-08", [TEN[3]])
+    assert newsletter(config, "ingest").returncode == 0
+    (digests / "later.md").rename(digests / "renamed.md")
+    text = newsletter(config, "ingest", "--prune")
+    assert text.returncode == 0
+    assert "pruned digests/later.md (no longer exists): its 1 paper on 2026-01-08" in text.stdout
+    assert stored_ids(config, dt.date(2026, 1, 8)) == ["2601.00004"], "the renamed file's listing is ingested"

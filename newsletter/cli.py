@@ -686,9 +686,10 @@ def publish(app: AppContext, date: dt.date | None) -> None:
     when the digest is not there yet (run it again before the deadline), a stage failed, or messages
     are still due.
     """
+    from newsletter.calendar import zone
     from newsletter.logs import configure_logging
     from newsletter.publish import Publisher
-    from newsletter.schedule import run_in_foreground_thread, zone
+    from newsletter.schedule import run_in_foreground_thread
 
     settings = app.settings
     configure_logging(settings.schedule.log_level)

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from newsletter.calendar import WallClockCronTrigger, parse_deadline
 from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
 from newsletter.delivery import DeliveryRun, envelope_sender, summary_line
@@ -40,7 +40,6 @@ log = logging.getLogger("newsletter.publish")
 ALL_STAGES = ("ingest", "feeds", "send")
 OPEN_STATES = ("pending", "retry", "sending")
 """Delivery states that still have work: a day with rows in them is not settled."""
-_HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
 @dataclass
@@ -61,16 +60,6 @@ class PublishResult:
 
     def summary(self) -> str:
         return "; ".join([self.outcome, *self.details, *(f"error: {e}" for e in self.errors)])
-
-
-def parse_deadline(value: str | int) -> tuple[int, int] | int:
-    """``"HH:MM"`` -> (hour, minute); a number -> minutes after the scheduled publish time."""
-    if isinstance(value, int):
-        return value
-    match = _HH_MM.fullmatch(value.strip())
-    if not match:
-        raise ValueError(f"{value!r} is neither HH:MM nor a number of minutes")
-    return int(match.group(1)), int(match.group(2))
 
 
 class Publisher:
@@ -100,8 +89,6 @@ class Publisher:
 
     def deadline(self, date: dt.date, scheduled_at: dt.datetime | None) -> dt.datetime:
         """When to give up waiting for ``date``'s digest."""
-        from newsletter.schedule import WallClockCronTrigger
-
         parsed = parse_deadline(self.settings.schedule.deadline)
         if isinstance(parsed, int):
             return (scheduled_at or self.scheduled_time(date)) + dt.timedelta(minutes=parsed)
@@ -110,8 +97,6 @@ class Publisher:
 
     def scheduled_time(self, date: dt.date) -> dt.datetime:
         """When ``date``'s issue is due: the first [schedule] publish (else send) time that day, else its start."""
-        from newsletter.schedule import WallClockCronTrigger
-
         start = WallClockCronTrigger("* * * * *", self.timezone).instant(dt.datetime.combine(date, dt.time()))
         cfg = self.settings.schedule
         for key, expr in (("publish", cfg.publish), ("send", cfg.send)):

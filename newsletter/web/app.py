@@ -58,7 +58,7 @@ from newsletter.selection import Filter
 from newsletter.store import Store
 from newsletter.subscribers import check_categories, check_keywords, check_name, mailbox_key, normalize_email
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("newsletter.web")  # the name `serve` has always logged under
 
 FEED_TYPES = {".atom": ATOM_TYPE, ".rss": RSS_TYPE, ".html": "text/html"}  # werkzeug adds the charset
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -373,7 +373,7 @@ def create_app(settings: Settings, *, store: Store | None = None, mailer: Mailer
                clock: Clock = time.time) -> Flask:
     """The app for this config. ``clock`` (epoch seconds) dates and ages confirmation links and the
     archive pages kept in memory."""
-    app = Flask(__name__)
+    app = Flask("newsletter.web")  # the name of its log lines
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if settings.web.trusted_proxies:
         n = settings.web.trusted_proxies

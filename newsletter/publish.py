@@ -28,11 +28,11 @@ from zoneinfo import ZoneInfo
 from newsletter.calendar import WallClockCronTrigger, parse_deadline
 from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
-from newsletter.delivery import DeliveryRun, envelope_sender, summary_line
+from newsletter.dispatch.delivery import summary_line
+from newsletter.dispatch.send import DaySend
 from newsletter.errors import NewsletterError
 from newsletter.feeds import build_feeds
 from newsletter.ingest import ingest_files, resolve_inputs
-from newsletter.plan import build_plan
 from newsletter.store import Store
 
 log = logging.getLogger("newsletter.publish")
@@ -71,7 +71,7 @@ class Publisher:
         self.timezone = ZoneInfo(settings.schedule.timezone)
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._runs: set[DeliveryRun] = set()
+        self._sends: set[DaySend] = set()
 
     @property
     def stopping(self) -> bool:
@@ -80,9 +80,9 @@ class Publisher:
     def stop(self) -> None:
         self._stop.set()
         with self._lock:
-            runs = list(self._runs)
-        for run in runs:
-            run.stop()
+            sends = list(self._sends)
+        for send in sends:
+            send.stop()
 
     def today(self) -> dt.date:
         return self.clock().astimezone(self.timezone).date()
@@ -216,7 +216,8 @@ class Publisher:
         if day is None:
             self._no_digest(store, result, scheduled_at)
             return
-        plan = build_plan(self.settings, store, date)
+        send = DaySend(self.settings, store, date)
+        plan = send.plan
         for warning in plan.warnings:
             log.warning("plan: %s", warning)
         if not plan.messages and not store.delivery_counts([date]):
@@ -230,18 +231,17 @@ class Publisher:
             return
         if noted and plan.messages:
             store.clear_no_issue(date)  # it has an issue now; `newsletter status` should not say otherwise
-        run = DeliveryRun(store, plan, self.settings.smtp, envelope_sender(self.settings))
         with self._lock:
-            self._runs.add(run)
+            self._sends.add(send)
         try:
-            if self.stopping:  # stop() came before the run was registered
+            if self.stopping:  # stop() came before the send was registered
                 result.outcome = "stopped"
                 return
-            due = run.prepare()
-            report = run.run() if due else run.report
+            send.prepare()
+            report = send.deliver()
         finally:
             with self._lock:
-                self._runs.discard(run)
+                self._sends.discard(send)
         result.sent = report.sent
         result.details.append(summary_line(report))
         if report.paused is not None:
@@ -256,7 +256,7 @@ class Publisher:
         else:
             counts = store.delivery_counts([date]).get(date, {})
             if any(counts.get(state) for state in OPEN_STATES):  # deferred 4xx, a pause, expired leases
-                times = [t for t in (store.open_work(date, run.owner).next_retry_at, report.leased_until) if t]
+                times = [t for t in (store.open_work(date, send.run.owner).next_retry_at, report.leased_until) if t]
                 self._retry_later(result, scheduled_at, min(times, default=None))
             else:  # only final failures: nothing a later run could add
                 result.outcome = "incomplete"

@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import signal
 import threading
-import time
-from types import FrameType
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
@@ -35,6 +32,7 @@ from newsletter.calendar import WallClockCronTrigger, zone
 from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
 from newsletter.publish import Publisher, PublishResult
+from newsletter.shutdown import POLL_SECONDS, StopSignals
 from newsletter.store import Store
 
 log = logging.getLogger("newsletter.schedule")
@@ -63,7 +61,6 @@ class Daemon:
         self.scheduler = BackgroundScheduler(timezone=self.timezone, job_defaults={
             "max_instances": 1, "coalesce": True, "misfire_grace_time": cfg.misfire_grace_time})
         self.scheduler.add_listener(self._job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
-        self._signal: int | None = None
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -151,26 +148,17 @@ class Daemon:
 
     # -- running ------------------------------------------------------------------------------
 
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        # Only a plain assignment: taking a lock here could deadlock with the interrupted main thread.
-        self._signal = signum
-
     def run(self) -> int:
         """Run in the foreground until SIGTERM or SIGINT; returns the exit status (0)."""
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
+        with StopSignals() as stop:
             self.add_jobs()
             self.scheduler.start()
             for job in self.scheduler.get_jobs():
                 log.info("job %s: %s, next run %s", job.id, job.trigger,
                          job.next_run_time.isoformat() if job.next_run_time else "never")
-            while self._signal is None:
-                time.sleep(0.2)
-            log.info("received %s: finishing the message in flight, then exiting", signal.Signals(self._signal).name)
+            stop.wait()
+            log.info("received %s: finishing the message in flight, then exiting", stop.name)
             self.shutdown()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         return 0
 
     def shutdown(self) -> None:
@@ -182,7 +170,6 @@ class Daemon:
 def run_in_foreground_thread(publisher: Publisher, target: Any) -> Any:
     """Run ``target()`` in a worker thread; SIGTERM/SIGINT stop ``publisher`` and the result still comes back."""
     outcome: dict[str, Any] = {}
-    received: list[int] = []
 
     def worker() -> None:
         try:
@@ -190,24 +177,16 @@ def run_in_foreground_thread(publisher: Publisher, target: Any) -> Any:
         except BaseException as exc:  # re-raised in the main thread
             outcome["error"] = exc
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        received.append(signum)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     thread = threading.Thread(target=worker, name="publish")
-    try:
+    with StopSignals() as stop:
         thread.start()
         stopped = False
         while thread.is_alive():
-            thread.join(0.2)
-            if received and not stopped:
-                log.info("received %s: finishing the message in flight, then exiting",
-                         signal.Signals(received[0]).name)
+            thread.join(POLL_SECONDS)
+            if stop.received is not None and not stopped:
+                log.info("received %s: finishing the message in flight, then exiting", stop.name)
                 publisher.stop()
                 stopped = True
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]

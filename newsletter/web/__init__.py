@@ -1,5 +1,5 @@
-"""The web app behind `newsletter serve` (see app.py)."""
+"""The web app behind `newsletter serve` (see app.py): one module per area, the state they share in state.py."""
 
-from newsletter.web.app import ARCHIVE_RECHECK_SECONDS, Mailer, create_app, serve, server_options
+from newsletter.web.app import create_app, serve, server_options
 
-__all__ = ["ARCHIVE_RECHECK_SECONDS", "Mailer", "create_app", "serve", "server_options"]
+__all__ = ["create_app", "serve", "server_options"]

@@ -1,4 +1,4 @@
-"""Sending email: what a day's send selects and plans, the MIME it builds, the dry-run outbox, the
+"""Sending email: the plan of a day's send, the MIME it builds, the dry-run outbox, the
 delivery log's run over SMTP, and the site's own emails (confirmations).
 
 ``send.DaySend`` is the one way a day's issue is sent, from `newsletter send` and the publish pipeline

@@ -11,7 +11,7 @@ from newsletter.config import Settings
 from newsletter.web.state import SiteState
 
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-        "base-uri 'none'")
+       "base-uri 'none'")
 
 
 def local_location(location: str) -> str:

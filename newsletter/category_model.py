@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import cache, partial
 from importlib import resources
 from itertools import compress, islice, repeat
-from operator import lt, mul
+from operator import lt, mul, ne
 from typing import Any
 
 from newsletter.models import Paper
@@ -148,11 +148,12 @@ class CategoryModel:
     def vector(self, words: list[bytes]) -> _Vector | None:
         """The paper's feature vector, or None when it has no word or word pair the model knows."""
         counts = feature_counts(words, self.pairs)
-        known_at = list(map(self.index.get, counts, repeat(-1)))
-        if known_at.count(-1) == len(known_at):
+        every_at = list(map(self.index.get, counts, repeat(-1)))
+        known_at = list(filter(partial(ne, -1), every_at))  # the sums then skip the unknown ones
+        if not known_at:
             return None
         is_repeated = list(map(partial(lt, 1), counts.values()))
-        repeated_at = list(compress(known_at, is_repeated))
+        repeated_at = list(compress(every_at, is_repeated))
         repeated_counts = list(compress(counts.values(), is_repeated))
         length_squared = sum(map(self.idf_squared.__getitem__, known_at)) + sum(
             map(mul, map(_square_excess, repeated_counts), map(self.idf_squared.__getitem__, repeated_at))

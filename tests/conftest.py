@@ -69,7 +69,9 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # The cluster lives as long as the `sleep`; killing it lets pg_virtualenv drop the cluster.
     publish_env = f'env > "{env_file}.tmp" && mv "{env_file}.tmp" "{env_file}" && exec sleep 86400'
     cluster = subprocess.Popen(
-        ["pg_virtualenv", "sh", "-c", publish_env],
+        # -t: the cluster's configuration in a temporary folder even as root, so that two test runs at
+        # once (or one left over from a killed run) do not collide on the cluster name.
+        ["pg_virtualenv", "-t", "sh", "-c", publish_env],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
     try:

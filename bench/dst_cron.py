@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
-from newsletter.schedule import WallClockCronTrigger
+from newsletter.calendar import WallClockCronTrigger
 
 ZONES = ["Europe/Berlin", "America/New_York", "America/Santiago", "America/Havana"]
 TIMES = [(7, 0), (2, 30), (0, 30), (1, 30), (23, 30)]

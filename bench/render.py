@@ -27,9 +27,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
-from newsletter import mail, render
+from newsletter import links, render
 from newsletter.categories import Classifier
 from newsletter.config import Settings, settings_from_dict
+from newsletter.dispatch import mail
 from newsletter.models import Day, Subscriber
 from newsletter.parsing import parse_file
 from newsletter.selection import Filter
@@ -76,7 +77,7 @@ def make_subscribers(filters: list[Filter], count: int) -> list[Subscriber]:
 
 
 def fast_run(settings: Settings, day: Day, subscribers: list[Subscriber]) -> tuple[float, int, int]:
-    from newsletter.plan import plan_day
+    from newsletter.dispatch.plan import plan_day
 
     start = time.perf_counter()
     plan = plan_day(settings, day.date, day.papers, subscribers)
@@ -92,7 +93,7 @@ def naive_message(settings: Settings, day: Day, subscriber: Subscriber) -> bytes
     context, ids = render.digest_context(
         site_title=settings.site.title, sender=settings.email.sender, date=day.date,
         papers=filt.select(day.papers), filt=filt, category_order=settings.categories.names,
-        archive_url=mail.archive_url(settings, day.date), postal_address="",
+        archive_url=links.archive_url(settings, day.date), postal_address="",
         personal=mail.personal_values(settings, subscriber),
     )
     rendered = render.render_digest(context, ids)
@@ -100,7 +101,7 @@ def naive_message(settings: Settings, day: Day, subscriber: Subscriber) -> bytes
     message["From"] = settings.email.sender
     message["To"] = str(Address(display_name=subscriber.name, addr_spec=subscriber.email))
     message["Subject"] = mail.subject_for(settings, day.date, len(ids))
-    message["Message-ID"] = mail.message_id(day.date, subscriber, "example.org")
+    message["Message-ID"] = links.message_id(day.date, subscriber, "example.org")
     message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
     message.set_content(rendered.text, cte="quoted-printable")
     message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")

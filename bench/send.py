@@ -26,10 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from newsletter.config import Settings, SmtpSettings, StoreSettings
-from newsletter.delivery import DeliveryRun, envelope_sender
+from newsletter.dispatch.delivery import DeliveryRun
+from newsletter.dispatch.plan import Plan, build_plan
 from newsletter.ingest import ingest_files, resolve_inputs
+from newsletter.links import envelope_sender
 from newsletter.models import Subscriber
-from newsletter.plan import Plan, build_plan
 from newsletter.store import Store
 from newsletter.store.schema import deliveries
 

@@ -466,7 +466,7 @@ def subscribers_import(app: AppContext, file: Path) -> None:
     and the exit status is 1. An import never changes a stored subscriber's status.
     """
     from newsletter.store import Store
-    from newsletter.subscribers import import_csv
+    from newsletter.subscriber_csv import import_csv
 
     with Store.from_settings(app.settings) as store:
         report = import_csv(store, file, app.settings.categories.names)
@@ -485,7 +485,7 @@ def subscribers_import(app: AppContext, file: Path) -> None:
 def subscribers_export(app: AppContext, output: Path | None) -> None:
     """Write every subscriber as CSV in the format `import` reads."""
     from newsletter.store import Store
-    from newsletter.subscribers import write_csv
+    from newsletter.subscriber_csv import write_csv
 
     with Store.from_settings(app.settings) as store:
         found = store.subscribers(status=None)
@@ -530,17 +530,17 @@ def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | No
 
 def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = False) -> None:
     """Deliver over [smtp], recording each message in the delivery log; a rerun continues where one stopped."""
-    from newsletter.delivery import DeliveryRun, envelope_sender, leases_statement, summary_line
-    from newsletter.plan import build_plan
+    from newsletter.dispatch.delivery import leases_statement, summary_line
+    from newsletter.dispatch.send import DaySend
     from newsletter.store import Store
 
     with Store.from_settings(settings) as store:
-        plan = build_plan(settings, store, date)
+        day_send = DaySend(settings, store, date)
+        plan = day_send.plan
         echo_warnings(plan.warnings)
-        run = DeliveryRun(store, plan, settings.smtp, envelope_sender(settings))
-        due = run.prepare()
+        due = day_send.prepare()
         if due == 0:
-            report = run.report
+            report = day_send.report
             held = leases_statement(report)
             if as_json:
                 echo_json(report.as_dict())
@@ -552,7 +552,7 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
                 sys.exit(1)
             return
         with progress_bar(due, f"Sending {plan.date.isoformat()}", as_json, show_eta=True) as bar:
-            report = run.run(on_message=lambda _outcome: bar.update(1))
+            report = day_send.deliver(on_message=lambda _outcome: bar.update(1))
     if as_json:
         echo_json(report.as_dict())
     else:
@@ -569,8 +569,8 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
 
 
 def send_dry_run(settings: Settings, date: dt.date | None, outbox: Path | None) -> None:
-    from newsletter.mail import write_outbox
-    from newsletter.plan import build_plan
+    from newsletter.dispatch.outbox import write_outbox
+    from newsletter.dispatch.plan import build_plan
     from newsletter.store import Store
 
     with Store.from_settings(settings) as store:
@@ -731,9 +731,10 @@ def publish(app: AppContext, date: dt.date | None) -> None:
     when the digest is not there yet (run it again before the deadline), a stage failed, or messages
     are still due.
     """
+    from newsletter.calendar import zone
     from newsletter.logs import configure_logging
     from newsletter.publish import Publisher
-    from newsletter.schedule import run_in_foreground_thread, zone
+    from newsletter.schedule import run_in_foreground_thread
 
     settings = app.settings
     configure_logging(settings.schedule.log_level)

@@ -539,8 +539,7 @@ def _check_web(web: WebSettings, path: Path) -> None:
 
 
 def _check_schedule(schedule: ScheduleSettings, path: Path) -> None:
-    from newsletter.publish import parse_deadline
-    from newsletter.schedule import parse_cron, zone
+    from newsletter.calendar import parse_cron, parse_deadline, zone
 
     try:
         zone(schedule.timezone)

@@ -32,6 +32,7 @@ from lxml import etree
 from newsletter import __version__
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, FeedError
+from newsletter.links import archive_url
 from newsletter.models import Day, Paper, own_summary
 from newsletter.sanitize import absolute_url, inline_markdown_to_safe_html, markdown_to_safe_html, strip_invalid_xml
 from newsletter.store import Store
@@ -134,6 +135,7 @@ class _Site:
     """What every feed and entry derives from the settings: ids, URLs, names."""
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.base_url = settings.site.base_url.rstrip("/")
         self.feeds_url = f"{self.base_url}/{FEEDS_URL_PATH}/"
         host = (urlsplit(self.base_url).hostname or "").lower()
@@ -148,7 +150,7 @@ class _Site:
 
     def archive_url(self, date: dt.date) -> str:
         """The day's page on the web archive (``newsletter serve``), as the emails link it."""
-        return f"{self.base_url}/archive/{date.isoformat()}"
+        return archive_url(self.settings, date)
 
     def self_url(self, relative_path: str) -> str:
         return self.feeds_url + quote(relative_path)

@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from newsletter.calendar import WallClockCronTrigger, parse_deadline
 from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
-from newsletter.delivery import DeliveryRun, envelope_sender, summary_line
+from newsletter.dispatch.delivery import summary_line
+from newsletter.dispatch.send import DaySend
 from newsletter.errors import NewsletterError
 from newsletter.feeds import build_feeds
 from newsletter.ingest import ingest_files, resolve_inputs
-from newsletter.plan import build_plan
 from newsletter.store import Store
 
 log = logging.getLogger("newsletter.publish")
@@ -40,7 +40,6 @@ log = logging.getLogger("newsletter.publish")
 ALL_STAGES = ("ingest", "feeds", "send")
 OPEN_STATES = ("pending", "retry", "sending")
 """Delivery states that still have work: a day with rows in them is not settled."""
-_HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 
 @dataclass
@@ -63,16 +62,6 @@ class PublishResult:
         return "; ".join([self.outcome, *self.details, *(f"error: {e}" for e in self.errors)])
 
 
-def parse_deadline(value: str | int) -> tuple[int, int] | int:
-    """``"HH:MM"`` -> (hour, minute); a number -> minutes after the scheduled publish time."""
-    if isinstance(value, int):
-        return value
-    match = _HH_MM.fullmatch(value.strip())
-    if not match:
-        raise ValueError(f"{value!r} is neither HH:MM nor a number of minutes")
-    return int(match.group(1)), int(match.group(2))
-
-
 class Publisher:
     """Runs the pipeline; ``stop()`` (from any thread) ends it after the message in flight."""
 
@@ -82,7 +71,7 @@ class Publisher:
         self.timezone = ZoneInfo(settings.schedule.timezone)
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._runs: set[DeliveryRun] = set()
+        self._sends: set[DaySend] = set()
 
     @property
     def stopping(self) -> bool:
@@ -91,17 +80,15 @@ class Publisher:
     def stop(self) -> None:
         self._stop.set()
         with self._lock:
-            runs = list(self._runs)
-        for run in runs:
-            run.stop()
+            sends = list(self._sends)
+        for send in sends:
+            send.stop()
 
     def today(self) -> dt.date:
         return self.clock().astimezone(self.timezone).date()
 
     def deadline(self, date: dt.date, scheduled_at: dt.datetime | None) -> dt.datetime:
         """When to give up waiting for ``date``'s digest."""
-        from newsletter.schedule import WallClockCronTrigger
-
         parsed = parse_deadline(self.settings.schedule.deadline)
         if isinstance(parsed, int):
             return (scheduled_at or self.scheduled_time(date)) + dt.timedelta(minutes=parsed)
@@ -110,8 +97,6 @@ class Publisher:
 
     def scheduled_time(self, date: dt.date) -> dt.datetime:
         """When ``date``'s issue is due: the first [schedule] publish (else send) time that day, else its start."""
-        from newsletter.schedule import WallClockCronTrigger
-
         start = WallClockCronTrigger("* * * * *", self.timezone).instant(dt.datetime.combine(date, dt.time()))
         cfg = self.settings.schedule
         for key, expr in (("publish", cfg.publish), ("send", cfg.send)):
@@ -231,7 +216,8 @@ class Publisher:
         if day is None:
             self._no_digest(store, result, scheduled_at)
             return
-        plan = build_plan(self.settings, store, date)
+        send = DaySend(self.settings, store, date)
+        plan = send.plan
         for warning in plan.warnings:
             log.warning("plan: %s", warning)
         if not plan.messages and not store.delivery_counts([date]):
@@ -245,18 +231,17 @@ class Publisher:
             return
         if noted and plan.messages:
             store.clear_no_issue(date)  # it has an issue now; `newsletter status` should not say otherwise
-        run = DeliveryRun(store, plan, self.settings.smtp, envelope_sender(self.settings))
         with self._lock:
-            self._runs.add(run)
+            self._sends.add(send)
         try:
-            if self.stopping:  # stop() came before the run was registered
+            if self.stopping:  # stop() came before the send was registered
                 result.outcome = "stopped"
                 return
-            due = run.prepare()
-            report = run.run() if due else run.report
+            send.prepare()
+            report = send.deliver()
         finally:
             with self._lock:
-                self._runs.discard(run)
+                self._sends.discard(send)
         result.sent = report.sent
         result.details.append(summary_line(report))
         if report.paused is not None:
@@ -271,7 +256,7 @@ class Publisher:
         else:
             counts = store.delivery_counts([date]).get(date, {})
             if any(counts.get(state) for state in OPEN_STATES):  # deferred 4xx, a pause, expired leases
-                times = [t for t in (store.open_work(date, run.owner).next_retry_at, report.leased_until) if t]
+                times = [t for t in (store.open_work(date, send.run.owner).next_retry_at, report.leased_until) if t]
                 self._retry_later(result, scheduled_at, min(times, default=None))
             else:  # only final failures: nothing a later run could add
                 result.outcome = "incomplete"

@@ -6,7 +6,7 @@ HTML and StrictUndefined so that a misspelt variable fails the render instead of
 
 ``render_digest`` runs once per rendition (one day, one filter). Per-subscriber values are not
 known here: the caller passes placeholder strings in ``personal`` and fills them in afterwards
-(see newsletter.mail), so templates and premailer never run per subscriber.
+(see newsletter.dispatch.mail), so templates and premailer never run per subscriber.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class Layout:
 
     ``summary`` is the summary length of the papers shown in detail; the first ``detailed`` papers
     (None: all) are shown so, the rest as title-only links to the web archive. The email starts
-    from ``[email] summary`` and is made more compact until it fits under Gmail's clip (see plan.py).
+    from ``[email] summary`` and is made more compact until it fits under Gmail's clip (see dispatch/plan.py).
     """
 
     summary: SummaryLength = "full"

@@ -18,10 +18,10 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 from newsletter.config import EmailSettings, Settings, SmtpSettings, StoreSettings
-from newsletter.delivery import DeliveryRun
+from newsletter.dispatch.delivery import DeliveryRun
+from newsletter.dispatch.plan import Plan, build_plan
 from newsletter.ingest import ingest_files
 from newsletter.models import Subscriber
-from newsletter.plan import Plan, build_plan
 from newsletter.store import Store
 
 SENDER = "papers@example.org"

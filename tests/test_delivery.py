@@ -33,10 +33,10 @@ from smtp_helpers import (
 )
 from sqlalchemy import select
 
-from newsletter.delivery import LOCAL_MACHINE, DeliveryRun, Owner, classify, make_owner, owner_is_dead
+from newsletter.dispatch.delivery import LOCAL_MACHINE, DeliveryRun, Owner, classify, make_owner, owner_is_dead
+from newsletter.dispatch.transport import Reply
 from newsletter.store import Store
 from newsletter.store.schema import deliveries
-from newsletter.transport import Reply
 
 DAY = dt.date(2025, 3, 4)
 

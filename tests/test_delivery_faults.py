@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from newsletter.clock import utc_now
 from newsletter.config import Settings, load_settings
-from newsletter.delivery import (
+from newsletter.dispatch.delivery import (
     DeliveryReport,
     DeliveryRun,
     Owner,
@@ -44,13 +44,13 @@ from newsletter.delivery import (
     make_owner,
     retry_delay,
 )
+from newsletter.dispatch.plan import build_plan
+from newsletter.dispatch.transport import Reply
 from newsletter.models import Subscriber
-from newsletter.plan import build_plan
 from newsletter.publish import Publisher
 from newsletter.schedule import Daemon
 from newsletter.store import Store
 from newsletter.store.schema import deliveries
-from newsletter.transport import Reply
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digests"
 DAY = "2026-11-19"

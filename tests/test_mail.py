@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter import mail
 from newsletter.config import Settings, settings_from_dict
+from newsletter.dispatch import mail
+from newsletter.dispatch.plan import Plan, plan_day
 from newsletter.errors import ConfigError
 from newsletter.models import Paper, Point, QuizQuestion, Subscriber, summary_from_points
-from newsletter.plan import Plan, plan_day
 from newsletter.sanitize import strip_invalid_xml
 
 GOLDEN = Path(__file__).parent / "golden" / "email"

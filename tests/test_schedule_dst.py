@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from helpers import run, write_config
 
-from newsletter.schedule import WallClockCronTrigger
+from newsletter.calendar import WallClockCronTrigger
 
 UTC = dt.UTC
 

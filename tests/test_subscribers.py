@@ -15,7 +15,8 @@ from newsletter.config import DEFAULT_TAXONOMY
 from newsletter.errors import InvalidSubscriberError, SubscriberExistsError, SubscriberNotFoundError, UsageError
 from newsletter.models import Subscriber
 from newsletter.store import Store
-from newsletter.subscribers import import_csv, normalize_email, parse_csv, read_csv, validated, write_csv
+from newsletter.subscriber_csv import import_csv, parse_csv, read_csv, write_csv
+from newsletter.subscribers import normalize_email, validated
 
 TAXONOMY = list(DEFAULT_TAXONOMY)
 

@@ -16,9 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from smtp_helpers import SENDER, Recorder, delivery_project, free_port, smtp_server, smtp_settings
 
-from newsletter.errors import ConfigError, DeliveryError
-from newsletter.models import Subscriber
-from newsletter.transport import (
+from newsletter.dispatch.transport import (
     ConnectError,
     ConnectionLost,
     RateLimiter,
@@ -28,6 +26,8 @@ from newsletter.transport import (
     dot_stuffed,
     smtp_password,
 )
+from newsletter.errors import ConfigError, DeliveryError
+from newsletter.models import Subscriber
 
 DAY = dt.date(2025, 3, 4)
 

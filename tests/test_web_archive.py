@@ -12,7 +12,8 @@ from sqlalchemy import event
 
 from newsletter.config import load_settings
 from newsletter.store import Store
-from newsletter.web import ARCHIVE_RECHECK_SECONDS, create_app
+from newsletter.web import create_app
+from newsletter.web.archive import ARCHIVE_RECHECK_SECONDS
 from tests.helpers import run
 from tests.smtp_helpers import free_port
 from tests.web_support import EXAMPLE_DIGESTS, SECRET, SECRET_ENV, check_page, thread_server, web_config

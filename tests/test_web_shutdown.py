@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from newsletter.config import load_settings
-from newsletter.web import Mailer
+from newsletter.dispatch.site_mail import Mailer
 from tests.smtp_helpers import free_port, smtp_server
 from tests.web_support import SECRET, SECRET_ENV, Inbox, wait_until_up, web_config
 

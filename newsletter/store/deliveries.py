@@ -112,6 +112,25 @@ _CLAIMS = (
 )
 
 
+class SentMarksConnection:
+    """Marks messages sent over one connection, opened at the first mark: a sending loop commits
+    a mark per message and must not pay for a new connection each time."""
+
+    def __init__(self, store: DeliveryStore) -> None:
+        self._store = store
+        self._conn: Connection | None = None
+
+    def mark_sent(self, delivery_id: int, reply: str, now: dt.datetime) -> None:
+        if self._conn is None:
+            self._conn = self._store.engine.connect()
+        self._store.mark_sent(delivery_id, reply, now, self._conn)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 class DeliveryStore:
     engine: Engine
 
@@ -189,6 +208,10 @@ class DeliveryStore:
             return
         with conn.begin():
             conn.execute(_MARK_SENT, values)
+
+    def sent_marks_connection(self) -> SentMarksConnection:
+        """One connection for marking one accepted message after another (close it when done)."""
+        return SentMarksConnection(self)
 
     def mark_unsent(self, delivery_id: int, owner: str, state: UnsentState, reply: str, now: dt.datetime,
                     next_attempt_at: dt.datetime | None = None, outcome_unknown: bool = False) -> bool:

@@ -102,7 +102,7 @@ deliveries = Table(
     Column("message_id", String(255), nullable=False),
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
-    # Attempts after which the server kept silent: the message may have arrived (see delivery.py).
+    # Attempts after which the server kept silent: the message may have arrived (see dispatch/delivery.py).
     Column("unknown_outcomes", Integer, nullable=False, default=0, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True)),
     Column("lease_until", DateTime(timezone=True)),

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import format_datetime
 
-from newsletter import mail, render
+from newsletter import links, render
 from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
+from newsletter.dispatch import mail
 from newsletter.errors import UsageError
 from newsletter.models import Paper, PlannedMessage, SkippedRecipient, Subscriber
 from newsletter.selection import Filter
@@ -103,7 +104,7 @@ def build_plan(settings: Settings, store: Store, date: dt.date | None = None, *,
 def plan_day(settings: Settings, date: dt.date, papers: list[Paper], recipients: list[Subscriber], *,
              clock: Clock = utc_now, note: str = "") -> Plan:
     plan = Plan(settings=settings, date=date, clock=clock)
-    domain = mail.sender_domain(settings)
+    domain = links.sender_domain(settings)
     placeholders = mail.Placeholders()
     # Each rendition is sized for the widest personal values among its subscribers, so they are
     # grouped by filter before any rendition is built.
@@ -128,7 +129,7 @@ def plan_day(settings: Settings, date: dt.date, papers: list[Paper], recipients:
             continue
         plan.messages.append(PlannedMessage(
             date=date, subscriber=subscriber, papers=rendition.papers, rendition_key=rendition.key,
-            message_id=mail.message_id(date, subscriber, domain),
+            message_id=links.message_id(date, subscriber, domain),
         ))
     return plan
 
@@ -202,7 +203,7 @@ def _build_rendition(settings: Settings, date: dt.date, selected: list[Paper], f
         papers=selected,
         filt=filt,
         category_order=settings.categories.names,
-        archive_url=mail.archive_url(settings, date),
+        archive_url=links.archive_url(settings, date),
         postal_address=settings.email.postal_address,
         personal=placeholders.values,
         layout=layout,

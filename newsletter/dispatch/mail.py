@@ -6,9 +6,6 @@ each part as quoted-printable once, in segments cut at the placeholders, and end
 with a soft line break, so no encoded line ever spans a placeholder. A message is then the
 subscriber's header block plus the pre-encoded segments joined with the QP-encoded values: no
 template, no premailer and no MIME serialisation runs per subscriber.
-
-The dry-run outbox (``write_outbox``) is written here as well: plan.json, the .eml files and an
-index.html that previews each rendition.
 """
 
 from __future__ import annotations
@@ -18,83 +15,27 @@ import binascii
 import datetime as dt
 import hashlib
 import html
-import json
 import re
 import secrets
-import shutil
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email import policy
-from email.utils import parseaddr
-from pathlib import Path
-from typing import TYPE_CHECKING
+from email.utils import format_datetime, make_msgid
 from urllib.parse import quote
 
-from newsletter import render, tokens
+from newsletter import render
 from newsletter.config import Settings
-from newsletter.errors import ConfigError, NewsletterError
+from newsletter.errors import ConfigError
+from newsletter.links import list_id, sender_domain, subscriber_links, unsubscribe_mailbox
+from newsletter.links import message_id as message_id  # a digest's Message-ID, read here as before the move
 from newsletter.models import Subscriber
 
-if TYPE_CHECKING:
-    from newsletter.plan import Plan
-
 PERSONAL_FIELDS = ("greeting", "email", "unsubscribe_url", "preferences_url")
-MESSAGE_ID_SALT = "newsletter-message-id-v1"
-"""Not a secret: it only keeps our ids apart from other hashes of the same address and date."""
 
 _SMTP = policy.SMTP
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
-
-
-# -- links and identities ------------------------------------------------------------------------
-
-def site_url(settings: Settings, path: str) -> str:
-    """``path`` under [site] base_url. Links in emails use it, never the request's host, which may be
-    an internal name behind a proxy."""
-    return f"{settings.site.base_url.rstrip('/')}/{path.lstrip('/')}"
-
-
-def archive_url(settings: Settings, date: dt.date) -> str:
-    return site_url(settings, f"archive/{date.isoformat()}")
-
-
-def subscriber_links(settings: Settings, subscriber: Subscriber) -> dict[str, str]:
-    """The subscriber's personal links, each with a token signed for its purpose (newsletter.tokens);
-    the routes in newsletter.web serve these paths."""
-    signed = tokens.for_settings(settings)
-    return {
-        purpose: site_url(settings, f"{purpose}/{quote(signed.make(purpose, subscriber.token), safe='')}")
-        for purpose in (tokens.UNSUBSCRIBE, tokens.PREFERENCES)
-    }
-
-
-def sender_domain(settings: Settings) -> str:
-    address = parseaddr(settings.email.sender)[1]
-    domain = address.rpartition("@")[2]
-    if not domain:
-        raise ConfigError(f"{settings.path}: email.from {settings.email.sender!r} has no address with a domain",
-                          'write it as from = "Daily AI Papers <papers@example.org>"')
-    return domain.lower()
-
-
-def message_id(date: dt.date, subscriber: Subscriber, domain: str) -> str:
-    """Deterministic per (day, subscriber address): a retry of the same day's email reuses it."""
-    digest = hashlib.sha256(f"{MESSAGE_ID_SALT}|{date.isoformat()}|{subscriber.email.lower()}".encode()).hexdigest()
-    return f"<{date:%Y%m%d}.{digest[:24]}@{domain}>"
-
-
-def list_id(settings: Settings) -> str:
-    value = settings.email.list_id.strip().strip("<>")
-    if not value:
-        slug = re.sub(r"[^a-z0-9]+", "-", settings.site.title.lower()).strip("-") or "newsletter"
-        value = f"{slug}.{sender_domain(settings)}"
-    return f"{settings.site.title} <{value}>"
-
-
-def unsubscribe_mailbox(settings: Settings) -> str:
-    return settings.email.unsubscribe_mailto.strip() or f"unsubscribe@{sender_domain(settings)}"
 
 
 def subject_for(settings: Settings, date: dt.date, count: int) -> str:
@@ -156,6 +97,23 @@ def _encoded_words(text: str) -> str:
         chunk += encoded
     words.append(chunk.decode())
     return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words)
+
+
+# -- the site's own emails -----------------------------------------------------------------------
+
+def site_message(settings: Settings, recipient: str, subject: str, body: str, sent_at: dt.datetime) -> bytes:
+    """A plain-text email of the site's own (a confirmation, a note), with the digest's header and
+    body encoding. The recipient goes without a display name: it came from an anonymous form."""
+    return b"".join([
+        fold_header("From", settings.email.sender),
+        address_header("To", recipient, ""),
+        fold_header("Subject", _no_controls(subject)),
+        f"Date: {format_datetime(sent_at)}\r\nMessage-ID: {make_msgid(domain=sender_domain(settings))}\r\n".encode(),
+        fold_header("List-Id", list_id(settings)),
+        b"Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n",
+        b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n',
+        qp(body),
+    ])
 
 
 # -- quoted-printable in segments ----------------------------------------------------------------
@@ -324,85 +282,3 @@ class MessageTemplate:
         html_part.extend(out, as_html)
         out.append(tail)
         return b"".join(out)
-
-
-# -- the dry-run outbox --------------------------------------------------------------------------
-
-@dataclass
-class OutboxReport:
-    folder: Path
-    plan_file: Path
-    index_file: Path | None
-    written: int
-    sampled: bool
-
-
-def _file_safe(text: str, limit: int = 60) -> str:
-    return re.sub(r"[^A-Za-z0-9@._+-]+", "_", text)[:limit].strip("._") or "x"
-
-
-def write_outbox(plan: Plan, outbox: Path, sample_threshold: int,
-                 on_message: Callable[[int], None] | None = None) -> OutboxReport:
-    """Write what a send would deliver into ``outbox/DATE/``: plan.json, .eml files, index.html.
-
-    At most ``sample_threshold`` recipients get one .eml each; above it, the first recipient of each
-    rendition stands in as its sample. Files of an earlier dry run for the same date are removed
-    first, so the folder shows exactly this plan.
-    """
-    folder = outbox / plan.date.isoformat()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("*.eml"):
-            old.unlink()
-        shutil.rmtree(folder / "renditions", ignore_errors=True)
-        for stale in (folder / "index.html", folder / "plan.json"):
-            stale.unlink(missing_ok=True)
-        sampled = len(plan.messages) > sample_threshold
-        files: list[str | None] = []
-        sampled_keys: set[str] = set()
-        for position, planned in enumerate(plan.messages, start=1):
-            name = None
-            if not sampled:
-                name = f"{position:06d}-{_file_safe(planned.subscriber.email)}.eml"
-            elif planned.rendition_key not in sampled_keys:
-                sampled_keys.add(planned.rendition_key)
-                number = plan.rendition_number(planned.rendition_key)
-                name = f"sample-{number:03d}-{_file_safe(planned.rendition_key)}.eml"
-            if name is not None:
-                (folder / name).write_bytes(plan.message_bytes(planned))
-            files.append(name)
-            if on_message is not None:
-                on_message(1)
-        index_file = _write_index(plan, folder) if plan.renditions else None
-        document = {
-            "date": plan.date.isoformat(),
-            "messages": [
-                {"to": m.subscriber.email, "papers": list(m.papers), "file": f}
-                for m, f in zip(plan.messages, files, strict=True)
-            ],
-            "skipped": [{"to": s.email, "reason": s.reason} for s in plan.skipped],
-        }
-        plan_file = folder / "plan.json"
-        plan_file.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise NewsletterError(f"cannot write the outbox {folder}: {exc.strerror or exc}",
-                              "check [email] outbox or --outbox, and that the folder is writable") from exc
-    return OutboxReport(folder, plan_file, index_file, sum(f is not None for f in files), sampled)
-
-
-def _write_index(plan: Plan, folder: Path) -> Path:
-    """One preview file per rendition, shown side by side in index.html (no scripts)."""
-    (folder / "renditions").mkdir()
-    previews = []
-    recipients = plan.recipients_per_rendition()
-    for key, rendition in plan.renditions.items():
-        number = plan.rendition_number(key)
-        file_name = f"renditions/{number:03d}-{_file_safe(key)}.html"
-        (folder / file_name).write_text(rendition.preview_html(), encoding="utf-8")
-        previews.append({"key": key, "file": file_name, "papers": len(rendition.papers),
-                         "recipients": recipients.get(key, 0), "description": rendition.filter.describe(),
-                         "html_kb": rendition.template.html_part_bytes / 1024})
-    index = folder / "index.html"
-    index.write_text(render.render_page("outbox_index.html", date=plan.date, previews=previews,
-                                        skipped=len(plan.skipped), warnings=plan.warnings), encoding="utf-8")
-    return index

@@ -35,18 +35,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from email.utils import parseaddr
 from typing import Literal
 
-from sqlalchemy import Connection
-
 from newsletter.clock import utc_now
-from newsletter.config import Settings, SmtpSettings
-from newsletter.errors import DeliveryError
-from newsletter.plan import Plan
-from newsletter.store import Store
-from newsletter.store.deliveries import Claimed, OpenWork
-from newsletter.transport import (
+from newsletter.config import SmtpSettings
+from newsletter.dispatch.plan import Plan
+from newsletter.dispatch.transport import (
     ConnectError,
     ConnectionLost,
     OutcomeUnknown,
@@ -57,6 +51,9 @@ from newsletter.transport import (
     Transport,
     smtp_password,
 )
+from newsletter.errors import DeliveryError
+from newsletter.store import Store
+from newsletter.store.deliveries import Claimed, OpenWork
 
 CLAIM_BATCH = 20
 """Rows leased per claim: few enough that a crash strands little, enough to keep claims cheap."""
@@ -267,9 +264,8 @@ class _SentMarks:
     One connection serves all the marks."""
 
     def __init__(self, store: Store) -> None:
-        self._store = store
         self._pending: tuple[int, str, dt.datetime] | None = None
-        self._conn: Connection | None = None
+        self._marks = store.sent_marks_connection()
 
     def add(self, delivery_id: int, reply: str, now: dt.datetime) -> None:
         self.commit()
@@ -278,17 +274,14 @@ class _SentMarks:
     def commit(self) -> None:
         if self._pending is None:
             return
-        if self._conn is None:
-            self._conn = self._store.engine.connect()
-        self._store.mark_sent(*self._pending, self._conn)
+        self._marks.mark_sent(*self._pending)
         self._pending = None
 
     def close(self) -> None:
         try:
             self.commit()
         finally:
-            if self._conn is not None:
-                self._conn.close()
+            self._marks.close()
 
 
 def _domains(rows: Sequence[tuple[Claimed, str]]) -> set[str]:
@@ -625,11 +618,6 @@ class DeliveryRun:
             if self.report.paused is None:
                 self.report.paused = error
         self._stop.set()
-
-
-def envelope_sender(settings: Settings) -> str:
-    """MAIL FROM: smtp.envelope_from, else the address in [email] from."""
-    return settings.smtp.envelope_from or parseaddr(settings.email.sender)[1]
 
 
 def summary_line(report: DeliveryReport) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.test_parsing_cards_2026 import make_card, page_html
 
 HEAVY = ("sqlalchemy", "flask", "waitress", "jinja2", "premailer", "feedgen", "lxml", "apscheduler",
-         "newsletter.store", "newsletter.web", "newsletter.render", "newsletter.mail", "newsletter.feeds")
+         "newsletter.store", "newsletter.web", "newsletter.render", "newsletter.dispatch", "newsletter.feeds")
 PROBE = """
 import atexit, json, sys
 atexit.register(lambda: sys.stderr.write("MODULES " + json.dumps(sorted(sys.modules)) + "\\n"))

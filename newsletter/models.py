@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,9 @@ class ParseResult:
     """Set by the parsers that count drift (the cards ones); None for the others."""
 
 
-SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
+SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced"]
 """pending: awaiting double opt-in; only active subscribers are mailed."""
+SUBSCRIBER_STATUSES: tuple[SubscriberStatus, ...] = get_args(SubscriberStatus)
 
 
 @dataclass
@@ -145,7 +146,7 @@ class Subscriber:
     keywords: list[str] = field(default_factory=list)
     """When non-empty, a paper must mention one of them (title or summary, case-insensitive)."""
     excluded_keywords: list[str] = field(default_factory=list)
-    status: str = "active"
+    status: SubscriberStatus = "active"
     token: str = ""
     """Random, URL-safe; identifies the subscriber in unsubscribe and preference links."""
     created_at: dt.datetime | None = None

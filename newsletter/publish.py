@@ -24,6 +24,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from newsletter.clock import Clock, utc_now
@@ -34,20 +35,27 @@ from newsletter.feeds import build_feeds
 from newsletter.ingest import ingest_files, resolve_inputs
 from newsletter.plan import build_plan
 from newsletter.store import Store
+from newsletter.store.deliveries import DeliveryState
 
 log = logging.getLogger("newsletter.publish")
 
 ALL_STAGES = ("ingest", "feeds", "send")
-OPEN_STATES = ("pending", "retry", "sending")
+OPEN_STATES: tuple[DeliveryState, ...] = ("pending", "retry", "sending")
 """Delivery states that still have work: a day with rows in them is not settled."""
 _HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
+
+
+PublishOutcome = Literal["done", "sent", "no-issue", "waiting", "incomplete", "stopped"]
+"""done: the stages ran (the send, if any, finished); sent: the day's issue went out; no-issue: nothing to
+send that day; waiting: no digest yet; incomplete: the send left work to retry; stopped: asked to stop."""
+SETTLED_OUTCOMES: tuple[PublishOutcome, ...] = ("done", "sent", "no-issue")
+"""Outcomes after which the day needs no further run (unless errors were reported)."""
 
 
 @dataclass
 class PublishResult:
     date: dt.date
-    outcome: str = "done"
-    """done (the stages ran; the send, if any, finished), sent, no-issue, waiting, incomplete or stopped."""
+    outcome: PublishOutcome = "done"
     details: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     """Stage failures (a bad digest file, an unwritable feeds folder); later stages still ran."""
@@ -57,7 +65,7 @@ class PublishResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in ("done", "sent", "no-issue") and not self.errors
+        return self.outcome in SETTLED_OUTCOMES and not self.errors
 
     def summary(self) -> str:
         return "; ".join([self.outcome, *self.details, *(f"error: {e}" for e in self.errors)])

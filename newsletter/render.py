@@ -308,7 +308,7 @@ def inline_css(html: str) -> str:
     block; strip_important=False keeps their ``!important``, without which an inline style would
     beat them. The base CSS therefore carries no ``!important`` of its own.
     """
-    return Premailer(
+    inlined: str = Premailer(  # premailer is untyped: its transform() returns the page as str
         html,
         strip_important=False,
         keep_style_tags=False,
@@ -317,6 +317,7 @@ def inline_css(html: str) -> str:
         cssutils_logging_level=logging.CRITICAL,
         allow_network=False,
     ).transform(pretty_print=False)
+    return inlined
 
 
 def render_page(template_name: str, **context: Any) -> str:

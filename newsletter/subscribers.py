@@ -17,12 +17,12 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, cast
 
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import InvalidSubscriberError, UsageError
-from newsletter.models import SUBSCRIBER_STATUSES, ParseWarning, Subscriber
+from newsletter.models import SUBSCRIBER_STATUSES, ParseWarning, Subscriber, SubscriberStatus
 
 if TYPE_CHECKING:
     from newsletter.store import Store
@@ -149,11 +149,11 @@ def check_categories(raw: Iterable[str], taxonomy: Sequence[str]) -> list[str]:
     return [name for name in taxonomy if name in chosen]
 
 
-def check_status(status: str) -> str:
-    if status not in SUBSCRIBER_STATUSES:
-        raise InvalidSubscriberError(f"unknown status {status!r}",
-                                     f"valid statuses are: {', '.join(SUBSCRIBER_STATUSES)}")
-    return status
+def check_status(status: str) -> SubscriberStatus:
+    for known in SUBSCRIBER_STATUSES:
+        if status == known:
+            return known
+    raise InvalidSubscriberError(f"unknown status {status!r}", f"valid statuses are: {', '.join(SUBSCRIBER_STATUSES)}")
 
 
 def validated(sub: Subscriber, taxonomy: Sequence[str] | None = None) -> Subscriber:
@@ -301,7 +301,8 @@ def parse_csv(stream: TextIO, source: str, taxonomy: Sequence[str]) -> CsvRows:
                 categories=split_list(row.get("categories")),
                 keywords=split_list(row.get("keywords")),
                 excluded_keywords=split_list(row.get("excluded")),
-                status=row.get("status", "").strip() or "active",
+                # As read; validated() checks it in its turn, after the fields before it.
+                status=cast(SubscriberStatus, row.get("status", "").strip() or "active"),
             ), taxonomy)
         except InvalidSubscriberError as exc:
             result.errors.append(ParseWarning(source, start, str(exc).replace("\n  hint:", ";")))

@@ -1,7 +1,7 @@
 """Jinja2 templates and CSS inlining: the only module that touches Jinja2 and premailer.
 
 There is one Environment for everything (emails now, web pages later), loading from the
-``newsletter.templates`` package (the top-level ``templates/`` folder), with autoescape on for
+``newsletter.templates`` package (the ``newsletter/templates/`` folder), with autoescape on for
 HTML and StrictUndefined so that a misspelt variable fails the render instead of going out blank.
 
 ``render_digest`` runs once per rendition (one day, one filter). Per-subscriber values are not

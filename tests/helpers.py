@@ -10,7 +10,8 @@ from click.testing import CliRunner, Result
 
 from newsletter.cli import cli
 
-PROJECT_ROOT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT_CONFIG = PROJECT_ROOT / "config.toml"
 
 
 def write_config(folder: Path, extra: str = "", digests: str = '["digests"]',

@@ -55,11 +55,11 @@ def test_render_page_escapes_html_by_default() -> None:
 
 
 def test_every_package_is_listed_for_the_wheel() -> None:
-    """pyproject lists packages by hand (templates/ is mapped in), so a new subpackage must be added there."""
+    """pyproject lists packages by hand (newsletter/templates/ too), so a new subpackage must be added there."""
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "newsletter").rglob("__init__.py")}
     assert found | {"newsletter.templates"} <= listed
-    assert (ROOT / "templates" / "__init__.py").is_file()
+    assert (ROOT / "newsletter" / "templates" / "__init__.py").is_file()
 
 
 @pytest.mark.parametrize(("url", "web", "in_markdown", "in_feed"), [

@@ -96,13 +96,16 @@ class ParseWarning:
         return f"{self.file}:{self.line}: {self.message}"
 
 
+DigestFormat = Literal["table", "cards-text", "cards-html"]
+"""The digest formats the parsers read; which one a file is in is judged from its content."""
+
+
 @dataclass
 class FileHealth:
     """What one digest file gave against what its layout promised: the drift counts of a file."""
 
     file: str
-    format: str
-    """``table``, ``cards-text`` or ``cards-html``."""
+    format: DigestFormat
     line: int = 1
     """Where the day starts in the file (its heading): where a warning about the whole day points."""
     blocks: int = 0

@@ -24,7 +24,7 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
 from newsletter.clock import Clock, utc_now
@@ -39,7 +39,8 @@ from newsletter.store.deliveries import DeliveryState
 
 log = logging.getLogger("newsletter.publish")
 
-ALL_STAGES = ("ingest", "feeds", "send")
+Stage = Literal["ingest", "feeds", "send"]
+ALL_STAGES: tuple[Stage, ...] = get_args(Stage)
 OPEN_STATES: tuple[DeliveryState, ...] = ("pending", "retry", "sending")
 """Delivery states that still have work: a day with rows in them is not settled."""
 _HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
@@ -136,7 +137,7 @@ class Publisher:
         counts = store.delivery_counts([date]).get(date, {})
         return bool(counts) and not any(counts.get(state) for state in OPEN_STATES)
 
-    def publish(self, date: dt.date | None = None, stages: Sequence[str] = ALL_STAGES,
+    def publish(self, date: dt.date | None = None, stages: Sequence[Stage] = ALL_STAGES,
                 scheduled_at: dt.datetime | None = None, override_note: bool = False) -> PublishResult:
         """Run ``stages`` in order for ``date`` (default: today in [schedule] timezone).
 
@@ -172,7 +173,7 @@ class Publisher:
             self._retry_later(result, scheduled_at)
         return result
 
-    def _failed(self, stage: str, exc: Exception, result: PublishResult) -> None:
+    def _failed(self, stage: Stage | Literal["store"], exc: Exception, result: PublishResult) -> None:
         if isinstance(exc, NewsletterError):
             log.error("%s failed: %s", stage, exc)
             result.errors.append(f"{stage}: {exc.message}")

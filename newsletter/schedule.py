@@ -39,13 +39,13 @@ from apscheduler.triggers.date import DateTrigger
 from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
-from newsletter.publish import Publisher, PublishResult
+from newsletter.publish import Publisher, PublishResult, Stage
 from newsletter.store import Store
 
 log = logging.getLogger("newsletter.schedule")
 
 UTC = dt.UTC
-JOB_STAGES: dict[str, tuple[str, ...]] = {
+JOB_STAGES: dict[str, tuple[Stage, ...]] = {
     "publish": ("ingest", "feeds", "send"),
     "ingest": ("ingest",),
     "feeds": ("feeds",),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-LABELS = ["Topic and Domain", "Previous Research and New Ideas", "Problem", "Methods", "Results and Evaluation"]
+from cards_pages_2025 import EMOJIS, LABELS  # the same five points; the Chinese labels changed
+
 ZH_LABELS = ["主题与领域", "先前研究与新思路", "问题", "方法", "结果与评估"]
-EMOJIS = ["📘", "💡", "❓", "🛠️", "📊"]
 
 
 @dataclass

@@ -1,12 +1,16 @@
 """Assign taxonomy categories to papers from digests that have no Category column.
 
-Each category in ``[categories.taxonomy]`` lists keywords. A keyword matches whole words,
+With the shipped taxonomy (its five category names), the shipped model classifies: a linear model
+trained on labelled papers (see ``newsletter.category_model``). A paper gets its most probable
+category, then any category whose keywords the operator added to the shipped ones match, then
+any other category above its calibrated probability threshold (up to ``max_per_paper``).
+
+With an operator's own category names, keywords classify. A keyword matches whole words,
 case-insensitively, with an optional plural ``s``/``es``; a trailing ``*`` makes it a prefix
 (``efficien*`` matches "efficient" and "efficiency"). A hit in the title weighs more than one in
 the summary. A paper gets its best-scoring category, plus any other scoring at least half as much
 (up to ``max_per_paper``), or the fallback when nothing matches.
 """
-
 from __future__ import annotations
 
 import re
@@ -14,7 +18,8 @@ import string
 from collections import Counter
 from collections.abc import Callable, Iterable
 
-from newsletter.config import CategorySettings
+from newsletter.category_model import CategoryModel, paper_text, shipped_model
+from newsletter.config import DEFAULT_TAXONOMY, CategorySettings
 from newsletter.models import Day, Paper, ParseWarning
 
 TITLE_WEIGHT = 3
@@ -58,8 +63,30 @@ def _plural_forms(word: bytes) -> tuple[bytes, ...]:
     return (word, word + b"s", word + b"es")
 
 
+def paper_words(paper: Paper) -> list[bytes]:
+    """The words the category model reads, split as keywords are (see ``newsletter.category_model``)."""
+    return _words(paper_text(paper).casefold())
+
+
+def model_for(settings: CategorySettings) -> CategoryModel | None:
+    """The shipped model when the taxonomy has exactly its categories; None means keywords classify."""
+    model = shipped_model()
+    return model if set(settings.taxonomy) == set(model.categories) else None
+
+
+def added_keywords(taxonomy: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The keywords an operator added to the shipped categories: with the model they act as rules."""
+    def shipped(name: str) -> set[str]:
+        return {keyword.strip().casefold() for keyword in DEFAULT_TAXONOMY.get(name, [])}
+
+    return {
+        name: [keyword for keyword in keywords if keyword.strip().casefold() not in shipped(name)]
+        for name, keywords in taxonomy.items()
+    }
+
+
 class Classifier:
-    """Scores a paper against every category from one pass over its words.
+    """Classifies with the shipped model, or scores a paper against every category's keywords.
 
     Keywords are looked up in the set of the paper's words, so the cost does not grow with the
     number of keywords times the length of the text; a phrase is searched for only when all its
@@ -68,13 +95,15 @@ class Classifier:
 
     def __init__(self, settings: CategorySettings) -> None:
         self.settings = settings
+        self.model = model_for(settings)
+        keyword_taxonomy = settings.taxonomy if self.model is None else added_keywords(settings.taxonomy)
         self._order = {name: i for i, name in enumerate(settings.taxonomy)}
         self._names = {_name_key(name): name for name in settings.taxonomy}
         self._words: dict[bytes, list[str]] = {}  # word, in each plural form -> categories
         # (words before the last, forms of the last word, pattern, category) for multi-word keywords
         self._phrases: list[tuple[frozenset[bytes], frozenset[bytes], re.Pattern[str], str]] = []
         self._prefixes: dict[bytes, list[str]] = {}  # prefix of a single word -> categories
-        for name, keywords in settings.taxonomy.items():
+        for name, keywords in keyword_taxonomy.items():
             for keyword in keywords:
                 words = _words(keyword.casefold())
                 is_prefix = keyword.strip().endswith("*")
@@ -129,6 +158,8 @@ class Classifier:
             known = self._names.get(_name_key(paper.category))
             if known is not None:
                 return [known]
+        if self.model is not None:
+            return self._model_choice(self.model, paper)
         scores = self.scores(paper)
         if not scores:
             return [self.settings.fallback]
@@ -137,12 +168,24 @@ class Classifier:
         chosen = [name for name in ranked if scores[name] >= best * SECONDARY_SHARE]
         return chosen[: self.settings.max_per_paper]
 
+    def _model_choice(self, model: CategoryModel, paper: Paper) -> list[str]:
+        """The model's primary category, the added keywords' categories, then the others that apply."""
+        rules: list[str] = []
+        if self._words or self._phrases or self._prefixes:
+            scores = self.scores(paper)
+            rules = sorted(scores, key=lambda name: (-scores[name], self._order[name]))
+        choice = model.choose(paper_words(paper))
+        if choice is None:
+            return (rules or [self.settings.fallback])[: self.settings.max_per_paper]
+        best, likely = choice
+        return list(dict.fromkeys([best, *rules, *likely]))[: self.settings.max_per_paper]
+
     def assign(self, days: Iterable[Day]) -> list[ParseWarning]:
         """Fill ``categories`` on every paper of ``days``, in place.
 
         A Category cell is matched to the taxonomy ignoring case and punctuation ("computer
         vision" is Computer Vision). One the taxonomy lacks is kept as the paper's ``category``,
-        but filters and feeds use the taxonomy, so the paper is classified by keywords, with a warning.
+        but filters and feeds use the taxonomy, so the paper is classified as if it had none, with a warning.
         """
         warnings = []
         for day in days:
@@ -151,7 +194,7 @@ class Classifier:
                 if paper.category and paper.categories != [self._names.get(_name_key(paper.category))]:
                     warnings.append(ParseWarning(
                         day.source, paper.line,
-                        f"category {paper.category!r} is not in [categories.taxonomy]; classified by keywords as "
+                        f"category {paper.category!r} is not in [categories.taxonomy]; classified as "
                         f"{', '.join(paper.categories)} (add it to the taxonomy to keep it)",
                     ))
         return warnings

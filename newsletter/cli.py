@@ -244,6 +244,51 @@ def feeds_command(app: AppContext, as_json: bool) -> None:
 
 
 @cli.group()
+def categories() -> None:
+    """Measure how the category classifier agrees with papers labelled by hand."""
+
+
+@categories.command("eval")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--digests", "digest_paths", multiple=True, metavar="PATH",
+              help="Digest files, folders or globs holding the labelled papers (repeatable). "
+                   "Default: [digests] paths.")
+@click.option("--split", type=click.Choice(["all", "train", "test"]), default="all", show_default=True,
+              help="Only the rows of this part of the labelled file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@pass_app
+@handle_errors
+def categories_eval(app: AppContext, file: Path, digest_paths: tuple[str, ...], split: str, as_json: bool) -> None:
+    """Classify the papers of a labelled CSV file and print how often the labels agree.
+
+    FILE has the header arxiv_id,primary,others,split (others separated by ";"). The papers' text
+    comes from the digests; their own Category cells are ignored. Prints the share of papers whose
+    primary category comes first, precision and recall per category over all the labels a paper
+    carries, and the confusion matrix of primary against first category. Exits 1 when a row is
+    malformed or a labelled paper is in none of the digests (the others are still counted).
+    """
+    from newsletter.categories import Classifier
+    from newsletter.category_eval import evaluate, evaluation_as_dict, format_evaluation, papers_in, read_labels
+    from newsletter.ingest import resolve_inputs
+
+    settings = app.settings_or_defaults
+    classifier = Classifier(settings.categories)
+    labels, problems = read_labels(file, list(settings.categories.taxonomy))
+    labels = [label for label in labels if split in ("all", label.split)]
+    papers, errors = papers_in(resolve_inputs(settings, digest_paths))
+    result = evaluate(labels, papers, classifier)
+    if as_json:
+        echo_json(evaluation_as_dict(result))
+    else:
+        click.echo(format_evaluation(result))
+    problems += [f"{file}:{label.line}: {label.arxiv_id} is in none of the digests read" for label in result.missing]
+    for problem in [*problems, *map(str, errors)]:
+        click.secho(f"error: {problem}", fg="red", err=True)
+    if problems or errors:
+        sys.exit(1)
+
+
+@cli.group()
 def subscribers() -> None:
     """Manage who gets the daily email and with which filter.
 

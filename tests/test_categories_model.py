@@ -1,0 +1,154 @@
+"""The shipped category model, its labelled data and `newsletter categories eval`."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import subprocess
+import sys
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from helpers import PROJECT_ROOT_CONFIG, run
+from newsletter.categories import Classifier
+from newsletter.category_model import MODEL_RESOURCE
+from newsletter.config import DEFAULT_TAXONOMY, CategorySettings
+from newsletter.models import Paper, Point
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LABELS = PROJECT_ROOT / "tests" / "data" / "categories-labels.csv"
+
+# Measured on the test part with the shipped weights (see README: Categories). The issue's targets
+# are 85 % primary first and 80 % precision and recall per category; the model reaches them except
+# for the primary share (83.1 %) and the precision of Machine Learning (75.0 %) and Reinforcement
+# Learning (64.2 %). These floors keep what it reaches from slipping.
+MEASURED_PRIMARY_FIRST = 0.83
+MEASURED = {  # category: (precision, recall), rounded down
+    "Multi-Modal": (0.89, 0.88),
+    "Natural Language Processing": (0.90, 0.98),
+    "Computer Vision": (0.92, 0.88),
+    "Machine Learning": (0.75, 0.88),
+    "Reinforcement Learning": (0.64, 0.89),
+}
+
+
+def paper(title: str, summary: str = "", points: list[Point] | None = None) -> Paper:
+    return Paper(arxiv_id="2601.00001", title=title, summary=summary, points=points or [])
+
+
+def test_shipped_weights_reach_the_measured_figures_on_the_test_part(corpus_dir: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "newsletter", "--config", str(PROJECT_ROOT_CONFIG), "categories", "eval",
+         str(LABELS), "--split", "test", "--digests", str(corpus_dir / "daily-ai-papers"), "--json"],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["missing"] == []
+    assert figures["papers"] >= 300
+    assert figures["primary_first"] >= MEASURED_PRIMARY_FIRST
+    for name, (precision, recall) in MEASURED.items():
+        assert figures["categories"][name]["precision"] >= precision, name
+        assert figures["categories"][name]["recall"] >= recall, name
+
+
+def test_the_labelled_file_holds_ids_and_labels_split_by_a_hash_of_the_id():
+    with LABELS.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["arxiv_id", "primary", "others", "split"]
+    assert len(rows) >= 400
+    assert len({row["arxiv_id"] for row in rows}) == len(rows)
+    for row in rows:
+        assert row["primary"] in DEFAULT_TAXONOMY
+        assert all(name in DEFAULT_TAXONOMY for name in filter(None, row["others"].split(";")))
+        test = int(hashlib.sha256(f"split:{row['arxiv_id']}".encode()).hexdigest(), 16) % 10 < 3
+        assert row["split"] == ("test" if test else "train")
+    share = sum(row["split"] == "test" for row in rows) / len(rows)
+    assert 0.25 <= share <= 0.35
+
+
+def test_the_weights_ship_as_package_data():
+    assert resources.files("newsletter").joinpath(MODEL_RESOURCE).is_file()
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert MODEL_RESOURCE in pyproject["tool"]["setuptools"]["package-data"]["newsletter"]
+
+
+def test_the_model_classifies_with_the_shipped_taxonomy_and_keywords_with_an_operators_own():
+    assert Classifier(CategorySettings()).model is not None
+    own = CategorySettings(fallback="Other", taxonomy={"Robots": ["robot"], "Other": []})
+    assert Classifier(own).model is None
+    assert Classifier(own).classify(paper("A robot that folds laundry")) == ["Robots"]
+
+
+def test_the_model_reads_titles_and_summaries():
+    c = Classifier(CategorySettings())
+    assert c.classify(paper(
+        "Scaling reinforcement learning for robot manipulation",
+        "We train a visuomotor policy with PPO in simulation and transfer it to a real robot arm.",
+    ))[0] == "Reinforcement Learning"
+    assert c.classify(paper(
+        "A vision-language model for chart understanding",
+        "We train a multimodal large language model (MLLM) on chart images and questions.",
+    ))[0] == "Multi-Modal"
+
+
+def test_keywords_added_to_a_shipped_category_act_as_rules():
+    text = paper("Image super-resolution with diffusion models",
+                 "We restore low-resolution images of a quadruped in the wild with a latent diffusion model.")
+    assert "Reinforcement Learning" not in Classifier(CategorySettings()).classify(text)
+    taxonomy = {name: list(keywords) for name, keywords in DEFAULT_TAXONOMY.items()}
+    taxonomy["Reinforcement Learning"].append("quadruped")
+    chosen = Classifier(CategorySettings(taxonomy=taxonomy)).classify(text)
+    assert chosen == ["Computer Vision", "Reinforcement Learning"]
+
+
+def test_a_cards_paper_is_read_with_its_topic_and_domain_point():
+    c = Classifier(CategorySettings())
+    topic = Point("Topic and Domain", "Reinforcement learning of locomotion policies for legged robots.")
+    assert c.classify(paper("Walking further", points=[topic]))[0] == "Reinforcement Learning"
+
+
+def test_text_the_model_does_not_know_gets_the_fallback():
+    assert Classifier(CategorySettings()).classify(paper("Zyxxqq vbnmwp")) == ["Machine Learning"]
+
+
+def write_labels(path: Path, *rows: str) -> Path:
+    path.write_text("arxiv_id,primary,others,split\n" + "".join(f"{row}\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_eval_counts_the_good_rows_and_names_the_bad_ones(tmp_path: Path):
+    labels = write_labels(
+        tmp_path / "labels.csv",
+        "2611.04502,Reinforcement Learning,,test",
+        "2611.03855,Multi-Modal,Computer Vision,test",
+        "2611.03987,Robotics,,test",
+        "2611.09999,Multi-Modal,,test",
+        "2611.04211,Machine Learning,Natural Language Processing,train",
+    )
+    result = run(PROJECT_ROOT_CONFIG, "categories", "eval", str(labels), "--split", "test")
+    assert result.exit_code == 1
+    assert "papers: 2 (1 labelled ids not found)" in result.stdout
+    assert "primary category first" in result.stdout and "confusion" in result.stdout
+    assert f"{labels}:4: unknown category 'Robotics'" in result.stderr
+    assert f"{labels}:5: 2611.09999 is in none of the digests read" in result.stderr
+
+
+def test_eval_json_gives_the_figures(tmp_path: Path):
+    labels = write_labels(tmp_path / "labels.csv", "2611.04502,Reinforcement Learning,,train")
+    result = run(PROJECT_ROOT_CONFIG, "categories", "eval", str(labels), "--json")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["papers"] == 1
+    assert set(figures["categories"]) == set(DEFAULT_TAXONOMY)
+    assert figures["confusion"]["Reinforcement Learning"]
+
+
+def test_eval_refuses_a_file_without_the_header(tmp_path: Path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,category\n2611.04502,Reinforcement Learning\n", encoding="utf-8")
+    result = run(PROJECT_ROOT_CONFIG, "categories", "eval", str(labels))
+    assert result.exit_code == 2
+    assert f"{labels}:1: the header must be arxiv_id,primary,others,split" in result.output

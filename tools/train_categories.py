@@ -1,0 +1,220 @@
+"""Train the shipped category model and write its weights to newsletter/categories_model.json.
+
+Usage: python tools/train_categories.py [--labels CSV] [--corpus DIR] [--output JSON] [--C C --min-df N]
+
+Needs the dev extra (scikit-learn; `pip install -e '.[dev]'`); the package reads the weights in pure
+Python (newsletter/category_model.py). Only the `train` rows of the labelled file are read: the
+`test` rows are for `newsletter categories eval` and are never used to choose anything here.
+
+Features are the words and adjacent word pairs of `newsletter.categories.paper_words`, kept when
+they occur in at least `--min-df` training papers, weighted (1 + ln count) * idf and scaled to unit
+length. A multinomial logistic regression learns the primary category; one binary logistic
+regression per category learns whether it applies at all (primary or other). Without
+--C/--min-df, both are chosen by 5-fold cross-validation on the training part (top-1 accuracy).
+Out-of-fold probabilities of the binary models then calibrate, per category, the probability from
+which that category is given besides the best one: the threshold with the best F1 over all the
+labels papers carry. Weights are stored as integers, in thousandths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+from newsletter.categories import paper_words
+from newsletter.category_eval import Label, read_labels
+from newsletter.category_model import MODEL_FORMAT, Feature, feature_counts
+from newsletter.config import DEFAULT_TAXONOMY
+from newsletter.models import Paper
+from newsletter.parsing import expand_paths, parse_file
+
+ROOT = Path(__file__).resolve().parent.parent
+GRID_C = (256.0, 1024.0)
+GRID_MIN_DF = (3, 5)
+SCALE = 1000
+FOLDS = 5
+THRESHOLDS = [t / 100 for t in range(5, 96)]
+
+
+def corpus_papers(corpus: Path) -> dict[str, Paper]:
+    papers: dict[str, Paper] = {}
+    for path in expand_paths([str(corpus)]):
+        for day in parse_file(path).days:
+            for paper in day.papers:
+                papers.setdefault(paper.arxiv_id, paper)
+    return papers
+
+
+class Vectorizer:
+    """Sublinear tf-idf over a vocabulary fixed on the papers it is fitted on (as the runtime reads it)."""
+
+    def __init__(self, documents: list[Counter[Feature]], min_df: int) -> None:
+        frequency: Counter[Feature] = Counter()
+        for counts in documents:
+            frequency.update(counts.keys())
+        self.features = sorted((f for f, df in frequency.items() if df >= min_df), key=feature_name)
+        self.index = {feature: i for i, feature in enumerate(self.features)}
+        n = len(documents)
+        self.idf = np.array([math.log((1 + n) / (1 + frequency[f])) + 1 for f in self.features])
+
+    def transform(self, documents: list[Counter[Feature]]) -> csr_matrix:
+        rows, cols, values = [], [], []
+        for row, counts in enumerate(documents):
+            known = [(self.index[f], c) for f, c in counts.items() if f in self.index]
+            weights = [(1 + math.log(c)) * self.idf[i] for i, c in known]
+            length = math.sqrt(sum(w * w for w in weights)) or 1.0
+            for (i, _), w in zip(known, weights, strict=True):
+                rows.append(row)
+                cols.append(i)
+                values.append(w / length)
+        return csr_matrix((values, (rows, cols)), shape=(len(documents), len(self.features)))
+
+
+def feature_name(feature: Feature) -> str:
+    return b" ".join(feature).decode() if isinstance(feature, tuple) else feature.decode()
+
+
+class Models:
+    """The primary model and one "applies" model per category, on one vectorizer."""
+
+    def __init__(self, documents: list[Counter[Feature]], y: np.ndarray, labelled: np.ndarray, c: float,
+                 min_df: int) -> None:
+        self.vectorizer = Vectorizer(documents, min_df)
+        x = self.vectorizer.transform(documents)
+        self.primary = LogisticRegression(C=c, max_iter=10000).fit(x, y)
+        self.applies = [LogisticRegression(C=c, max_iter=10000).fit(x, labelled[:, k])
+                        for k in range(labelled.shape[1])]
+
+    def probabilities(self, documents: list[Counter[Feature]]) -> tuple[np.ndarray, np.ndarray]:
+        x = self.vectorizer.transform(documents)
+        applies = np.column_stack([model.predict_proba(x)[:, 1] for model in self.applies])
+        return self.primary.predict_proba(x), applies
+
+
+def out_of_fold(documents: list[Counter[Feature]], y: np.ndarray, labelled: np.ndarray, c: float,
+                min_df: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each training paper's probabilities (primary, applies) from models fitted on the other folds."""
+    primary = np.zeros(labelled.shape)
+    applies = np.zeros(labelled.shape)
+    for train, held in StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(np.zeros(len(y)), y):
+        models = Models([documents[i] for i in train], y[train], labelled[train], c, min_df)
+        primary[held], applies[held] = models.probabilities([documents[i] for i in held])
+    return primary, applies
+
+
+def membership(primary: np.ndarray, applies: np.ndarray, thresholds: list[float]) -> np.ndarray:
+    """Which categories each paper gets: the best one, and the others at or above their threshold."""
+    chosen = applies >= np.array(thresholds)
+    chosen[np.arange(len(primary)), primary.argmax(axis=1)] = True
+    return chosen
+
+
+def calibrate(primary: np.ndarray, applies: np.ndarray, labelled: np.ndarray) -> list[float]:
+    thresholds = []
+    best_first = primary.argmax(axis=1)
+    for k in range(primary.shape[1]):
+        def f1(t: float, k: int = k) -> float:
+            given = (best_first == k) | (applies[:, k] >= t)
+            correct = (given & labelled[:, k]).sum()
+            return 2 * correct / (given.sum() + labelled[:, k].sum())
+
+        thresholds.append(max(THRESHOLDS, key=f1))
+    return thresholds
+
+
+def report(categories: list[str], primary: np.ndarray, applies: np.ndarray, y: np.ndarray, labelled: np.ndarray,
+           thresholds: list[float]) -> dict[str, object]:
+    given = membership(primary, applies, thresholds)
+    figures: dict[str, object] = {}
+    for k, name in enumerate(categories):
+        correct = (given[:, k] & labelled[:, k]).sum()
+        figures[name] = {"precision": round(float(correct / max(given[:, k].sum(), 1)), 4),
+                         "recall": round(float(correct / max(labelled[:, k].sum(), 1)), 4),
+                         "threshold": thresholds[k]}
+    accuracy = float((primary.argmax(axis=1) == y).mean())
+    print(f"cross-validated on the training part: primary first {accuracy * 100:.1f} %")
+    for name, values in figures.items():
+        print(f"  {name:<28} {values}")
+    return {"primary_first": round(accuracy, 4), "categories": figures}
+
+
+def choose_hyperparameters(documents: list[Counter[Feature]], y: np.ndarray, labelled: np.ndarray) -> tuple[float, int]:
+    scores = {}
+    for c in GRID_C:
+        for min_df in GRID_MIN_DF:
+            accuracy = float((out_of_fold(documents, y, labelled, c, min_df)[0].argmax(axis=1) == y).mean())
+            scores[(c, min_df)] = accuracy
+            print(f"  C={c:<7g} min_df={min_df}: primary first {accuracy * 100:.1f} %")
+    return max(scores, key=lambda key: (scores[key], key[1]))
+
+
+def scaled(values: np.ndarray) -> list[int]:
+    return [round(float(value) * SCALE) for value in values]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labels", type=Path, default=ROOT / "tests" / "data" / "categories-labels.csv")
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus" / "daily-ai-papers")
+    parser.add_argument("--output", type=Path, default=ROOT / "newsletter" / "categories_model.json")
+    parser.add_argument("--C", type=float, dest="c")
+    parser.add_argument("--min-df", type=int)
+    parser.add_argument("--words-only", action="store_true", help="No word-pair features (faster to classify).")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    categories = list(DEFAULT_TAXONOMY)
+    labels, problems = read_labels(args.labels, categories)
+    if problems:
+        sys.exit("\n".join(problems))
+    papers = corpus_papers(args.corpus)
+    train: list[Label] = [label for label in labels if label.split == "train" and label.arxiv_id in papers]
+    documents = [feature_counts(paper_words(papers[label.arxiv_id]), not args.words_only) for label in train]
+    y = np.array([categories.index(label.primary) for label in train])
+    labelled = np.array([[name in label.categories for name in categories] for label in train])
+    print(f"{len(train)} training papers ({len(labels) - len(train)} labelled rows left out: test part or absent)")
+
+    if args.c is None or args.min_df is None:
+        print("choosing C and min_df by cross-validation:")
+        c, min_df = choose_hyperparameters(documents, y, labelled)
+    else:
+        c, min_df = args.c, args.min_df
+    primary, applies = out_of_fold(documents, y, labelled, c, min_df)
+    thresholds = calibrate(primary, applies, labelled)
+    validation = report(categories, primary, applies, y, labelled, thresholds)
+
+    models = Models(documents, y, labelled, c, min_df)
+    vectorizer = models.vectorizer
+    data = {
+        "format": MODEL_FORMAT,
+        "about": "Written by tools/train_categories.py; see tests/data/README.md for the labels.",
+        "categories": categories,
+        "training": {"labels": args.labels.name, "papers": len(train), "C": c, "min_df": min_df,
+                     "cross_validation": validation},
+        "word_pairs": not args.words_only,
+        "scale": SCALE,
+        "features": [feature_name(f) for f in vectorizer.features],
+        "idf": scaled(vectorizer.idf),
+        "primary": {"intercepts": scaled(models.primary.intercept_),
+                    "coefficients": [scaled(row) for row in models.primary.coef_]},
+        "applies": {"intercepts": [scaled(model.intercept_)[0] for model in models.applies],
+                    "coefficients": [scaled(model.coef_[0]) for model in models.applies],
+                    "thresholds": thresholds},
+    }
+    args.output.write_text(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {args.output} ({args.output.stat().st_size / 1024:.0f} KiB, {len(vectorizer.features)} features, "
+          f"C={c:g}, min_df={min_df}) in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -85,7 +85,7 @@ def parse_cron(expr: str, key: str) -> CronTrigger:
     return trigger
 
 
-class WallClockCronTrigger(BaseTrigger):
+class WallClockCronTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 ships no types
     """Fires at the local wall-clock times a cron expression names, once each, across DST changes.
 
     The cron is matched against local wall time; each match becomes the instant when the local

@@ -434,9 +434,10 @@ def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
     """List subscribers, oldest first."""
     from newsletter.selection import Filter
     from newsletter.store import Store
+    from newsletter.subscribers import check_status
 
     with Store.from_settings(app.settings) as store:
-        found = store.subscribers(status=None if status == "all" else status)
+        found = store.subscribers(status=None if status == "all" else check_status(status))
     if as_json:
         echo_json([{
             "email": s.email, "name": s.name, "categories": s.categories, "keywords": s.keywords,

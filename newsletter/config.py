@@ -18,7 +18,7 @@ import typing
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from newsletter.errors import ConfigError
@@ -106,22 +106,24 @@ class EmailSettings:
     gmail_clip_kb: int = 102
     """An edition's HTML part stays under this (Gmail clips messages past about 102 KB): summaries
     are shortened further and the last papers listed by title only until it does."""
-    summary: str = "short"
+    summary: EmailSummary = "short"
     """``short``: each paper's first sentence(s), up to about 300 characters, and one line of a card's
     points; ``full``: the whole summary, the five points and the quiz."""
 
 
-EMAIL_SUMMARIES = ("short", "full")
+EmailSummary = Literal["short", "full"]
+EMAIL_SUMMARIES: tuple[EmailSummary, ...] = get_args(EmailSummary)
 
 
-SMTP_SECURITY = ("none", "starttls", "tls")
+SmtpSecurity = Literal["none", "starttls", "tls"]
+SMTP_SECURITY: tuple[SmtpSecurity, ...] = get_args(SmtpSecurity)
 
 
 @dataclass
 class SmtpSettings:
     host: str = "localhost"
     port: int = 25
-    security: str = "none"
+    security: SmtpSecurity = "none"
     """none (plain, e.g. a local relay), starttls (usually port 587) or tls (implicit TLS, usually 465)."""
     username: str = ""
     """Empty: no login. Otherwise the password is read from the environment variable ``password_env``."""
@@ -329,6 +331,8 @@ def _coerce(value: Any, expected: Any, key: str, path: Path) -> Any:
         if not isinstance(value, dict):
             raise _wrong_type(key, path, expected, value)
         return {k: _coerce(v, args[1], f"{key}.{k}", path) for k, v in value.items()}
+    if origin is typing.Literal:  # a choice of strings: its type here, its values in the section's checks
+        expected = type(args[0])
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     _check_scalar(value, key, path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 
 @dataclass(frozen=True)
@@ -96,13 +96,16 @@ class ParseWarning:
         return f"{self.file}:{self.line}: {self.message}"
 
 
+DigestFormat = Literal["table", "cards-text", "cards-html"]
+"""The digest formats the parsers read; which one a file is in is judged from its content."""
+
+
 @dataclass
 class FileHealth:
     """What one digest file gave against what its layout promised: the drift counts of a file."""
 
     file: str
-    format: str
-    """``table``, ``cards-text`` or ``cards-html``."""
+    format: DigestFormat
     line: int = 1
     """Where the day starts in the file (its heading): where a warning about the whole day points."""
     blocks: int = 0
@@ -132,8 +135,9 @@ class ParseResult:
     """Set by the parsers that count drift (the cards ones); None for the others."""
 
 
-SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
+SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced"]
 """pending: awaiting double opt-in; only active subscribers are mailed."""
+SUBSCRIBER_STATUSES: tuple[SubscriberStatus, ...] = get_args(SubscriberStatus)
 
 
 @dataclass
@@ -145,7 +149,7 @@ class Subscriber:
     keywords: list[str] = field(default_factory=list)
     """When non-empty, a paper must mention one of them (title or summary, case-insensitive)."""
     excluded_keywords: list[str] = field(default_factory=list)
-    status: str = "active"
+    status: SubscriberStatus = "active"
     token: str = ""
     """Random, URL-safe; identifies the subscriber in unsubscribe and preference links."""
     created_at: dt.datetime | None = None

@@ -23,6 +23,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
 from newsletter.calendar import WallClockCronTrigger, parse_deadline
@@ -34,19 +35,27 @@ from newsletter.errors import NewsletterError
 from newsletter.feeds import build_feeds
 from newsletter.ingest import ingest_files, resolve_inputs
 from newsletter.store import Store
+from newsletter.store.deliveries import DeliveryState
 
 log = logging.getLogger("newsletter.publish")
 
-ALL_STAGES = ("ingest", "feeds", "send")
-OPEN_STATES = ("pending", "retry", "sending")
+Stage = Literal["ingest", "feeds", "send"]
+ALL_STAGES: tuple[Stage, ...] = get_args(Stage)
+OPEN_STATES: tuple[DeliveryState, ...] = ("pending", "retry", "sending")
 """Delivery states that still have work: a day with rows in them is not settled."""
+
+
+PublishOutcome = Literal["done", "sent", "no-issue", "waiting", "incomplete", "stopped"]
+"""done: the stages ran (the send, if any, finished); sent: the day's issue went out; no-issue: nothing to
+send that day; waiting: no digest yet; incomplete: the send left work to retry; stopped: asked to stop."""
+SETTLED_OUTCOMES: tuple[PublishOutcome, ...] = ("done", "sent", "no-issue")
+"""Outcomes after which the day needs no further run (unless errors were reported)."""
 
 
 @dataclass
 class PublishResult:
     date: dt.date
-    outcome: str = "done"
-    """done (the stages ran; the send, if any, finished), sent, no-issue, waiting, incomplete or stopped."""
+    outcome: PublishOutcome = "done"
     details: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     """Stage failures (a bad digest file, an unwritable feeds folder); later stages still ran."""
@@ -56,7 +65,7 @@ class PublishResult:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in ("done", "sent", "no-issue") and not self.errors
+        return self.outcome in SETTLED_OUTCOMES and not self.errors
 
     def summary(self) -> str:
         return "; ".join([self.outcome, *self.details, *(f"error: {e}" for e in self.errors)])
@@ -113,7 +122,7 @@ class Publisher:
         counts = store.delivery_counts([date]).get(date, {})
         return bool(counts) and not any(counts.get(state) for state in OPEN_STATES)
 
-    def publish(self, date: dt.date | None = None, stages: Sequence[str] = ALL_STAGES,
+    def publish(self, date: dt.date | None = None, stages: Sequence[Stage] = ALL_STAGES,
                 scheduled_at: dt.datetime | None = None, override_note: bool = False) -> PublishResult:
         """Run ``stages`` in order for ``date`` (default: today in [schedule] timezone).
 
@@ -149,7 +158,7 @@ class Publisher:
             self._retry_later(result, scheduled_at)
         return result
 
-    def _failed(self, stage: str, exc: Exception, result: PublishResult) -> None:
+    def _failed(self, stage: Stage | Literal["store"], exc: Exception, result: PublishResult) -> None:
         if isinstance(exc, NewsletterError):
             log.error("%s failed: %s", stage, exc)
             result.errors.append(f"{stage}: {exc.message}")

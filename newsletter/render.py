@@ -18,9 +18,11 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
+from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 from premailer import Premailer
 
@@ -34,8 +36,20 @@ TEXT_WIDTH = 72
 UNCATEGORISED = "Other"
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
+
+
+def shipped_templates() -> Path:
+    """The folder of the shipped templates: the package ``newsletter.templates`` of an installed copy,
+    or, when ``newsletter`` is imported from a source checkout ahead of an installed copy (as
+    ``python -m pytest`` in the checkout does), the top-level ``templates/`` folder it is built from."""
+    try:
+        return Path(str(resources.files("newsletter.templates")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "templates"
+
+
 _env = Environment(
-    loader=PackageLoader("newsletter.templates", "."),
+    loader=FileSystemLoader(shipped_templates()),
     autoescape=select_autoescape(["html", "htm", "xml"]),
     undefined=StrictUndefined,
     trim_blocks=True,
@@ -308,7 +322,7 @@ def inline_css(html: str) -> str:
     block; strip_important=False keeps their ``!important``, without which an inline style would
     beat them. The base CSS therefore carries no ``!important`` of its own.
     """
-    return Premailer(
+    inlined: str = Premailer(  # premailer is untyped: its transform() returns the page as str
         html,
         strip_important=False,
         keep_style_tags=False,
@@ -317,6 +331,7 @@ def inline_css(html: str) -> str:
         cssutils_logging_level=logging.CRITICAL,
         allow_network=False,
     ).transform(pretty_print=False)
+    return inlined
 
 
 def render_page(template_name: str, **context: Any) -> str:

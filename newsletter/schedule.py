@@ -31,13 +31,13 @@ from apscheduler.triggers.date import DateTrigger
 from newsletter.calendar import WallClockCronTrigger, zone
 from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
-from newsletter.publish import Publisher, PublishResult
+from newsletter.publish import Publisher, PublishResult, Stage
 from newsletter.shutdown import POLL_SECONDS, StopSignals
 from newsletter.store import Store
 
 log = logging.getLogger("newsletter.schedule")
 
-JOB_STAGES: dict[str, tuple[str, ...]] = {
+JOB_STAGES: dict[str, tuple[Stage, ...]] = {
     "publish": ("ingest", "feeds", "send"),
     "ingest": ("ingest",),
     "feeds": ("feeds",),

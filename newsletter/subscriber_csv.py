@@ -12,10 +12,10 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from newsletter.errors import InvalidSubscriberError, UsageError
-from newsletter.models import ParseWarning, Subscriber
+from newsletter.models import ParseWarning, Subscriber, SubscriberStatus
 from newsletter.store import Store
 from newsletter.subscribers import LIST_SEPARATOR, email_key, validated
 
@@ -104,7 +104,8 @@ def parse_csv(stream: TextIO, source: str, taxonomy: Sequence[str]) -> CsvRows:
                 categories=split_list(row.get("categories")),
                 keywords=split_list(row.get("keywords")),
                 excluded_keywords=split_list(row.get("excluded")),
-                status=row.get("status", "").strip() or "active",
+                # As read; validated() checks it in its turn, after the fields before it.
+                status=cast(SubscriberStatus, row.get("status", "").strip() or "active"),
             ), taxonomy)
         except InvalidSubscriberError as exc:
             result.errors.append(ParseWarning(source, start, str(exc).replace("\n  hint:", ";")))

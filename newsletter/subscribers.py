@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import InvalidSubscriberError
-from newsletter.models import SUBSCRIBER_STATUSES, Subscriber
+from newsletter.models import SUBSCRIBER_STATUSES, Subscriber, SubscriberStatus
 
 # CSV columns that an import may leave out, and the Subscriber field each one fills.
 LIST_SEPARATOR = ";"
@@ -137,11 +137,11 @@ def check_categories(raw: Iterable[str], taxonomy: Sequence[str]) -> list[str]:
     return [name for name in taxonomy if name in chosen]
 
 
-def check_status(status: str) -> str:
-    if status not in SUBSCRIBER_STATUSES:
-        raise InvalidSubscriberError(f"unknown status {status!r}",
-                                     f"valid statuses are: {', '.join(SUBSCRIBER_STATUSES)}")
-    return status
+def check_status(status: str) -> SubscriberStatus:
+    for known in SUBSCRIBER_STATUSES:
+        if status == known:
+            return known
+    raise InvalidSubscriberError(f"unknown status {status!r}", f"valid statuses are: {', '.join(SUBSCRIBER_STATUSES)}")
 
 
 def validated(sub: Subscriber, taxonomy: Sequence[str] | None = None) -> Subscriber:

@@ -10,7 +10,8 @@ from click.testing import CliRunner, Result
 
 from newsletter.cli import cli
 
-PROJECT_ROOT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT_CONFIG = PROJECT_ROOT / "config.toml"
 
 
 def write_config(folder: Path, extra: str = "", digests: str = '["digests"]',
@@ -51,3 +52,23 @@ def run_json(config: Path | None, *args: str) -> Any:
     result = run(config, *args, "--json")
     assert result.exit_code in (0, 1), result.output
     return json.loads(result.stdout)
+
+
+TABLE_DAY = """## Papers for {date}
+
+| Title | Authors | Summary |
+|-------|---------|---------|
+{rows}
+"""
+
+
+def row(arxiv_id: str, title: str, summary: str, authors: str = "A. Author, B. Author") -> str:
+    links = f"[arXiv](https://arxiv.org/abs/{arxiv_id}) or [HuggingFace](https://huggingface.co/papers/{arxiv_id})"
+    return f"| {title} (Read more on {links})| {authors} | {summary} |"
+
+
+def write_day(folder: Path, name: str, date: str, rows: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(TABLE_DAY.format(date=date, rows="\n".join(rows)), encoding="utf-8")
+    return path

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from helpers import write_config
-
 from newsletter.config import Settings, load_settings
 from newsletter.models import Subscriber
 from newsletter.store import Store

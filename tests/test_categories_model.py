@@ -11,11 +11,11 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+from helpers import PROJECT_ROOT_CONFIG, run
 from newsletter.categories import Classifier
 from newsletter.category_model import MODEL_RESOURCE
 from newsletter.config import DEFAULT_TAXONOMY, CategorySettings
 from newsletter.models import Paper, Point
-from tests.helpers import PROJECT_ROOT_CONFIG, run
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LABELS = PROJECT_ROOT / "tests" / "data" / "categories-labels.csv"

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import PROJECT_ROOT_CONFIG, run, write_config
 from newsletter.config import load_settings
 from newsletter.errors import ConfigError
-from tests.helpers import PROJECT_ROOT_CONFIG, run, write_config
 
 
 def test_shipped_config_loads_with_the_five_seed_categories():

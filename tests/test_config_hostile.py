@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PROJECT_ROOT_CONFIG, run, write_config
+from helpers import PROJECT_ROOT_CONFIG, run, write_config
 
 
 def config_with(folder: Path, section: str, line: str) -> Path:

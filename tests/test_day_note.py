@@ -14,13 +14,13 @@ import feedparser
 import pytest
 import requests
 
+from cards_pages_2026 import make_card, page_html, page_text
+from helpers import run
 from newsletter.config import load_settings
 from newsletter.models import Subscriber
 from newsletter.store import Store
-from tests.helpers import run
-from tests.smtp_helpers import free_port
-from tests.test_parsing_cards_2026 import make_card, page_html, page_text
-from tests.web_support import SECRET, SECRET_ENV, newsletter_serve, web_config
+from smtp_helpers import free_port
+from web_support import SECRET, SECRET_ENV, newsletter_serve, web_config
 
 ANSWERED_DAY, UNANSWERED_DAY = "2031-06-01", "2031-06-02"
 # Escaped in the page, so that the note's text holds the markup: the note must come out sanitised.

@@ -20,6 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+
+from newsletter.dispatch.delivery import LOCAL_MACHINE, DeliveryRun, Owner, classify, make_owner, owner_is_dead
+from newsletter.dispatch.transport import Reply
+from newsletter.store import Store
+from newsletter.store.schema import deliveries
 from smtp_helpers import (
     SENDER,
     DeliveryProject,
@@ -31,12 +37,6 @@ from smtp_helpers import (
     smtp_server,
     smtp_settings,
 )
-from sqlalchemy import select
-
-from newsletter.dispatch.delivery import LOCAL_MACHINE, DeliveryRun, Owner, classify, make_owner, owner_is_dead
-from newsletter.dispatch.transport import Reply
-from newsletter.store import Store
-from newsletter.store.schema import deliveries
 
 DAY = dt.date(2025, 3, 4)
 

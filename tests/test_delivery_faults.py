@@ -19,20 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import smtp_helpers
-from helpers import run, write_config
-from schedule_helpers import make_site, write_digest
-from smtp_helpers import (
-    DeliveryProject,
-    Recorder,
-    add_subscribers,
-    delivery_project,
-    free_port,
-    smtp_server,
-    smtp_settings,
-)
 from sqlalchemy import select
 
+import smtp_helpers
+from helpers import run, write_config
 from newsletter.clock import utc_now
 from newsletter.config import Settings, load_settings
 from newsletter.dispatch.delivery import (
@@ -51,6 +41,16 @@ from newsletter.publish import Publisher
 from newsletter.schedule import Daemon
 from newsletter.store import Store
 from newsletter.store.schema import deliveries
+from schedule_helpers import make_site, write_digest
+from smtp_helpers import (
+    DeliveryProject,
+    Recorder,
+    add_subscribers,
+    delivery_project,
+    free_port,
+    smtp_server,
+    smtp_settings,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digests"
 DAY = "2026-11-19"

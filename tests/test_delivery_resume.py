@@ -16,14 +16,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run, write_config
-from smtp_helpers import Recorder, smtp_server
 from sqlalchemy import select
 
+from helpers import run, write_config
 from newsletter.config import load_settings
 from newsletter.models import Subscriber
 from newsletter.store import Store
 from newsletter.store.schema import deliveries
+from smtp_helpers import Recorder, smtp_server
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digests"
 DAY = "2026-11-19"

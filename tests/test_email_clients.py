@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from browser_helpers import CHROMEDRIVER, CHROMIUM
+from mail_helpers import build, link_signing_key, parse, parts  # noqa: F401 (the fixture signs links)
 from newsletter.models import Paper, Point, QuizQuestion, Subscriber, summary_from_points
-from tests.test_mail import build, link_signing_key, parse, parts  # noqa: F401 (the fixture signs links)
-from tests.test_web_browser import CHROMEDRIVER, CHROMIUM, browser  # noqa: F401 (a fixture, used by name)
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = Path(os.environ.get("NEWSLETTER_NODE_TOOLS", ROOT / ".tools")) / "node_modules"
@@ -108,7 +108,7 @@ def emails(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     f"needs {CHROMIUM} and {CHROMEDRIVER}: apt-get install chromium chromium-driver (.ci/run does)"))
 @pytest.mark.parametrize("width", [375, 320, 600])
 def test_the_email_fits_a_phone_with_and_without_its_style_block(
-        browser: object, emails: dict[str, Path], width: int) -> None:  # noqa: F811
+        browser: object, emails: dict[str, Path], width: int) -> None:
     from selenium.webdriver.remote.webdriver import WebDriver
 
     assert isinstance(browser, WebDriver)

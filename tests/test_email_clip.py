@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from mail_helpers import SECRET_ENV, link_signing_key, parse, parts  # noqa: F401 (the fixture signs links)
 from newsletter.categories import Classifier
 from newsletter.config import Settings, settings_from_dict
 from newsletter.dispatch.plan import plan_day
 from newsletter.models import Day, Subscriber
 from newsletter.parsing import parse_file
-from tests.test_mail import SECRET_ENV, link_signing_key, parse, parts  # noqa: F401 (the fixture signs links)
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "daily-ai-papers"
 HTML_PART = re.compile(rb'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable'

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from helpers import run, write_config
+from mail_helpers import build, link_signing_key, parse, parts  # noqa: F401 (the fixture signs links)
 from newsletter import render
 from newsletter.config import load_settings
 from newsletter.excerpt import excerpt, sentences
@@ -20,10 +22,8 @@ from newsletter.models import Paper, Point, QuizQuestion, Subscriber, summary_fr
 from newsletter.selection import Filter
 from newsletter.store import Store
 from newsletter.web import create_app
-from tests.helpers import run, write_config
-from tests.smtp_helpers import free_port
-from tests.test_mail import build, link_signing_key, parse, parts  # noqa: F401 (the fixture signs links)
-from tests.web_support import EXAMPLE_DIGESTS, SECRET, SECRET_ENV, check_page, thread_server, web_config
+from smtp_helpers import free_port
+from web_support import EXAMPLE_DIGESTS, SECRET, SECRET_ENV, check_page, thread_server, web_config
 
 SENTENCES = [
     "a) This research asks whether **sparse** routing helps long documents, e.g. legal filings.",

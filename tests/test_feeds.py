@@ -8,9 +8,9 @@ from pathlib import Path
 
 import feedparser
 import pytest
+
 from feed_rules import check_atom, check_rss
 from helpers import run, write_config
-
 from newsletter import __version__
 from newsletter.config import Settings, settings_from_dict
 from newsletter.errors import ConfigError, FeedError
@@ -365,4 +365,3 @@ def test_golden_files(settings: Settings, store: Store) -> None:
     assert sorted(produced) == sorted(expected)
     for name, data in produced.items():
         assert data == expected[name], f"{name} differs from tests/golden/feeds; rerun with {REGEN_ENV}=1 if intended"
-

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from feed_rules import ATOM, check_atom, check_rss
 from lxml import etree
 
+from feed_rules import ATOM, check_atom, check_rss
 from newsletter.config import Settings, settings_from_dict
 from newsletter.feeds import category_slugs, render_feeds
 from newsletter.ingest import ingest_files

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from feed_rules import ATOM, check_atom, check_rss
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from feed_rules import ATOM, check_atom, check_rss
 from newsletter.config import Settings, settings_from_dict
 from newsletter.feeds import render_feeds
 from newsletter.models import Day, Paper

@@ -8,29 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from cards_pages_2025 import cards_text, make_card
+from helpers import row, run, run_json, write_config, write_day
 from newsletter.config import load_settings
 from newsletter.store import Store
-from tests.helpers import run, run_json, write_config
-from tests.test_parsing_cards import cards_text, make_card
-
-TABLE_DAY = """## Papers for {date}
-
-| Title | Authors | Summary |
-|-------|---------|---------|
-{rows}
-"""
-
-
-def row(arxiv_id: str, title: str, summary: str, authors: str = "A. Author, B. Author") -> str:
-    links = f"[arXiv](https://arxiv.org/abs/{arxiv_id}) or [HuggingFace](https://huggingface.co/papers/{arxiv_id})"
-    return f"| {title} (Read more on {links})| {authors} | {summary} |"
-
-
-def write_day(folder: Path, name: str, date: str, rows: list[str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(TABLE_DAY.format(date=date, rows="\n".join(rows)), encoding="utf-8")
-    return path
 
 
 def stored(config: Path) -> Store:

@@ -7,10 +7,10 @@ import datetime as dt
 import sqlite3
 from pathlib import Path
 
+from cards_pages_2026 import make_card, page_html, page_text
+from helpers import run, run_json, write_config
 from newsletter.config import load_settings
 from newsletter.store import Store
-from tests.helpers import run, run_json, write_config
-from tests.test_parsing_cards_2026 import make_card, page_html, page_text
 
 TIPS = ("Read paper 2 first.", "先读第二篇。")
 

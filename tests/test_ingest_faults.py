@@ -10,11 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cards_pages_2025 import cards_html, cards_text, make_card
+from helpers import row, write_config, write_day
 from newsletter.config import load_settings
 from newsletter.store import Store
-from tests.helpers import write_config
-from tests.test_ingest import row, write_day
-from tests.test_parsing_cards import cards_html, cards_text, make_card
 
 
 def newsletter(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.test_parsing_cards_2026 import make_card, page_html
+from cards_pages_2026 import make_card, page_html
 
 HEAVY = ("sqlalchemy", "flask", "waitress", "jinja2", "premailer", "feedgen", "lxml", "apscheduler",
          "newsletter.store", "newsletter.web", "newsletter.render", "newsletter.dispatch", "newsletter.feeds")

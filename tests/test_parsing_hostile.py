@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.helpers import write_config
+from helpers import write_config
 
 DEADLINE_SECONDS = 60
 LINK = "[arXiv](https://arxiv.org/abs/2501.00001)"

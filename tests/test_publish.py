@@ -16,11 +16,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from helpers import run
-from schedule_helpers import make_site, newsletter_process, write_digest
-from smtp_helpers import Recorder, free_port, smtp_server
-
 from newsletter.config import Settings
 from newsletter.store import Store
+from schedule_helpers import make_site, newsletter_process, write_digest
+from smtp_helpers import Recorder, free_port, smtp_server
 
 UTC = dt.UTC
 ZONE = "America/New_York"

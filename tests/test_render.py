@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from mail_helpers import make_settings, sample_papers
 from newsletter import feeds, render, sanitize
 from newsletter.models import Paper
 from newsletter.selection import Filter
-from tests.test_mail import make_settings, sample_papers
 
 ROOT = Path(__file__).resolve().parent.parent
 

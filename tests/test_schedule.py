@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobEvent
-from schedule_helpers import make_site, write_digest
-from smtp_helpers import Recorder, free_port, smtp_server
 
 from newsletter.schedule import Daemon
 from newsletter.store import Store
+from schedule_helpers import make_site, write_digest
+from smtp_helpers import Recorder, free_port, smtp_server
 
 UTC = dt.UTC
 ZONE = "Europe/Berlin"

@@ -12,8 +12,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from helpers import run, write_config
 
+from helpers import run, write_config
 from newsletter.calendar import WallClockCronTrigger
 
 UTC = dt.UTC

@@ -10,6 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from helpers import run
 from schedule_helpers import make_site, newsletter_process, write_digest
 from smtp_helpers import Recorder, smtp_server

@@ -17,14 +17,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
-from schedule_helpers import make_site, write_digest
-from smtp_helpers import Recorder, free_port, smtp_server
 from sqlalchemy import event
 from sqlalchemy.pool import Pool
 
 from newsletter.config import Settings
 from newsletter.schedule import Daemon
 from newsletter.store import Store
+from schedule_helpers import make_site, write_digest
+from smtp_helpers import Recorder, free_port, smtp_server
 
 UTC = dt.UTC
 ZONE = "Europe/Berlin"

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers import run, write_config
 from newsletter import tokens
 from newsletter.config import load_settings
 from newsletter.models import Subscriber
 from newsletter.parsing import parse_file
 from newsletter.store import Store
-from tests.helpers import run, write_config
 
 ARXIV_ABS = re.compile(r'href="https://arxiv\.org/abs/([^"]+)"')
 

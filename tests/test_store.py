@@ -11,10 +11,9 @@ import sys
 import threading
 from pathlib import Path
 
+from helpers import row, run, run_json, write_config, write_day
 from newsletter.config import load_settings
 from newsletter.store import Store
-from tests.helpers import run, run_json, write_config
-from tests.test_ingest import row, write_day
 
 
 def newsletter_cli(config: Path, *args: str) -> subprocess.Popen[str]:

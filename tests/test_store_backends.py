@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import feedparser
+
 from helpers import write_config
 from smtp_helpers import Recorder, smtp_server
 

@@ -14,7 +14,6 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from hypothesis import given
 from hypothesis import strategies as st
-from smtp_helpers import SENDER, Recorder, delivery_project, free_port, smtp_server, smtp_settings
 
 from newsletter.dispatch.transport import (
     ConnectError,
@@ -28,10 +27,9 @@ from newsletter.dispatch.transport import (
 )
 from newsletter.errors import ConfigError, DeliveryError
 from newsletter.models import Subscriber
+from smtp_helpers import SENDER, Recorder, delivery_project, free_port, smtp_server, smtp_settings
 
 DAY = dt.date(2025, 3, 4)
-
-
 RECIPIENTS = [f"r{i}@example.com" for i in range(5)] + ["gone@example.com", "busy@example.com", "ok@example.com",
                                                         "a@example.com"]
 

@@ -19,13 +19,13 @@ import feedparser
 import pytest
 import requests
 
+from helpers import run
 from newsletter import tokens
 from newsletter.config import load_settings
 from newsletter.models import Subscriber
 from newsletter.store import Store
-from tests.helpers import run
-from tests.smtp_helpers import smtp_server
-from tests.web_support import (
+from smtp_helpers import smtp_server
+from web_support import (
     BASE_URL,
     EXAMPLE_DIGESTS,
     SECRET,

@@ -10,13 +10,13 @@ import pytest
 import requests
 from sqlalchemy import event
 
+from helpers import run
 from newsletter.config import load_settings
 from newsletter.store import Store
 from newsletter.web import create_app
 from newsletter.web.archive import ARCHIVE_RECHECK_SECONDS
-from tests.helpers import run
-from tests.smtp_helpers import free_port
-from tests.web_support import EXAMPLE_DIGESTS, SECRET, SECRET_ENV, check_page, thread_server, web_config
+from smtp_helpers import free_port
+from web_support import EXAMPLE_DIGESTS, SECRET, SECRET_ENV, check_page, thread_server, web_config
 
 DAY = "2026-11-20"
 TITLE = "Gaussian Splats That Age Well"

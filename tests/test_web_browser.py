@@ -4,47 +4,21 @@ driven by selenium against `newsletter serve`, with screenshots written to tmp_p
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from browser_helpers import CHROMEDRIVER, CHROMIUM
+from helpers import run
 from newsletter.config import load_settings
 from newsletter.store import Store
-from tests.helpers import run
-from tests.smtp_helpers import smtp_server
-from tests.web_support import SECRET, SECRET_ENV, Inbox, link_in, local, newsletter_serve, web_config
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--window-size=1000,1100")
+from smtp_helpers import smtp_server
+from web_support import SECRET, SECRET_ENV, Inbox, link_in, local, newsletter_serve, web_config
 
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
     reason=f"needs {CHROMIUM} and {CHROMEDRIVER}: apt-get install chromium chromium-driver (.ci/run does)",
 )
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(tmp_path / "chromium-profile", ignore_errors=True)
 
 
 def test_a_new_reader_subscribes_through_the_page(browser: object, tmp_path: Path) -> None:

@@ -19,13 +19,13 @@ import pytest
 import requests
 from aiosmtpd.controller import Controller
 
+from helpers import run
 from newsletter import tokens
 from newsletter.config import load_settings
 from newsletter.models import Subscriber
 from newsletter.store import Store
-from tests.helpers import run
-from tests.smtp_helpers import free_port, smtp_server
-from tests.web_support import (
+from smtp_helpers import free_port, smtp_server
+from web_support import (
     SECRET,
     SECRET_ENV,
     Inbox,

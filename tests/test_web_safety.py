@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import requests
 
+from helpers import run
+from mail_helpers import XSS
 from newsletter import tokens
 from newsletter.config import load_settings
 from newsletter.models import Subscriber
 from newsletter.store import Store
 from newsletter.web import create_app
-from tests.helpers import run
-from tests.smtp_helpers import smtp_server
-from tests.test_mail import XSS
-from tests.web_support import SECRET, SECRET_ENV, Inbox, check_page, thread_server, web_config
+from smtp_helpers import smtp_server
+from web_support import SECRET, SECRET_ENV, Inbox, check_page, thread_server, web_config
 
 # Payloads that can stand in a Markdown table cell, a TOML key and a keyword list (no | ; , or newline).
 CELL_SAFE = [p for p in XSS if not set(p) & set("|;,\n")]

@@ -18,8 +18,8 @@ import requests
 
 from newsletter.config import load_settings
 from newsletter.dispatch.site_mail import Mailer
-from tests.smtp_helpers import free_port, smtp_server
-from tests.web_support import SECRET, SECRET_ENV, Inbox, wait_until_up, web_config
+from smtp_helpers import free_port, smtp_server
+from web_support import SECRET, SECRET_ENV, Inbox, wait_until_up, web_config
 
 SMTP_SECONDS = 0.5
 

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+from helpers import run
 from newsletter.config import load_settings
 from newsletter.models import Subscriber
 from newsletter.store import Store
-from tests.helpers import run
-from tests.smtp_helpers import smtp_server
-from tests.web_support import SECRET, SECRET_ENV, Inbox, newsletter_serve, web_config
+from smtp_helpers import smtp_server
+from web_support import SECRET, SECRET_ENV, Inbox, newsletter_serve, web_config
 
 PAIRS = 200
 WARM_UP = 10

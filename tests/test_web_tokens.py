@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import requests
 
+from helpers import run
 from newsletter import tokens
 from newsletter.config import Settings, load_settings, settings_from_dict
 from newsletter.errors import ConfigError
 from newsletter.store import Store
 from newsletter.web import create_app
-from tests.helpers import run
-from tests.smtp_helpers import smtp_server
-from tests.web_support import (
+from smtp_helpers import smtp_server
+from web_support import (
     SECRET,
     SECRET_ENV,
     Inbox,

@@ -24,10 +24,10 @@ import requests
 from flask import Flask
 from waitress import create_server, wasyncore
 
+from helpers import PROJECT_ROOT_CONFIG, write_config
 from newsletter.config import Settings
 from newsletter.web import server_options
-from tests.helpers import PROJECT_ROOT_CONFIG, write_config
-from tests.smtp_helpers import free_port
+from smtp_helpers import free_port
 
 EXAMPLE_DIGESTS = PROJECT_ROOT_CONFIG.parent / "examples" / "digests"
 BASE_URL = "https://papers.example.org"
@@ -191,4 +191,3 @@ def check_page(response: requests.Response, payloads: list[str] = ()) -> Any:  #
 
 def text_of(tree: Any) -> str:
     return " ".join("".join(tree.find(".//body").itertext()).split())
-

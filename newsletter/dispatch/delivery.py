@@ -47,6 +47,7 @@ from newsletter.dispatch.transport import (
     RateLimiter,
     Reply,
     SmtpReplyError,
+    SmtpStage,
     SmtpTransport,
     Transport,
     smtp_password,
@@ -193,6 +194,12 @@ def owner_is_dead(owner: str, local_machine: str = LOCAL_MACHINE) -> bool:
 
 
 Action = Literal["retry", "bounce", "fail", "pause"]
+"""A refusal's verdict: retry this message later, mark the address bounced, give up on this message, or
+pause the run (the fault is ours or the server's, so the next message would meet it too)."""
+RefusalStage = SmtpStage | Literal["CONNECT"]
+"""Where a message was refused: an SMTP command, or the connection before any."""
+MessageOutcome = Literal["sent", "deferred", "failed", "bounced", "unknown"]
+"""How this run finished with one message (see DeliveryReport for the counts)."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +219,7 @@ _RELAY = re.compile(r"\brelay", re.IGNORECASE)
 """A 5.7.x at RCPT TO about relaying ("Relay access denied") refuses our account, not one recipient."""
 
 
-def classify(reply: Reply, stage: str) -> Verdict:
+def classify(reply: Reply, stage: SmtpStage) -> Verdict:
     """What a refusal means for this message and for the run."""
     code, enhanced = reply.code, reply.enhanced or ""
     if 400 <= code < 500:
@@ -230,7 +237,7 @@ def classify(reply: Reply, stage: str) -> Verdict:
     return Verdict("fail")
 
 
-def about_the_server(reply: Reply, stage: str) -> bool:
+def about_the_server(reply: Reply, stage: SmtpStage) -> bool:
     """Whether a temporary or unclassified refusal would meet the next message too (the connection,
     the server or the sender), so that a run of them should pause the run. A reply at RCPT TO is
     about that mailbox (full, greylisted, ...) unless it closes the connection (421) or its enhanced
@@ -346,7 +353,7 @@ class DeliveryRun:
         self._refused_in_a_row = 0
         """Refusals in a row that are about the server or the sender (see about_the_server)."""
         self._held = _HeldBounces(smtp.pause_after_failures)
-        self._on_message: Callable[[str], None] = lambda _outcome: None
+        self._on_message: Callable[[MessageOutcome], None] = lambda _outcome: None
 
     def prepare(self) -> int:
         date, now = self.plan.date, self.clock()
@@ -368,7 +375,7 @@ class DeliveryRun:
         self.report.note_leases(self.store.open_work(date, self.owner, now=now))
         return self.report.due
 
-    def run(self, on_message: Callable[[str], None] | None = None) -> DeliveryReport:
+    def run(self, on_message: Callable[[MessageOutcome], None] | None = None) -> DeliveryReport:
         """Send until nothing is due. ``on_message(outcome)`` is called once per message this run
         finishes with (sent, failed, bounced, deferred), from one thread at a time."""
         if on_message is not None:
@@ -517,7 +524,7 @@ class DeliveryRun:
                 self.report.retried += 1
             return transport.send(self.envelope_from, claimed.email, message, meanwhile=marks.commit)
 
-    def _refused(self, claimed: Claimed, reply: Reply, stage: str) -> None:
+    def _refused(self, claimed: Claimed, reply: Reply, stage: RefusalStage) -> None:
         verdict = Verdict("retry") if stage == "CONNECT" else classify(reply, stage)
         text = f"{stage}: {reply}" if stage != "CONNECT" else str(reply.text)
         if verdict.action == "pause":

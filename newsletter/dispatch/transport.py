@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from newsletter.config import SmtpSettings
 from newsletter.errors import ConfigError, DeliveryError
@@ -46,8 +46,12 @@ class Reply:
         return f"{self.code} {self.text}".strip()
 
 
+SmtpStage = Literal["MAIL FROM", "RCPT TO", "DATA"]
+"""The SMTP command a reply answered."""
+
+
 class SmtpReplyError(Exception):
-    def __init__(self, reply: Reply, stage: str) -> None:
+    def __init__(self, reply: Reply, stage: SmtpStage) -> None:
         super().__init__(f"{stage}: {reply}")
         self.reply = reply
         self.stage = stage
@@ -214,7 +218,7 @@ class SmtpTransport:
         self.close()
         return ConnectionLost(f"connection to {self.settings.host}:{self.settings.port} lost: {exc}")
 
-    def _refused(self, reply: Reply, stage: str, transaction_over: bool = False) -> None:
+    def _refused(self, reply: Reply, stage: SmtpStage, transaction_over: bool = False) -> None:
         if reply.code == 421:  # the server is closing the connection
             self.close()
         elif not transaction_over and self._conn is not None:

@@ -13,11 +13,11 @@ import codecs
 import glob
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from newsletter.errors import DigestError
-from newsletter.models import FileHealth, ParseResult, ParseWarning
+from newsletter.models import DigestFormat, FileHealth, ParseResult, ParseWarning
 from newsletter.parsing.cards import parse_cards_text
 from newsletter.parsing.cards_html import parse_cards_html
 from newsletter.parsing.detect import detect_format
@@ -30,7 +30,9 @@ FORMAT_REVISION = 2
 DIGEST_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm"})
 NOT_A_DIGEST_HINT = "expected `## Papers for YYYY-MM-DD` followed by a Markdown table, or a paper-cards page"
 SUFFIX_LIST = ", ".join(sorted("*" + suffix for suffix in DIGEST_SUFFIXES))
-PARSERS = {"table": parse_table, "cards-text": parse_cards_text, "cards-html": parse_cards_html}
+PARSERS: dict[DigestFormat, Callable[[str, str], ParseResult]] = {
+    "table": parse_table, "cards-text": parse_cards_text, "cards-html": parse_cards_html,
+}
 # UTF-32 first: its little-endian mark starts with UTF-16's.
 UNICODE_BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -61,7 +63,7 @@ def parse_text(text: str, source: str) -> ParseResult:
     return result
 
 
-def run_parser(digest_format: str, text: str, source: str) -> ParseResult:
+def run_parser(digest_format: DigestFormat, text: str, source: str) -> ParseResult:
     """Run one format's parser; any failure inside it becomes a DigestError for ``source``."""
     try:
         return PARSERS[digest_format](text, source)

@@ -33,6 +33,7 @@ from typing import NamedTuple
 from newsletter.errors import DigestError
 from newsletter.models import (
     Day,
+    DigestFormat,
     DriftKind,
     FileHealth,
     Paper,
@@ -355,7 +356,10 @@ def page_date(lines: Sequence[Line], source: str) -> tuple[int, dt.date | None]:
 
 
 def parse_card_lines(
-    lines: Sequence[Line], source: str, answers: Mapping[int, str] | None = None, digest_format: str = "cards-text"
+    lines: Sequence[Line],
+    source: str,
+    answers: Mapping[int, str] | None = None,
+    digest_format: DigestFormat = "cards-text",
 ) -> ParseResult:
     """Parse a cards page given as its non-blank lines.
 

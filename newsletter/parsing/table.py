@@ -192,7 +192,7 @@ def parse_row(row: str, line: int, layout: Layout, source: str) -> Paper | Parse
     )
 
 
-def parse_table(text: str, source: str) -> ParseResult:
+def parse_table(text: str, source: str) -> ParseResult:  # noqa: C901 (a state machine: see pyproject.toml)
     result = ParseResult()
     warnings = result.warnings
     days: dict[dt.date, tuple[Day, set[str]]] = {}

@@ -57,7 +57,7 @@ class Claimed:
 class DeliveryProblem:
     date: dt.date
     email: str
-    state: str
+    state: DeliveryState
     attempts: int
     reply: str
 
@@ -284,13 +284,13 @@ class DeliveryStore:
                         sum(n for _, n, _, _ in leased), tuple(o for o, *_ in leased), until,
                         sum(int(expired or 0) for *_, expired in leased))
 
-    def delivery_counts(self, dates: Collection[dt.date] | None = None) -> dict[dt.date, dict[str, int]]:
+    def delivery_counts(self, dates: Collection[dt.date] | None = None) -> dict[dt.date, dict[DeliveryState, int]]:
         """Per day (newest first), the number of rows in each state."""
         c = deliveries.c
         query = select(c.date, c.state, func.count()).group_by(c.date, c.state).order_by(c.date.desc())
         if dates is not None:
             query = query.where(c.date.in_(list(dates)))
-        counts: dict[dt.date, dict[str, int]] = {}
+        counts: dict[dt.date, dict[DeliveryState, int]] = {}
         with self.engine.connect() as conn:
             for date, state, n in conn.execute(query):
                 counts.setdefault(date, {})[state] = n

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from newsletter.clock import as_utc, utc_now
 from newsletter.errors import SubscriberExistsError, SubscriberNotFoundError
-from newsletter.models import Subscriber
+from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.store.locking import take_write_lock
 from newsletter.store.schema import status_changes
 from newsletter.store.schema import subscribers as table
@@ -149,7 +149,7 @@ class SubscriberStore:
             raise _exists(sub) from exc
         return sub
 
-    def set_subscriber_status(self, email_or_id: str | int, status: str) -> bool:
+    def set_subscriber_status(self, email_or_id: str | int, status: SubscriberStatus) -> bool:
         """Set the status of the subscriber with this address or id; False when there is none."""
         check_status(status)
         where = (table.c.id == email_or_id if isinstance(email_or_id, int)
@@ -206,7 +206,7 @@ class SubscriberStore:
             conn.execute(delete(status_changes).where(status_changes.c.subscriber_id.in_(found)))
             return conn.execute(delete(table).where(table.c.email_key == lookup_key(email))).rowcount > 0
 
-    def subscribers(self, status: str | None = "active") -> list[Subscriber]:
+    def subscribers(self, status: SubscriberStatus | None = "active") -> list[Subscriber]:
         """Subscribers with ``status`` (every one when None), oldest first: plans list them in this order."""
         query = select(table).order_by(table.c.id)
         if status is not None:

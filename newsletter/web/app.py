@@ -117,7 +117,7 @@ def _connection_limit() -> int:
 def serve(settings: Settings, host: str, port: int) -> None:
     """Run the app under waitress until SIGINT or SIGTERM; then send the confirmation emails still
     queued (waiting at most Mailer.DRAIN_SECONDS) and close the store."""
-    from waitress import create_server
+    from waitress.server import create_server  # where types-waitress declares it
 
     configure_logging("INFO")  # one timestamped line per event, waitress's and Flask's too
     log.info("serving %s on http://%s:%d/ (Ctrl+C to stop)", settings.site.title, host, port)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from flask import Response, url_for
@@ -27,7 +26,7 @@ class CategoryChoice:
 
 
 def static_file(name: str) -> bytes:
-    return resources.files("newsletter.templates").joinpath("web", name).read_bytes()
+    return (render.shipped_templates() / "web" / name).read_bytes()
 
 
 def strong_etag(data: bytes) -> str:

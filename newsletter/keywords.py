@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-_WORD_START, _WORD_END = r"(?<![^\W_])", r"(?![^\W_])"  # no letter or digit may touch; "_" may (Markdown)
+_WORD_END = r"(?![^\W_])"  # no letter or digit may touch a keyword; "_" may (Markdown)
 _BETWEEN_WORDS = r"[\W_]+"
 _NON_WORD = re.compile(r"[\W_]+")
 # Inside a keyword, a run of non-word characters between two word characters ("vision-language",
@@ -52,7 +52,11 @@ class Keyword:
     @property
     def pattern(self) -> str:
         """The rule, as a regex over case-folded text."""
-        phrase = _WORD_START + _BETWEEN_WORDS.join(map(re.escape, self.words))
+        first, *rest = self.words
+        # The word-start test comes after the first word, looking back past it: a regex that starts
+        # with a literal lets re skip ahead to it, which one starting with a lookbehind does not (6x).
+        start = re.escape(first) + rf"(?<![^\W_](?s:.{{{len(first)}}}))"
+        phrase = _BETWEEN_WORDS.join([start, *map(re.escape, rest)])
         if self.prefix:
             return phrase
         plural = r"(?:s|es)?" if _PLAIN_WORD.fullmatch(self.text[-1]) else ""

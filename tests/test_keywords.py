@@ -31,6 +31,8 @@ CASES = [
     ("language model", "large language\nmodels are wrapped", True),
     ("language model", "large language, model", True),
     ("language model", "a languagemodel", False),
+    ("language model", "multilanguage model", False),
+    ("language model", "language model", True),  # at the very start and end of the text
     ("language model", "language modelling", False),
     ("agent", "multi-agent systems", True),
     ("agent", "agentic workflows", False),

@@ -5,21 +5,21 @@ trained on labelled papers (see ``newsletter.category_model``). A paper gets its
 category, then any category whose keywords the operator added to the shipped ones match, then
 any other category above its calibrated probability threshold (up to ``max_per_paper``).
 
-With an operator's own category names, keywords classify. A keyword matches whole words,
-case-insensitively, with an optional plural ``s``/``es``; a trailing ``*`` makes it a prefix
-(``efficien*`` matches "efficient" and "efficiency"). A hit in the title weighs more than one in
+With an operator's own category names, keywords classify. A keyword matches by the rule that
+subscriber filters use too (``newsletter.keywords``): whole words, case-insensitively, with an
+optional plural ``s``/``es``; a trailing ``*`` makes it a prefix. A hit in the title weighs more than one in
 the summary. A paper gets its best-scoring category, plus any other scoring at least half as much
 (up to ``max_per_paper``), or the fallback when nothing matches.
 """
 from __future__ import annotations
 
-import re
 import string
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from newsletter.category_model import CategoryModel, paper_text, shipped_model
 from newsletter.config import DEFAULT_TAXONOMY, CategorySettings
+from newsletter.keywords import KeywordIndex
 from newsletter.models import Day, Paper, ParseWarning
 
 TITLE_WEIGHT = 3
@@ -50,21 +50,8 @@ def _name_key(name: str) -> bytes:
     return b" ".join(_words(name.casefold()))
 
 
-# Up to this many distinct words are counted with list.count (a pass in C each); more, with one Counter
-# pass, so that a text of many distinct matching words ("efficien1 efficien2 ...") costs linear time.
-_COUNT_PASSES = 8
-
-
-def _counter(words: list[bytes], distinct_hits: int) -> Callable[[bytes], int]:
-    return words.count if distinct_hits <= _COUNT_PASSES else Counter(words).__getitem__
-
-
-def _plural_forms(word: bytes) -> tuple[bytes, ...]:
-    return (word, word + b"s", word + b"es")
-
-
 def paper_words(paper: Paper) -> list[bytes]:
-    """The words the category model reads, split as keywords are (see ``newsletter.category_model``)."""
+    """The words the category model reads, split as it was trained (see ``newsletter.category_model``)."""
     return _words(paper_text(paper).casefold())
 
 
@@ -88,9 +75,8 @@ def added_keywords(taxonomy: dict[str, list[str]]) -> dict[str, list[str]]:
 class Classifier:
     """Classifies with the shipped model, or scores a paper against every category's keywords.
 
-    Keywords are looked up in the set of the paper's words, so the cost does not grow with the
-    number of keywords times the length of the text; a phrase is searched for only when all its
-    words occur.
+    Keywords are counted by ``newsletter.keywords.KeywordIndex``, whose cost does not grow with the
+    number of keywords times the length of the text.
     """
 
     def __init__(self, settings: CategorySettings) -> None:
@@ -99,58 +85,13 @@ class Classifier:
         keyword_taxonomy = settings.taxonomy if self.model is None else added_keywords(settings.taxonomy)
         self._order = {name: i for i, name in enumerate(settings.taxonomy)}
         self._names = {_name_key(name): name for name in settings.taxonomy}
-        self._words: dict[bytes, list[str]] = {}  # word, in each plural form -> categories
-        # (words before the last, forms of the last word, pattern, category) for multi-word keywords
-        self._phrases: list[tuple[frozenset[bytes], frozenset[bytes], re.Pattern[str], str]] = []
-        self._prefixes: dict[bytes, list[str]] = {}  # prefix of a single word -> categories
-        for name, keywords in keyword_taxonomy.items():
-            for keyword in keywords:
-                words = _words(keyword.casefold())
-                is_prefix = keyword.strip().endswith("*")
-                if not words:
-                    continue
-                if len(words) == 1 and is_prefix:
-                    self._prefixes.setdefault(words[0], []).append(name)
-                elif len(words) == 1:
-                    for form in _plural_forms(words[0]):
-                        self._words.setdefault(form, []).append(name)
-                else:
-                    tail = "" if is_prefix else r"(?:s|es)?\b"
-                    words_text = [re.escape(word.decode()) for word in words]
-                    pattern = re.compile(r"\b" + r"[\W_]+".join(words_text) + tail)
-                    self._phrases.append((frozenset(words[:-1]), frozenset(_plural_forms(words[-1])), pattern, name))
-        self._prefix_tuple = tuple(self._prefixes)
-
-    def _count(self, text: str, weight: int, scores: dict[str, int]) -> None:
-        separated = _separated(text)
-        words = separated.split()
-        distinct = set(words)
-
-        def add(names: list[str], hits: int) -> None:
-            for name in names:
-                scores[name] = scores.get(name, 0) + weight * hits
-
-        # Set operations run in C; only keywords whose words all occur are counted in Python.
-        found = self._words.keys() & distinct
-        prefixed = []
-        if any(prefix in separated for prefix in self._prefix_tuple):
-            prefixed = [word for word in distinct if word.startswith(self._prefix_tuple)]
-        count = _counter(words, len(found) + len(prefixed))
-        for word in found:
-            add(self._words[word], count(word))
-        for leading, last_forms, pattern, name in self._phrases:
-            if leading <= distinct and not last_forms.isdisjoint(distinct):
-                hits = len(pattern.findall(text))  # the words may all occur, but apart
-                if hits:
-                    add([name], hits)
-        for word in prefixed:
-            add([n for p, names in self._prefixes.items() if word.startswith(p) for n in names], count(word))
+        self._keywords = KeywordIndex(keyword_taxonomy)
 
     def scores(self, paper: Paper) -> dict[str, int]:
-        scores: dict[str, int] = {}
-        self._count(paper.title.casefold(), TITLE_WEIGHT, scores)
-        self._count(paper.summary.casefold(), 1, scores)
-        return scores
+        title_hits = self._keywords.count(paper.title.casefold())
+        scores = Counter({name: TITLE_WEIGHT * hits for name, hits in title_hits.items()})
+        scores.update(self._keywords.count(paper.summary.casefold()))
+        return dict(scores)
 
     def classify(self, paper: Paper) -> list[str]:
         """The digest's own category when the taxonomy knows it, else the taxonomy's choice."""
@@ -171,7 +112,7 @@ class Classifier:
     def _model_choice(self, model: CategoryModel, paper: Paper) -> list[str]:
         """The model's primary category, the added keywords' categories, then the others that apply."""
         rules: list[str] = []
-        if self._words or self._phrases or self._prefixes:
+        if self._keywords:
             scores = self.scores(paper)
             rules = sorted(scores, key=lambda name: (-scores[name], self._order[name]))
         choice = model.choose(paper_words(paper))

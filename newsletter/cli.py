@@ -100,6 +100,11 @@ class AppContext:
             except NewsletterError as exc:
                 raise to_click_error(exc) from exc
             echo_warnings(placeholder_warnings(self._settings))
+            # Without [site] templates, render (and premailer) stays unimported: it starts with the shipped set.
+            if self._settings.template_folder is not None or "newsletter.render" in sys.modules:
+                from newsletter import render
+
+                render.use_templates(self._settings.template_folder)
         return self._settings
 
     @property

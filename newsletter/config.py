@@ -58,6 +58,8 @@ class SiteSettings:
     base_url: str = "https://example.org/newsletter"
     description: str = "The day's AI research papers, summarised."
     author: str = "newsletter"
+    templates: Path | None = None
+    """A folder of Jinja templates, relative to the config file, that override the shipped ones by name."""
 
 
 @dataclass
@@ -245,6 +247,11 @@ class Settings:
         p = Path(value).expanduser()
         return p if p.is_absolute() else self.base_dir / p
 
+    @property
+    def template_folder(self) -> Path | None:
+        """``[site] templates``, absolute: the operator's templates, looked up before the shipped ones."""
+        return self.resolve(self.site.templates) if self.site.templates is not None else None
+
     def digest_paths(self) -> list[str]:
         return [str(self.resolve(p)) for p in self.digests.paths]
 
@@ -394,6 +401,10 @@ def _check(settings: Settings) -> None:
     if not settings.site.base_url.startswith(("https://", "http://")):
         raise ConfigError(f"{path}: site.base_url must be an absolute http(s) URL",
                           "for example base_url = \"https://papers.example.org\"")
+    if settings.template_folder is not None and not settings.template_folder.is_dir():
+        raise ConfigError(f"{path}: site.templates: {settings.template_folder} is not a folder",
+                          "name a folder of templates (relative to the config file) or remove the key "
+                          "to use the shipped templates")
     if not 0 < settings.smtp.port < 65536:
         raise ConfigError(f"{path}: smtp.port must be between 1 and 65535")
     if settings.digests.max_papers_per_day < 1:

@@ -33,8 +33,9 @@ from newsletter import __version__
 from newsletter.config import Settings
 from newsletter.errors import ConfigError, FeedError
 from newsletter.links import archive_url
-from newsletter.models import Day, Paper, own_summary
-from newsletter.sanitize import absolute_url, inline_markdown_to_safe_html, markdown_to_safe_html, strip_invalid_xml
+from newsletter.models import Day, Paper
+from newsletter.render import FeedPaper, feed_digest_html, feed_paper
+from newsletter.sanitize import absolute_url, strip_invalid_xml
 from newsletter.store import Store
 
 ATOM_TYPE = "application/atom+xml"
@@ -224,37 +225,7 @@ class _PaperItem:
     xml: _EntryXml
     updated: dt.datetime
     categories: list[str]
-    digest_html: str
-
-
-def _paper_html(paper: Paper, title: str, authors: list[str], abs_url: str, hf_url: str) -> tuple[str, str, str]:
-    """(summary HTML; the full content, or "" when the summary is all there is; the block that lists
-    the paper in a digest entry)."""
-    summary_html = markdown_to_safe_html(paper.summary)
-    own_summary_html = summary_html if own_summary(paper) else ""  # a card's: its points are listed below
-    extra: list[str] = []
-    if paper.points:
-        items = "".join(
-            f"<li><strong>{html.escape(_clean(p.label))}:</strong> {inline_markdown_to_safe_html(p.text)}</li>"
-            for p in paper.points
-        )
-        extra.append(f"<ol>{items}</ol>")
-    if paper.quiz:
-        questions = "".join(
-            f"<li>{inline_markdown_to_safe_html(q.question)}<ul>"
-            + "".join(f"<li>{inline_markdown_to_safe_html(o)}</li>" for o in q.options)
-            + "</ul></li>"
-            for q in paper.quiz
-        )
-        extra.append(f"<p><strong>Quiz</strong></p><ol>{questions}</ol>")
-    extra_html = "".join(extra)
-    content_html = own_summary_html + extra_html if extra_html else ""
-    byline = f"<p>{html.escape(', '.join(authors))}</p>" if authors else ""
-    digest_html = (
-        f'<h3><a href="{html.escape(abs_url)}">{html.escape(title)}</a></h3>{byline}{own_summary_html}{extra_html}'
-        f'<p><a href="{html.escape(abs_url)}">arXiv</a> · <a href="{html.escape(hf_url)}">Hugging Face</a></p>'
-    )
-    return summary_html, content_html, digest_html
+    shown: FeedPaper
 
 
 def _paper_item(
@@ -266,26 +237,23 @@ def _paper_item(
     categories = [c for c in (_clean(c) for c in paper.categories) if c]
     abs_url = f"https://arxiv.org/abs/{quote(arxiv_id, safe='/.')}"
     hf_url = _safe_url(paper.links.get("huggingface")) or f"https://huggingface.co/papers/{quote(arxiv_id, safe='/.')}"
-    summary_html, content_html, digest_html = _paper_html(paper, title, authors, abs_url, hf_url)
+    shown = feed_paper(paper, title=title, authors=authors, arxiv_url=abs_url, huggingface_url=hf_url)
 
     # Every entry needs some text (the validator warns otherwise); the title stands in for a missing summary.
-    entry_summary = summary_html if content_html else summary_html or f"<p>{html.escape(title)}</p>"
+    entry_summary = shown.summary_html if shown.content_html else shown.summary_html or f"<p>{html.escape(title)}</p>"
     xml = _paper_xml(
         entry_id=site.tag(f"paper/{arxiv_id}"), title=title, updated=updated, published=midnight(published),
         authors=authors, links=[(abs_url, "alternate"), (hf_url, "related")], summary_html=entry_summary,
-        content_html=content_html, categories=categories, category_scheme=site.category_scheme,
+        content_html=shown.content_html, categories=categories, category_scheme=site.category_scheme,
     )
-    return _PaperItem(xml, updated, categories, digest_html)
+    return _PaperItem(xml, updated, categories, shown)
 
 
 def _digest_entry(site: _Site, day: Day, items: Sequence[_PaperItem]) -> _EntryXml:
     entry = FeedEntry()
     entry.id(site.tag(f"digest/{day.date.isoformat()}"))
     entry.title(f"{site.title}: papers for {day.date.isoformat()}")
-    body = "".join(item.digest_html for item in items) or "<p>No papers were listed on this day.</p>"
-    count = f"{len(items)} paper{'' if len(items) == 1 else 's'}"
-    note = f"<p><strong>Reading tips</strong></p>{markdown_to_safe_html(day.note)}" if day.note.strip() else ""
-    entry.content(f"<p>{count}.</p>{note}{body}", type="html")
+    entry.content(feed_digest_html(count=len(items), note=day.note, papers=[item.shown for item in items]), type="html")
     entry.link(href=site.archive_url(day.date), rel="alternate", type="text/html")
     entry.published(midnight(day.date))
     entry.updated(midnight(day.date))

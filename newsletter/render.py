@@ -1,8 +1,10 @@
 """Jinja2 templates and CSS inlining: the only module that touches Jinja2 and premailer.
 
-There is one Environment for everything (emails now, web pages later), loading from the
+There is one Environment for everything (emails, web pages, feed entries), loading from the
 ``newsletter.templates`` package (the top-level ``templates/`` folder), with autoescape on for
 HTML and StrictUndefined so that a misspelt variable fails the render instead of going out blank.
+An operator's ``[site] templates`` folder comes first (``use_templates``), as in Pelican: a template
+found there by name replaces the shipped one, and can extend or include the shipped ones.
 
 ``render_digest`` runs once per rendition (one day, one filter). Per-subscriber values are not
 known here: the caller passes placeholder strings in ``personal`` and fills them in afterwards
@@ -22,13 +24,26 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    select_autoescape,
+)
 from markupsafe import Markup, escape
 from premailer import Premailer
 
 from newsletter.excerpt import excerpt
 from newsletter.models import Paper, own_summary
-from newsletter.sanitize import absolute_url, markdown_to_safe_html, markdown_to_text, strip_invalid_xml
+from newsletter.sanitize import (
+    absolute_url,
+    inline_markdown_to_safe_html,
+    markdown_to_safe_html,
+    markdown_to_text,
+    strip_invalid_xml,
+)
 from newsletter.selection import Filter
 
 AUTHORS_SHOWN = 3
@@ -48,14 +63,25 @@ def shipped_templates() -> Path:
         return Path(__file__).resolve().parent.parent / "templates"
 
 
+_SHIPPED = FileSystemLoader(shipped_templates())
 _env = Environment(
-    loader=FileSystemLoader(shipped_templates()),
+    loader=ChoiceLoader([_SHIPPED]),
     autoescape=select_autoescape(["html", "htm", "xml"]),
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
+
+
+def use_templates(folder: Path | None) -> None:
+    """Look up templates in ``folder`` first, then among the shipped ones (None: the shipped ones only).
+
+    Called once the config is known (the CLI, the web app); compiled templates are cached per loader,
+    so a switch never serves a template from the other set.
+    """
+    loaders: list[BaseLoader] = [FileSystemLoader(folder)] if folder is not None else []
+    _env.loader = ChoiceLoader([*loaders, _SHIPPED])
 
 
 def short_authors(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
@@ -92,6 +118,7 @@ def date_label(date: dt.date) -> str:
 
 
 _env.filters["wrap"] = wrap
+_env.filters["inline_markdown"] = lambda text: Markup(inline_markdown_to_safe_html(text))
 
 
 SummaryLength = Literal["full", "short", "brief"]
@@ -210,10 +237,11 @@ def _links(paper: Paper) -> tuple[str | None, str | None, str | None]:
 
 
 def _paper_view(paper: Paper, number: int, first_question: int, summary: SummaryLength, detailed: bool,
-                archive_url: str) -> PaperView:
+                archive_url: str, plain_text: bool = True) -> PaperView:
+    """``plain_text=False`` leaves a complete view's ``summary_text`` empty, for HTML-only uses (the feeds)."""
     anchor = paper_anchor(paper.arxiv_id)
-    full_text = markdown_to_text(own_summary(paper))
     complete = detailed and summary == "full"
+    full_text = markdown_to_text(own_summary(paper)) if plain_text or not complete else ""
     if complete:
         summary_html, summary_text = Markup(markdown_to_safe_html(own_summary(paper))), full_text
     else:
@@ -242,6 +270,43 @@ def _paper_view(paper: Paper, number: int, first_question: int, summary: Summary
         quiz=quiz,
         quiz_answered=any(q.answer for q in paper.quiz),
     )
+
+
+@dataclass(frozen=True)
+class FeedPaper:
+    """The HTML a feed shows for a paper, rendered once and shared by every feed that lists it."""
+
+    summary_html: str
+    """The entry's summary: the digest's summary (a card's points run together, for a cards paper)."""
+    content_html: str
+    """The paper's own summary with its points and quiz; "" when the summary is all there is."""
+    digest_html: str
+    """The paper's block in a digest entry."""
+
+
+def feed_paper(paper: Paper, *, title: str, authors: Sequence[str], arxiv_url: str, huggingface_url: str) -> FeedPaper:
+    """A paper for the feeds, through the view and templates (``feed/``) that the email and archive use.
+
+    The feeds name the paper as feed readers expect (every author, the arXiv and Hugging Face pages
+    derived from the id when the digest has no link), so those come from the caller.
+    """
+    view = _paper_view(paper, 1, 1, "full", True, archive_url="", plain_text=False)
+    summary_html = str(view.summary_html) if own_summary(paper) else markdown_to_safe_html(paper.summary)
+    details_html = (Markup(_env.get_template("feed/paper_details.html").render(paper=view))
+                    if view.points or view.quiz else Markup(""))
+    digest_html = _env.get_template("feed/digest_paper.html").render(
+        paper=view, details_html=details_html, title=title, authors=authors, arxiv_url=arxiv_url,
+        huggingface_url=huggingface_url)
+    return FeedPaper(summary_html=summary_html,
+                     content_html=view.summary_html + details_html if details_html else "",
+                     digest_html=digest_html)
+
+
+def feed_digest_html(*, count: int, note: str, papers: Sequence[FeedPaper]) -> str:
+    """The content of a day's entry in the digest feed: the note, then each paper's block."""
+    return _env.get_template("feed/digest_entry.html").render(
+        count_label=count_label(count), note_html=Markup(markdown_to_safe_html(note)) if note.strip() else "",
+        papers=[Markup(p.digest_html) for p in papers])
 
 
 def digest_context(

@@ -11,33 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
+from newsletter.keywords import any_of
 from newsletter.models import Paper, Subscriber
-
-_WORD_START, _WORD_END = r"(?<![^\W_])", r"(?![^\W_])"  # no letter or digit may touch; "_" may (Markdown)
-_BETWEEN_WORDS = r"[\W_]+"
-# Inside a keyword, a run of non-word characters between two word characters ("vision-language",
-# "language model") separates words; punctuation at a word's edge ("C++") is part of it.
-_INNER_SEPARATOR = re.compile(r"(?<=[^\W_])[\W_]+(?=[^\W_])")
-
-
-def _phrase(keyword: str) -> str:
-    """The regex for a keyword's words, each escaped, any run of non-word characters between them."""
-    words = [word for piece in keyword.split() for word in _INNER_SEPARATOR.split(piece)]
-    return _BETWEEN_WORDS.join(map(re.escape, words))
-
-
-def keyword_pattern(keywords: Iterable[str]) -> re.Pattern[str] | None:
-    """One regex for casefolded keywords, matched as whole words like the category classifier does.
-
-    A keyword matches itself with an optional plural ``s``/``es``; a trailing ``*`` makes it a
-    prefix. The words of a phrase match across any run of non-word characters, so "language model"
-    finds "language-model" and a title wrapped between the two words. Whole words keep "RL" from
-    matching "world" and an excluded "GAN" from dropping every paper about an "organization".
-    Lookarounds rather than ``\\b`` so that "C++" and "_RL_" work too.
-    """
-    parts = [_WORD_START + _phrase(k[:-1]) if k.endswith("*") else _WORD_START + _phrase(k) + r"(?:s|es)?" + _WORD_END
-             for k in keywords]
-    return re.compile("|".join(parts)) if parts else None
 
 
 @dataclass(frozen=True)
@@ -75,11 +50,11 @@ class Filter:
 
     @cached_property
     def _wanted(self) -> re.Pattern[str] | None:
-        return keyword_pattern(self.keywords)
+        return any_of(self.keywords)
 
     @cached_property
     def _unwanted(self) -> re.Pattern[str] | None:
-        return keyword_pattern(self.excluded)
+        return any_of(self.excluded)
 
     def matches(self, paper: Paper) -> bool:
         if self.categories and self.categories.isdisjoint(paper.categories):

@@ -27,7 +27,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from newsletter import tokens
+from newsletter import render, tokens
 from newsletter.config import Settings
 from newsletter.dispatch.site_mail import Mailer
 from newsletter.logs import configure_logging
@@ -53,6 +53,7 @@ def create_app(settings: Settings, *, store: Store | None = None, mailer: Mailer
                clock: Clock = time.time) -> Flask:
     """The app for this config. ``clock`` (epoch seconds) dates and ages confirmation links and the
     archive pages kept in memory."""
+    render.use_templates(settings.template_folder)
     app = Flask("newsletter.web")  # the name of its log lines
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     if settings.web.trusted_proxies:

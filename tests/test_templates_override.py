@@ -1,0 +1,68 @@
+"""An operator's templates folder ([site] templates) overrides shipped templates by name (issue 13, point 4)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import feedparser
+import pytest
+from jinja2.exceptions import UndefinedError
+
+from helpers import run, write_config
+from newsletter import render
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digests"
+
+
+@pytest.fixture(autouse=True)
+def shipped_templates_after() -> Iterator[None]:
+    """The CLI runs in this process here, so put the shipped templates back for the tests that follow."""
+    yield
+    render.use_templates(None)
+
+
+def config_with_templates(folder: Path, templates: str) -> Path:
+    config = write_config(folder, digests=json.dumps([str(EXAMPLES)]))
+    text = config.read_text(encoding="utf-8").replace("[site]\n", f'[site]\ntemplates = "{templates}"\n', 1)
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def test_a_missing_templates_folder_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    result = run(config_with_templates(tmp_path, "my-templates"), "ingest")
+    assert result.exit_code == 2
+    assert "site.templates" in result.output and str(tmp_path / "my-templates") in result.output
+
+
+def test_a_template_in_the_folder_replaces_the_shipped_one_and_the_others_stay(tmp_path: Path) -> None:
+    own = tmp_path / "my-templates" / "feed"
+    own.mkdir(parents=True)
+    (own / "digest_paper.html").write_text('<h3 class="mine">{{ title }}</h3>{{ paper.summary_html }}',
+                                           encoding="utf-8")
+    config = config_with_templates(tmp_path, "my-templates")
+    assert run(config, "ingest").exit_code == 0
+    assert run(config, "feeds").exit_code == 0
+
+    digest = feedparser.parse((tmp_path / "feeds" / "digest.atom").read_bytes())
+    assert digest.bozo == 0 and digest.entries
+    content = digest.entries[0].content[0].value
+    assert '<h3 class="mine">' in content and "Hugging Face" not in content
+    papers = feedparser.parse((tmp_path / "feeds" / "papers.atom").read_bytes())
+    assert papers.bozo == 0 and papers.entries and all(entry.summary for entry in papers.entries)
+
+
+def test_the_folder_is_looked_up_first_then_the_shipped_templates(tmp_path: Path) -> None:
+    own = tmp_path / "my-templates" / "web"
+    own.mkdir(parents=True)
+    (own / "message.html").write_text("mine: {{ text }}", encoding="utf-8")
+    render.use_templates(own.parent)
+    assert render.render_page("web/message.html", text="<hi>") == "mine: &lt;hi&gt;"
+    shipped_page = render.render_page("outbox_index.html", date=dt.date(2025, 5, 13), skipped=0, warnings=[],
+                                      previews=[])
+    assert "2025" in shipped_page
+    render.use_templates(None)
+    with pytest.raises(UndefinedError):  # the shipped page, which needs the site's variables too
+        render.render_page("web/message.html", text="<hi>")

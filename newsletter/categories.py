@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from newsletter.category_model import CategoryModel, paper_text, shipped_model
 from newsletter.config import DEFAULT_TAXONOMY, CategorySettings
 from newsletter.keywords import KeywordIndex
-from newsletter.models import Day, Paper, ParseWarning
+from newsletter.models import Day, Paper, ParseWarning, summary_of
 
 TITLE_WEIGHT = 3
 SECONDARY_SHARE = 0.5
@@ -90,7 +90,7 @@ class Classifier:
     def scores(self, paper: Paper) -> dict[str, int]:
         title_hits = self._keywords.count(paper.title.casefold())
         scores = Counter({name: TITLE_WEIGHT * hits for name, hits in title_hits.items()})
-        scores.update(self._keywords.count(paper.summary.casefold()))
+        scores.update(self._keywords.count(summary_of(paper).casefold()))
         return dict(scores)
 
     def classify(self, paper: Paper) -> list[str]:

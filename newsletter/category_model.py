@@ -23,7 +23,7 @@ from itertools import compress, islice, repeat
 from operator import lt, mul, ne
 from typing import Any
 
-from newsletter.models import Paper
+from newsletter.models import Paper, summary_of
 
 MODEL_RESOURCE = "categories_model.json"
 MODEL_FORMAT = 1
@@ -49,7 +49,7 @@ def _square_excess(count: int) -> float:
 def paper_text(paper: Paper) -> str:
     """What the model reads: the title, a cards paper's "Topic and Domain" point, the summary."""
     topic = next((p.text for p in paper.points if p.label.casefold() == TOPIC_POINT), "")
-    return f"{paper.title}\n{topic}\n{paper.summary}"
+    return f"{paper.title}\n{topic}\n{summary_of(paper)}"
 
 
 def feature_counts(words: list[bytes], pairs: bool = True) -> Counter[Feature]:

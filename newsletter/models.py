@@ -16,11 +16,6 @@ class Point:
     text: str
 
 
-def summary_from_points(points: Sequence[Point]) -> str:
-    """The summary a card's points stand in for, as the cards parser writes it (see own_summary)."""
-    return " ".join(f"**{point.label}:** {point.text}" for point in points)
-
-
 @dataclass(frozen=True)
 class QuizQuestion:
     question: str
@@ -46,7 +41,7 @@ class Paper:
     title: str
     authors: list[str] = field(default_factory=list)
     summary: str = ""
-    """Markdown, as the digest gave it."""
+    """Markdown, as the digest gave it; "" when it gave none (a cards page has no summary: see summary_of)."""
     category: str | None = None
     """The digest's own Category cell; None when the digest has no such column."""
     categories: list[str] = field(default_factory=list)
@@ -58,6 +53,8 @@ class Paper:
     quiz: list[QuizQuestion] = field(default_factory=list)
     translations: dict[str, Translation] = field(default_factory=dict)
     """By language code (``zh``): the same points and quiz in that language."""
+    flowchart: str = ""
+    """A card's one line of flowchart text (between its points and its quiz); "" when none."""
     line: int = 0
     """Line in the source file where the paper starts; used for warnings, not stored."""
 
@@ -179,10 +176,17 @@ class SkippedRecipient:
     reason: str
 
 
-def own_summary(paper: Paper) -> str:
-    """The paper's summary, or "" when it is only its points run together (a cards-only paper's):
-    emails and feeds then show the points once. A table listing the same paper gives it its own."""
-    return "" if paper.points and paper.summary == summary_from_points(paper.points) else paper.summary
+def summary_of(paper: Paper, *, points_apart: bool = False) -> str:
+    """The Markdown that stands for the paper where a summary is shown or read (emails, archive, feeds,
+    the classifier, keyword filters): the digest's own summary; for a cards paper, which has none, its
+    points run together (``**Label:** text`` each, in page order), or its flowchart line when it has
+    no points. ``points_apart``: the reader shows the points as a list of their own, so they are not
+    run together here too."""
+    if paper.summary:
+        return paper.summary
+    if paper.points:
+        return "" if points_apart else " ".join(f"**{point.label}:** {point.text}" for point in paper.points)
+    return paper.flowchart
 
 
 def paper_as_dict(paper: Paper) -> dict[str, object]:
@@ -199,6 +203,7 @@ def paper_as_dict(paper: Paper) -> dict[str, object]:
         "published": paper.published.isoformat() if paper.published else None,
         "points": _points_as_dicts(paper.points),
         "quiz": _quiz_as_dicts(paper.quiz),
+        "flowchart": paper.flowchart,
     }
     if paper.translations:
         data["translations"] = {

@@ -36,7 +36,7 @@ from markupsafe import Markup, escape
 from premailer import Premailer
 
 from newsletter.excerpt import excerpt
-from newsletter.models import Paper, own_summary
+from newsletter.models import Paper, summary_of
 from newsletter.sanitize import (
     absolute_url,
     inline_markdown_to_safe_html,
@@ -241,9 +241,10 @@ def _paper_view(paper: Paper, number: int, first_question: int, summary: Summary
     """``plain_text=False`` leaves a complete view's ``summary_text`` empty, for HTML-only uses (the feeds)."""
     anchor = paper_anchor(paper.arxiv_id)
     complete = detailed and summary == "full"
-    full_text = markdown_to_text(own_summary(paper)) if plain_text or not complete else ""
+    shown = summary_of(paper, points_apart=True)  # the points have their own list and line
+    full_text = markdown_to_text(shown) if plain_text or not complete else ""
     if complete:
-        summary_html, summary_text = Markup(markdown_to_safe_html(own_summary(paper))), full_text
+        summary_html, summary_text = Markup(markdown_to_safe_html(shown)), full_text
     else:
         summary_text = excerpt(full_text, SUMMARY_LIMITS[summary]) if detailed else ""
         summary_html = Markup(f"<p>{escape(summary_text)}</p>") if summary_text else Markup("")
@@ -291,7 +292,9 @@ def feed_paper(paper: Paper, *, title: str, authors: Sequence[str], arxiv_url: s
     derived from the id when the digest has no link), so those come from the caller.
     """
     view = _paper_view(paper, 1, 1, "full", True, archive_url="", plain_text=False)
-    summary_html = str(view.summary_html) if own_summary(paper) else markdown_to_safe_html(paper.summary)
+    # The entry's summary stands alone in a feed reader, so a cards paper's points run together there.
+    summary_html = (str(view.summary_html) if summary_of(paper, points_apart=True)
+                    else markdown_to_safe_html(summary_of(paper)))
     details_html = (Markup(_env.get_template("feed/paper_details.html").render(paper=view))
                     if view.points or view.quiz else Markup(""))
     digest_html = _env.get_template("feed/digest_paper.html").render(

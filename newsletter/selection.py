@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from newsletter.keywords import any_of
-from newsletter.models import Paper, Subscriber
+from newsletter.models import Paper, Subscriber, summary_of
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Filter:
         if not (self.keywords or self.excluded):
             return True
         # Title and summary apart, so that a phrase does not run from the end of one into the other.
-        texts = (paper.title.casefold(), paper.summary.casefold())
+        texts = (paper.title.casefold(), summary_of(paper).casefold())
         if self._wanted is not None and not any(self._wanted.search(t) for t in texts):
             return False
         return self._unwanted is None or not any(self._unwanted.search(t) for t in texts)

@@ -13,7 +13,7 @@ import pytest
 
 from newsletter.config import Settings, settings_from_dict
 from newsletter.dispatch.plan import Plan, plan_day
-from newsletter.models import Paper, Point, QuizQuestion, Subscriber, summary_from_points
+from newsletter.models import Paper, Point, QuizQuestion, Subscriber
 
 DAY = dt.date(2025, 5, 13)
 FIXED_NOW = dt.datetime(2025, 5, 13, 6, 30, tzinfo=dt.UTC)
@@ -52,7 +52,7 @@ def sample_papers() -> list[Paper]:
               authors=["Łukasz Nowak"], summary="Monocular depth < 5 cm error & fast.",
               categories=["Computer Vision"], links={"arxiv": "https://arxiv.org/abs/2505.00002"}),
         Paper(arxiv_id="2505.00003", title="Cards Paper With a Quiz", categories=["Computer Vision"],
-              summary=summary_from_points(CARD_POINTS),  # what the cards parser gives a card
+              # No summary: a card has none (the cards parser leaves it empty).
               links={"arxiv": "https://arxiv.org/abs/2505.00003", "pdf": "https://arxiv.org/pdf/2505.00003"},
               points=CARD_POINTS,
               quiz=[QuizQuestion("Which method is used?", ("Ray tracing", "Diffusion", "Voxels"), "Diffusion"),

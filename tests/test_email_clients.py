@@ -20,7 +20,7 @@ import pytest
 
 from browser_helpers import CHROMEDRIVER, CHROMIUM
 from mail_helpers import build, link_signing_key, parse, parts  # noqa: F401 (the fixture signs links)
-from newsletter.models import Paper, Point, QuizQuestion, Subscriber, summary_from_points
+from newsletter.models import Paper, Point, QuizQuestion, Subscriber
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = Path(os.environ.get("NEWSLETTER_NODE_TOOLS", ROOT / ".tools")) / "node_modules"
@@ -74,7 +74,7 @@ def sample_papers() -> list[Paper]:
               summary=f"We release **code** at {long_url}. It works. " + "Longer text follows here. " * 20,
               categories=["Natural Language Processing"], links={"arxiv": "https://arxiv.org/abs/2505.20001"}),
         Paper(arxiv_id="2505.20002", title="Depth from a Single Photo", categories=["Computer Vision"],
-              summary=summary_from_points(points), points=points,
+              points=points,  # no summary: a card has none
               quiz=[QuizQuestion("Which prior?", ("Diffusion", "GAN", "None"), "Diffusion")],
               links={"arxiv": "https://arxiv.org/abs/2505.20002", "pdf": "https://arxiv.org/pdf/2505.20002"}),
     ]

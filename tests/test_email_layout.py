@@ -18,7 +18,7 @@ from mail_helpers import build, link_signing_key, parse, parts  # noqa: F401 (th
 from newsletter import render
 from newsletter.config import load_settings
 from newsletter.excerpt import excerpt, sentences
-from newsletter.models import Paper, Point, QuizQuestion, Subscriber, summary_from_points
+from newsletter.models import Paper, Point, QuizQuestion, Subscriber
 from newsletter.selection import Filter
 from newsletter.store import Store
 from newsletter.web import create_app
@@ -43,7 +43,7 @@ def papers() -> list[Paper]:
               summary="  ".join(SENTENCES), categories=["Natural Language Processing"],
               links={"arxiv": "https://arxiv.org/abs/2505.10001"}),
         Paper(arxiv_id="2505.10002", title="Depth from a Single Photo", categories=["Computer Vision"],
-              summary=summary_from_points(CARD_POINTS), points=CARD_POINTS,
+              points=CARD_POINTS,  # no summary: a card has none
               quiz=[QuizQuestion("Which prior is used?", ("Diffusion", "GAN", "None"), "Diffusion")],
               links={"arxiv": "https://arxiv.org/abs/2505.10002"}),
     ]

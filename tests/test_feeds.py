@@ -15,7 +15,7 @@ from newsletter import __version__
 from newsletter.config import Settings, settings_from_dict
 from newsletter.errors import ConfigError, FeedError
 from newsletter.feeds import build_feeds, category_slugs, listing_time, midnight, slugify
-from newsletter.models import Day, Paper, Point, QuizQuestion, summary_from_points
+from newsletter.models import Day, Paper, Point, QuizQuestion
 from newsletter.store import Store
 
 BASE_URL = "https://papers.example.org/site"
@@ -49,8 +49,7 @@ def paper(arxiv_id: str, title: str, categories: list[str], **kwargs: object) ->
 def fixture_days() -> list[Day]:
     points = [Point("Topic and Domain", "Video *generation*."), Point("Results", "Better <b>than</b> before.")]
     cards = paper(
-        "2503.00003", "Cards paper", ["Vision"], summary=summary_from_points(points),  # as the cards parser gives it
-        points=points,
+        "2503.00003", "Cards paper", ["Vision"], summary="", points=points,  # none, as the cards parser gives it
         quiz=[QuizQuestion("1. What is studied?", ("A. Video", "B. Text", "C. Audio"), "A")],
     )
     return [

@@ -157,7 +157,7 @@ def test_parse_json_for_the_seeds_has_every_field(seed_files):
     papers = [p for d in data["days"] for p in d["papers"]]
     assert [len(d["papers"]) for d in data["days"]] == [13, 3, 19, 15, 22]
     fields = {"arxiv_id", "title", "authors", "summary", "category", "categories", "links", "published",
-              "points", "quiz"}
+              "points", "quiz", "flowchart"}
     assert all(set(p) == fields for p in papers)
     assert all(p["categories"] for p in papers)
     assert all(p["links"]["arxiv"] == f"https://arxiv.org/abs/{p['arxiv_id']}" for p in papers)
@@ -166,3 +166,6 @@ def test_parse_json_for_the_seeds_has_every_field(seed_files):
     assert all(p["category"] is None for p in data["days"][0]["papers"])
     cards = data["days"][1]["papers"]
     assert all(len(p["points"]) == 5 and len(p["quiz"]) == 3 and p["published"] for p in cards)
+    # A card has no summary: the digest's own field stays empty, its flowchart line is kept apart.
+    assert all(p["summary"] == "" and p["flowchart"] for p in cards)
+    assert all(p["flowchart"] == "" for d in data["days"] if d is not data["days"][1] for p in d["papers"])

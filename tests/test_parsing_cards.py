@@ -10,6 +10,7 @@ import pytest
 
 from cards_pages_2025 import LABELS, cards_html, cards_text, make_card
 from newsletter.errors import DigestError
+from newsletter.models import summary_of
 from newsletter.parsing import detect_format, parse_file, parse_text
 
 # --- the real seed -----------------------------------------------------------------------------
@@ -34,7 +35,8 @@ def test_seed_001_cards_have_points_quiz_and_links(seed_files: list[Path]) -> No
         assert paper.published is not None and paper.published <= day.date
         assert f"Link: http://arxiv.org/pdf/{paper.arxiv_id}" in text
         assert paper.authors == [] and paper.category is None
-        assert paper.points[2].text in paper.summary and paper.points[4].text in paper.summary
+        assert paper.summary == ""
+        assert paper.points[2].text in summary_of(paper) and paper.points[4].text in summary_of(paper)
         assert text.count(paper.title) >= 2
 
 
@@ -56,17 +58,19 @@ def test_a_cards_page_gives_titles_points_quiz_and_a_summary_from_the_points() -
     assert [(q.question, q.options, q.answer) for q in first.quiz] == [
         (question, tuple(options), None) for question, options, _ in cards[0].quiz
     ]
-    assert first.summary.startswith("**Topic and Domain:** Point 1 of paper 1")
-    assert "**Results and Evaluation:** Point 5" in first.summary
+    assert first.summary == ""  # a card has no summary; one is derived where it is shown
+    assert summary_of(first).startswith("**Topic and Domain:** Point 1 of paper 1")
+    assert "**Results and Evaluation:** Point 5" in summary_of(first)
     assert first.line == 5
 
 
-def test_a_card_without_points_is_kept_with_its_flowchart_as_summary() -> None:
+def test_a_card_without_points_is_kept_with_its_flowchart_shown_as_summary() -> None:
     cards = [make_card(1), make_card(2, with_points=False), make_card(3)]
     result = parse_text(cards_text("2030-04-02", cards), "cards.txt")
     papers = result.days[0].papers
     assert [len(p.points) for p in papers] == [5, 0, 5]
-    assert papers[1].summary == cards[1].flowchart
+    assert (papers[1].summary, papers[1].flowchart) == ("", cards[1].flowchart)
+    assert summary_of(papers[1]) == cards[1].flowchart
     assert len(papers[1].quiz) == 3 and papers[2].title == cards[2].title
 
 
@@ -80,7 +84,7 @@ def test_a_bilingual_page_keeps_the_english_points_and_quiz() -> None:
         assert [p.label for p in paper.points] == LABELS
         assert [p.text for p in paper.points] == card.points
         assert [q.question for q in paper.quiz] == [question for question, _, _ in card.quiz]
-        assert "中文" not in paper.summary
+        assert "中文" not in summary_of(paper) + paper.flowchart
 
 
 def test_more_than_three_cards_and_fraction_options_survive() -> None:
@@ -126,7 +130,7 @@ def test_html_cards_read_like_text_cards_and_resolve_answers(style: str) -> None
         assert [(q.question, list(q.options), q.answer) for q in paper.quiz] == [
             (question, options, options[right]) for question, options, right in card.quiz
         ]
-    assert day.papers[1].summary == cards[1].flowchart
+    assert (day.papers[1].summary, summary_of(day.papers[1])) == ("", cards[1].flowchart)
 
 
 def test_html_indices_that_cannot_tell_their_base_are_read_from_zero_with_a_warning() -> None:
@@ -155,3 +159,29 @@ def test_html_answers_by_letter_on_an_empty_marker_and_out_of_range() -> None:
 def test_an_html_page_that_is_not_a_cards_page_is_a_digest_error() -> None:
     with pytest.raises(DigestError, match="not a digest"):
         parse_text("<!DOCTYPE html><html><body><p>Hello</p></body></html>", "page.html")
+
+
+def test_a_cards_paper_without_a_summary_is_still_found_by_its_points_and_flowchart(tmp_path: Path) -> None:
+    """The digest gives a card no summary; filters, category keywords and the store read its points
+    and flowchart line as they read a table paper's summary."""
+    from newsletter.categories import Classifier
+    from newsletter.config import CategorySettings
+    from newsletter.selection import Filter
+    from newsletter.store import Store
+
+    cards = [make_card(1), make_card(2, with_points=False)]
+    day = parse_text(cards_text("2030-04-02", cards), "cards.txt").days[0]
+    with_points, without = day.papers
+    assert (with_points.summary, without.summary) == ("", "")
+    assert Filter(keywords=("point 4 of paper 1",)).matches(with_points)
+    assert Filter(keywords=(cards[1].flowchart.split()[-1],)).matches(without)
+    assert not Filter(excluded=("colon",)).matches(with_points)
+    classifier = Classifier(CategorySettings(fallback="Other", taxonomy={"Colons": ["colon"], "Other": []}))
+    assert classifier.scores(with_points) == {"Colons": 5}
+    with Store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        store.ingest([day])
+        stored = store.get_day(day.date)
+    assert stored is not None
+    assert [(p.summary, p.flowchart, p.points) for p in stored.papers] == [
+        ("", p.flowchart, p.points) for p in day.papers
+    ]

@@ -16,9 +16,8 @@ Drift (a layout that changed under the parser) is counted and warned about with 
 with points but not five, a question without three options or with options in two scripts, a card
 or a line the parser could not place.
 
-A card has no summary field; the summary is derived: the kept points as one Markdown paragraph,
-``**Label:** text`` each, in page order. A card without points falls back to its flowchart line,
-and failing that to its title.
+A card has no summary, so a cards paper's ``summary`` stays empty; its flowchart line is kept apart.
+Where a summary is shown or read, one is derived from the points (``models.summary_of``).
 """
 
 from __future__ import annotations
@@ -42,7 +41,6 @@ from newsletter.models import (
     Point,
     QuizQuestion,
     Translation,
-    summary_from_points,
 )
 from newsletter.parsing.common import add_unique, arxiv_links, bad_day_date, parse_iso_date
 
@@ -154,12 +152,6 @@ def point_label(raw: str) -> str:
 
 def split_authors(value: str) -> list[str]:
     return [name for name in (n.strip() for n in AUTHOR_SEPARATOR.split(value)) if name]
-
-
-def derived_summary(points: Sequence[Point], flowchart: str | None, title: str) -> str:
-    if points:
-        return summary_from_points(points)
-    return flowchart or title
 
 
 def point_sets(reader: CardReader, start: int, end: int) -> tuple[list[tuple[str, int, list[Point]]], int]:
@@ -325,12 +317,12 @@ def parse_card(reader: CardReader, start: int, end: int) -> Paper | None:
         arxiv_id=arxiv_id,
         title=title,
         authors=split_authors(meta["author"][0]) if "author" in meta else [],
-        summary=derived_summary(points, lines[extras[0]].text if extras else None, title),
         links=links,
         published=published,
         points=points,
         quiz=quiz,
         translations=translations if translated_points or translated_quiz else {},
+        flowchart=lines[extras[0]].text if extras else "",
         line=lines[start].number,
     )
 

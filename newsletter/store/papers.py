@@ -70,6 +70,7 @@ def _paper_from_json(text: str) -> Paper:
             lang: Translation([Point(p["label"], p["text"]) for p in t["points"]], _quiz_from_json(t["quiz"]))
             for lang, t in data.get("translations", {}).items()
         },
+        flowchart=data.get("flowchart", ""),  # absent from rows written before it was kept
     )
 
 

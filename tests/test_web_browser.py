@@ -46,7 +46,9 @@ def test_a_new_reader_subscribes_through_the_page(browser: object, tmp_path: Pat
                 assert boxes[category].is_selected()
             browser.save_screenshot(str(tmp_path / "1-form-filled.png"))
             browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
-
+            # The answer, once it has replaced the form (the form's heading goes stale meanwhile).
+            WebDriverWait(browser, 10).until(
+                expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Check your inbox"))
             assert browser.find_element(By.TAG_NAME, "h1").text == "Check your inbox"
             assert address in browser.find_element(By.TAG_NAME, "main").text
             assert browser.current_url == base + "/subscribe"
@@ -66,8 +68,10 @@ def test_a_new_reader_subscribes_through_the_page(browser: object, tmp_path: Pat
             # The next page, once it has replaced this one (the old heading goes stale meanwhile).
             WebDriverWait(browser, 10).until(
                 expected_conditions.text_to_be_present_in_element((By.TAG_NAME, "h1"), "Subscription confirmed"))
-            assert browser.find_element(By.TAG_NAME, "h1").text == "Subscription confirmed"
+            confirmed = browser.find_element(By.TAG_NAME, "h1")
+            assert confirmed.text == "Subscription confirmed"
             browser.find_element(By.LINK_TEXT, "Change your preferences").click()
+            WebDriverWait(browser, 10).until(expected_conditions.staleness_of(confirmed))
             boxes = {box.get_attribute("value"): box for box in
                      browser.find_elements(By.CSS_SELECTOR, "input[type=checkbox][name=category]")}
             ticked = [name for name, box in boxes.items() if box.is_selected()]

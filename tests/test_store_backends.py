@@ -14,6 +14,7 @@ from pathlib import Path
 import feedparser
 
 from helpers import write_config
+from newsletter.store import Store
 from smtp_helpers import Recorder, smtp_server
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digests"
@@ -101,3 +102,33 @@ def test_subscribers_round_trip(tmp_path: Path, store_url: str) -> None:
     assert by_email == {"reader0000@example.com": "active", "reader0001@example.com": "unsubscribed",
                         "reader0003@example.com": "active", "reader0004@example.com": "active"}
     assert exported.count("@example.com") == 4
+
+
+def test_prune_removes_a_vanished_files_listing(tmp_path: Path, store_url: str) -> None:
+    digests = tmp_path / "digests"
+    digests.mkdir()
+    for day in ("2026-11-18", "2026-11-19"):
+        (digests / f"{day}.md").write_text((EXAMPLES / "2026-11-19.md").read_text(encoding="utf-8")
+                                           .replace("2026-11-19", day), encoding="utf-8")
+    config = smtp_config(tmp_path, store_url, [str(digests)])
+    first = json.loads(run_cli(config, "ingest", "--json"))
+    (digests / "2026-11-18.md").unlink()
+    pruned = json.loads(run_cli(config, "ingest", "--prune", "--json"))
+    with Store(store_url) as store:
+        days = store.dates()
+
+    assert first["days"] == 2
+    assert [p["file"] for p in pruned["pruned"]] == ["digests/2026-11-18.md"]
+    assert pruned["pruned"][0]["dates"] == ["2026-11-18"]
+    assert [d.isoformat() for d in days] == ["2026-11-19"]
+
+
+def test_reactivating_a_bounced_reader(tmp_path: Path, store_url: str) -> None:
+    config = smtp_config(tmp_path, store_url, [str(EXAMPLES / f"{DAY}.md")])
+    add_readers(config, 2)
+    run_cli(config, "subscribers", "update", "reader0000@example.com", "--status", "bounced")
+    said = run_cli(config, "subscribers", "update", "reader0000@example.com", "--reactivate")
+    listed = json.loads(run_cli(config, "subscribers", "list", "--json"))
+
+    assert "bounced" in said
+    assert {s["email"]: s["status"] for s in listed}["reader0000@example.com"] == "active"

@@ -155,10 +155,12 @@ class DeliveryProject:
 
 
 @contextmanager
-def delivery_project(folder: Path, date: dt.date) -> Iterator[DeliveryProject]:
+def delivery_project(folder: Path, date: dt.date, store_url: str | None = None) -> Iterator[DeliveryProject]:
+    """``store_url``: the store (a PostgreSQL database, say); by default an SQLite file in ``folder``."""
     digest = folder / f"{date.isoformat()}.md"
     digest.write_text(TINY_DIGEST.format(date=date.isoformat()), encoding="utf-8")
-    settings = Settings(path=folder / "config.toml", store=StoreSettings(url=f"sqlite:///{folder / 'test.db'}"),
+    url = store_url or f"sqlite:///{folder / 'test.db'}"
+    settings = Settings(path=folder / "config.toml", store=StoreSettings(url=url),
                         email=EmailSettings(sender=f"Test Papers <{SENDER}>"))
     with Store.from_settings(settings) as store:
         report = ingest_files(settings, store, [digest])

@@ -58,9 +58,10 @@ DATE = dt.date.fromisoformat(DAY)
 TINY_DAY = dt.date(2025, 3, 4)
 
 
-def site(folder: Path, port: int, readers: list[str], smtp: str = "timeout = 5\n") -> Path:
+def site(folder: Path, port: int, readers: list[str], smtp: str = "timeout = 5\n",
+         store_url: str = "sqlite:///var/test.db") -> Path:
     """A config sending the example digest of DAY to ``readers`` over 127.0.0.1:``port``."""
-    config = write_config(folder, digests=f'["{EXAMPLES / (DAY + ".md")}"]', extra=f"""
+    config = write_config(folder, digests=f'["{EXAMPLES / (DAY + ".md")}"]', store_url=store_url, extra=f"""
 [smtp]
 host = "127.0.0.1"
 port = {port}
@@ -107,10 +108,10 @@ def leave_rows_leased(settings: Settings, held: int, lease_until: dt.datetime) -
 # -- 1. expired leases ------------------------------------------------------------------------
 
 
-def test_an_expired_lease_is_taken_over_even_when_nothing_else_is_due(tmp_path: Path) -> None:
+def test_an_expired_lease_is_taken_over_even_when_nothing_else_is_due(tmp_path: Path, store_url: str) -> None:
     handler = Recorder()
     with smtp_server(handler) as server:
-        config = site(tmp_path, server.port, readers(40))
+        config = site(tmp_path, server.port, readers(40), store_url=store_url)
         held = leave_rows_leased(load_settings(config), 17, utc_now() - dt.timedelta(seconds=5))
         code, report = send_json(config)
     assert code == 0, report
@@ -234,8 +235,9 @@ class OrderRecorder(Recorder):
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Any:
-    with delivery_project(tmp_path, TINY_DAY) as opened:
+def project(tmp_path: Path, store_url: str) -> Any:
+    """On SQLite and on PostgreSQL: the claims' order and the refusal rules are SQL."""
+    with delivery_project(tmp_path, TINY_DAY, store_url) as opened:
         yield opened
 
 
@@ -424,8 +426,8 @@ def test_a_send_that_cannot_reach_the_server_says_so_once(tmp_path: Path) -> Non
     assert states(load_settings(config)) == {"pending": 6}
 
 
-def test_a_store_of_the_previous_version_gains_the_unknown_outcome_count(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+def test_a_store_of_the_previous_version_gains_the_unknown_outcome_count(store_url: str) -> None:
+    url = store_url
     with Store(url) as store, store.engine.begin() as conn:  # back to version 1, with a row in the log
         conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN unknown_outcomes")
         conn.exec_driver_sql("UPDATE schema_version SET version = 1")

@@ -22,8 +22,9 @@ TAXONOMY = list(DEFAULT_TAXONOMY)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    with Store(f"sqlite:///{tmp_path / 'test.db'}") as opened:
+def store(store_url: str) -> Store:
+    """On SQLite and on PostgreSQL (see conftest's store_url)."""
+    with Store(store_url) as opened:
         yield opened
 
 

@@ -148,8 +148,10 @@ class DeliveryStore:
         added = 0
         with self.engine.begin() as conn:
             for start in range(0, len(rows), 500):
-                stmt = dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["date", "subscriber_id"])
-                added += conn.execute(stmt, rows[start:start + 500]).rowcount
+                # Counted by the ids returned: on PostgreSQL a batched insert reports no row count (-1).
+                stmt = (dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["date", "subscriber_id"])
+                        .returning(deliveries.c.id))
+                added += len(conn.execute(stmt, rows[start:start + 500]).all())
         return added
 
     def cancel_deliveries(self, date: dt.date, keep_subscriber_ids: Collection[int], reason: str,

@@ -47,6 +47,25 @@ def subject_for(settings: Settings, date: dt.date, count: int) -> str:
                           "use only the fields {title}, {date} (e.g. {date:%d %B %Y}), {count} and {papers}") from exc
 
 
+def weekly_subject(settings: Settings, first_day: dt.date, last_day: dt.date, count: int) -> str:
+    """The [email] subject for the edition's last day, marked as the week's: "Weekly, 24-30 Nov: ..."."""
+    return f"Weekly, {period_label(first_day, last_day)}: {subject_for(settings, last_day, count)}"
+
+
+def alert_subject(settings: Settings, authors: Iterable[str], title: str) -> str:
+    """Names the followed author(s) and the paper, as the reader follows them."""
+    names = " and ".join(authors)
+    return _no_controls(f"{settings.site.title}: new paper by {names}: {' '.join(title.split())}")
+
+
+def period_label(first_day: dt.date, last_day: dt.date) -> str:
+    if first_day == last_day:
+        return f"{last_day.day} {last_day:%b}"
+    if (first_day.year, first_day.month) == (last_day.year, last_day.month):
+        return f"{first_day.day}-{last_day.day} {last_day:%b}"
+    return f"{first_day.day} {first_day:%b}-{last_day.day} {last_day:%b}"
+
+
 def _no_controls(text: str) -> str:
     """Headers must not carry control characters (CR/LF would inject headers)."""
     return "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text).strip()

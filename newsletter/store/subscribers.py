@@ -29,7 +29,7 @@ from newsletter.store.schema import subscribers as table
 from newsletter.subscribers import check_status, email_key, lookup_key, validated
 
 # Stored by upsert and update; id, token and created_at are set once, status only on purpose.
-_PROFILE_FIELDS = ("email", "name", "categories", "keywords", "excluded_keywords")
+_PROFILE_FIELDS = ("email", "name", "categories", "keywords", "excluded_keywords", "authors", "cadence", "weekday")
 
 
 def new_token() -> str:
@@ -44,6 +44,9 @@ def _row(sub: Subscriber) -> dict[str, Any]:
         "categories": list(sub.categories),
         "keywords": list(sub.keywords),
         "excluded": list(sub.excluded_keywords),
+        "authors": list(sub.authors),
+        "cadence": sub.cadence,
+        "weekday": sub.weekday,
         "status": sub.status,
         "token": sub.token,
         "created_at": sub.created_at,
@@ -58,6 +61,9 @@ def _subscriber(row: Any) -> Subscriber:
         categories=list(row.categories),
         keywords=list(row.keywords),
         excluded_keywords=list(row.excluded),
+        authors=list(row.authors),
+        cadence=row.cadence,
+        weekday=row.weekday,
         status=row.status,
         token=row.token,
         created_at=as_utc(row.created_at) if row.created_at is not None else None,

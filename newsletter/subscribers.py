@@ -152,11 +152,14 @@ def check_cadence(cadence: str) -> Cadence:
     raise InvalidSubscriberError(f"unknown cadence {cadence!r}", f"valid cadences are: {', '.join(CADENCES)}")
 
 
+_WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
 def check_weekday(weekday: str) -> Weekday:
     """A weekday as its first three letters; "Monday", "MON" and "mon" are all "mon"."""
-    short = weekday.strip().lower()[:3]
-    for known in WEEKDAYS:
-        if short == known and known.startswith(short) and len(weekday.strip()) >= 3:
+    given = weekday.strip().lower()
+    for known, name in zip(WEEKDAYS, _WEEKDAY_NAMES, strict=True):
+        if given in (known, name):
             return known
     raise InvalidSubscriberError(f"unknown weekday {weekday!r}", f"valid weekdays are: {', '.join(WEEKDAYS)}")
 

@@ -44,12 +44,12 @@ LONGEST_WEEKLY_DAYS = 28
 @dataclass(frozen=True)
 class Selection:
     """What a rendition lists: the edition, the topic filter, the selected papers already mailed to its
-    readers (left out), and the papers marked for them ((arXiv id, why), e.g. a followed author)."""
+    readers (left out), and the papers marked for them: (arXiv id, the followed authors who wrote it)."""
 
     edition: Edition
     filter: Filter
     excluded: frozenset[str] = frozenset()
-    marks: tuple[tuple[str, str], ...] = ()
+    marks: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def key(self) -> str:
@@ -257,8 +257,7 @@ class _Planner:
             seen = self._seen_before(covered, edition.first_day) | alerted
             excluded = frozenset(p.arxiv_id for p in selected if p.arxiv_id in seen)
             in_digest = {p.arxiv_id for p in selected} - excluded
-            marks = tuple((arxiv_id, "You follow " + " and ".join(names))
-                          for arxiv_id, names in followed.items() if arxiv_id in in_digest)
+            marks = tuple((arxiv_id, names) for arxiv_id, names in followed.items() if arxiv_id in in_digest)
             if in_digest:
                 chosen.append(self._join(Selection(edition, topic, excluded, marks), subscriber))
         mailed_before = self._seen_before(covered, self.date)
@@ -266,8 +265,7 @@ class _Planner:
             if arxiv_id in in_digest or arxiv_id in alerted or arxiv_id in mailed_before:
                 continue
             alert = Edition("alert", self.date, self.date, paper=arxiv_id)
-            chosen.append(self._join(Selection(alert, self._intern(Filter(authors=names)),
-                                               marks=((arxiv_id, "You follow " + " and ".join(names)),)),
+            chosen.append(self._join(Selection(alert, self._intern(Filter(authors=names)), marks=((arxiv_id, names),)),
                                      subscriber))
         return chosen or self._why_nothing(subscriber, full, edition)
 
@@ -417,6 +415,7 @@ def _build_rendition(settings: Settings, selection: Selection, selected: list[Pa
                      placeholders: mail.Placeholders, layout: render.Layout, fitted: bool,
                      note: str = "") -> Rendition:
     edition, filt, marks = selection.edition, selection.filter, dict(selection.marks)
+    marked = {arxiv_id: "You follow " + " and ".join(names) for arxiv_id, names in marks.items()}
     date = edition.last_day
     context, ordered = render.digest_context(
         site_title=settings.site.title,
@@ -425,7 +424,7 @@ def _build_rendition(settings: Settings, selection: Selection, selected: list[Pa
         papers=selected,
         filt=filt,
         heading=_heading(edition),
-        marks=marks,
+        marks=marked,
         category_order=settings.categories.names,
         archive_url=links.archive_url(settings, date),
         postal_address=settings.email.postal_address,
@@ -445,7 +444,8 @@ def _build_rendition(settings: Settings, selection: Selection, selected: list[Pa
     key = filt.key if (edition.kind, selection.excluded, marks) == ("daily", frozenset(), {}) else selection.key
     template = mail.MessageTemplate.build(settings, rendered, subject, placeholders, f"{date}|{key}")
     by_id = {p.arxiv_id: p for p in selected}
-    reasons = {i: filt.reasons(by_id[i]) + ([marks[i].replace("You follow", "author", 1)] if i in marks else [])
+    topical = edition.kind != "alert"  # an alert's only reason is its author
+    reasons = {i: (filt.reasons(by_id[i]) if topical else []) + [f"author {name}" for name in marks.get(i, ())]
                for i in ordered}
     return Rendition(
         key=key, filter=filt, papers=ordered, subject=subject, rendered=rendered, template=template,

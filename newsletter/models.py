@@ -220,6 +220,8 @@ class PlannedMessage:
     message_id: str
     """Deterministic per (edition, subscriber), so that a retry reuses it."""
     edition: Edition
+    followed: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Papers in it by authors the reader follows: (arXiv id, their names as the paper spells them)."""
 
 
 @dataclass(frozen=True)

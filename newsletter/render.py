@@ -18,7 +18,7 @@ import logging
 import re
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from email.utils import parseaddr
 from importlib import resources
 from pathlib import Path
@@ -171,8 +171,6 @@ class PaperView:
     """(question number in the email, question, options)."""
     quiz_answered: bool
     """Whether the answers section lists an answer of this quiz (a copied text page has none)."""
-    mark: str = ""
-    """Why this reader in particular gets it, when it is more than the filter ("You follow Jane Doe")."""
 
 
 @dataclass(frozen=True)
@@ -329,14 +327,13 @@ def digest_context(
     fitted: bool = False,
     note: str = "",
     heading: str = "",
-    marks: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The template context for one rendition, and the paper ids in the order it lists them.
 
     ``fitted``: the layout is more compact than ``[email] summary`` asks, to stay under Gmail's
     clip; the email then says so. ``note`` is the day's note from its source (Markdown, e.g. a cards
     page's reading tips), shown at the top and sanitised like a summary. ``heading`` replaces the
-    date as the headline (a weekly edition names its days); ``marks`` sets a paper's ``mark`` by id.
+    date as the headline (a weekly edition names its days).
     """
     groups: list[Group] = []
     answers: list[QuizAnswer] = []
@@ -347,8 +344,6 @@ def digest_context(
         for paper in members:
             detailed = layout.detailed is None or number <= layout.detailed
             view = _paper_view(paper, number, question, layout.summary, detailed, archive_url)
-            if marks and paper.arxiv_id in marks:
-                view = replace(view, mark=strip_invalid_xml(marks[paper.arxiv_id]))
             views.append(view)
             ordered.append(paper.arxiv_id)
             for (n, _q, _o), source in zip(view.quiz, paper.quiz[:len(view.quiz)], strict=True):

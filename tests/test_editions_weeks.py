@@ -119,11 +119,15 @@ def expected() -> dict[tuple[str, str], set[str]]:
     return want
 
 
-def papers_in(message: Message) -> list[str]:
+def text_of(message: Message) -> str:
     text = next(part for part in message.walk() if part.get_content_type() == "text/plain")
     payload = text.get_payload(decode=True)
     assert isinstance(payload, bytes)
-    return list(dict.fromkeys(re.findall(r"arxiv\.org/abs/([0-9.]+)", payload.decode())))
+    return payload.decode()
+
+
+def papers_in(message: Message) -> list[str]:
+    return list(dict.fromkeys(re.findall(r"arxiv\.org/abs/([0-9.]+)", text_of(message))))
 
 
 def test_four_weeks_of_daily_weekly_and_alert_editions(tmp_path: Path) -> None:
@@ -158,7 +162,10 @@ def test_four_weeks_of_daily_weekly_and_alert_editions(tmp_path: Path) -> None:
         if key == ("mon@example.com", f"weekly/{day(2)}..{day(8)}"):
             assert papers_in(message)[0] == REPEATED  # listed four times: the most-listed comes first
         if key == ("fan@example.com", f"daily/{day(9)}"):
-            assert "You follow Jane Doe" in str(message)
+            number = papers_in(message).index(BY_JANE) + 1
+            assert f"You follow Jane Doe, who wrote no. {number} below, “Jane's paper”." in text_of(message)
+        elif key[0] == "fan@example.com":
+            assert "You follow" not in text_of(message)
     assert set(received) == set(expected())
     repeats = {key: n for key, n in received.items() if n > 1}
     # The killed send repeats only the message that was in flight (the server had queued it), a weekly

@@ -35,6 +35,8 @@ from newsletter.models import WEEKDAYS, Day, Edition, Paper, PlannedMessage, Ski
 from newsletter.selection import Filter, author_key
 from newsletter.store import Store
 
+Marks = tuple[tuple[str, tuple[str, ...]], ...]
+"""(arXiv id, the followed authors who wrote it, as the paper spells them) for the papers of one message."""
 NEW_WEEKLY_DAYS = 7
 """A weekly reader's first edition covers the last week."""
 LONGEST_WEEKLY_DAYS = 28
@@ -43,21 +45,18 @@ LONGEST_WEEKLY_DAYS = 28
 
 @dataclass(frozen=True)
 class Selection:
-    """What a rendition lists: the edition, the topic filter, the selected papers already mailed to its
-    readers (left out), and the papers marked for them: (arXiv id, the followed authors who wrote it)."""
+    """What a rendition lists: the edition, the topic filter, and the selected papers already mailed to its
+    readers (left out). Which of its papers a reader's followed authors wrote is said per message."""
 
     edition: Edition
     filter: Filter
     excluded: frozenset[str] = frozenset()
-    marks: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def key(self) -> str:
         parts = [self.edition.key, self.filter.key]
         if self.excluded:
             parts.append("seen=" + _short_hash(sorted(self.excluded)))
-        if self.marks:
-            parts.append("marked=" + _short_hash(self.marks))
         return "|".join(parts)
 
 
@@ -82,7 +81,21 @@ class Rendition:
     """How much of each paper it shows: [email] summary, or more compact to stay under Gmail's clip."""
     edition: Edition
     reasons: dict[str, list[str]]
-    """arXiv id -> why the paper is in it ("category Computer Vision", "author Jane Doe"), for plan.json."""
+    """arXiv id -> why the paper is in it ("category Computer Vision", ...), for plan.json."""
+    titles: dict[str, str]
+
+    def followed_note(self, followed: Marks) -> str:
+        """The sentence that marks, for one reader, the papers in it by authors they follow."""
+        if not followed:
+            return ""
+        return mail.followed_note((self.papers.index(i) + 1, self.titles[i], names) for i, names in followed)
+
+    def reasons_for(self, planned: PlannedMessage) -> dict[str, list[str]]:
+        """``reasons``, plus the reader's followed authors."""
+        if not planned.followed:
+            return self.reasons
+        followed = dict(planned.followed)
+        return {i: reasons + [f"author {name}" for name in followed.get(i, ())] for i, reasons in self.reasons.items()}
 
     def preview_html(self) -> str:
         """The HTML part with example personal values, for the dry run's index.html."""
@@ -109,7 +122,7 @@ class Plan:
         """The final message for one subscriber: RFC 5322, CRLF line ends, ready for SMTP."""
         rendition = self.renditions[planned.rendition_key]
         return rendition.template.message_bytes(self.settings, planned.subscriber, planned.message_id,
-                                                self._date_header())
+                                                self._date_header(), rendition.followed_note(planned.followed))
 
     def _date_header(self) -> str:
         # Formatting a date costs more than the rest of a header block; do it once per second.
@@ -203,19 +216,21 @@ def plan_editions(settings: Settings, date: dt.date, recipients: Sequence[Subscr
     choices = [planner.choose(subscriber) for subscriber in recipients]
     placeholders = mail.Placeholders()
     renditions = {selection: _rendition(settings, plan, planner.papers_of(selection), selection, group,
-                                        placeholders, planner.note_of(selection.edition))
+                                        placeholders, planner.note_of(selection.edition),
+                                        planner.followed_of.get(selection, []))
                   for selection, group in planner.members.items()}
     domain = links.sender_domain(settings)
     for subscriber, chosen in zip(recipients, choices, strict=True):
         if isinstance(chosen, str):
             plan.skipped.append(SkippedRecipient(subscriber.email, chosen))
             continue
-        for selection in chosen:
+        for selection, followed in chosen:
             rendition = renditions[selection]
             edition = plan.editions.setdefault(selection.edition.key, selection.edition)
             plan.messages.append(PlannedMessage(
                 date=date, subscriber=subscriber, papers=rendition.papers, rendition_key=rendition.key,
                 message_id=links.edition_message_id(edition, subscriber, domain), edition=edition,
+                followed=followed,
             ))
     return plan
 
@@ -230,6 +245,8 @@ class _Planner:
         today = history.days.get(date)
         self.today = today.papers if today is not None else []
         self.members: dict[Selection, list[Subscriber]] = {}
+        self.followed_of: dict[Selection, list[Marks]] = {}
+        """The readers' marks, for the renditions that have any: each is sized for the longest note."""
         self._filters: dict[Filter, Filter] = {}
         self._selected: dict[tuple[Edition, Filter], list[Paper]] = {}
         self._period: dict[Edition, list[Paper]] = {}
@@ -240,8 +257,9 @@ class _Planner:
             for name in paper.authors:
                 self._by_author.setdefault(author_key(name), []).append(paper)
 
-    def choose(self, subscriber: Subscriber) -> list[Selection] | str:
-        """The reader's selections on this day, or why there are none."""
+    def choose(self, subscriber: Subscriber) -> list[tuple[Selection, Marks]] | str:
+        """The reader's selections on this day, with the papers in each by authors they follow; or why
+        there are none."""
         if not subscriber.token:
             return "no link token, so no unsubscribe link; re-add the subscriber"
         full = self._intern(Filter.of(subscriber))
@@ -249,7 +267,7 @@ class _Planner:
         covered = self.history.coverage.get(subscriber.id) if subscriber.id is not None else None
         alerted = self.history.alerted.get(subscriber.id, set()) if subscriber.id is not None else set()
         followed = self._followed(full) if full.authors else {}
-        chosen: list[Selection] = []
+        chosen: list[tuple[Selection, Marks]] = []
         in_digest: set[str] = set()
         edition = self._digest_edition(subscriber, covered)
         if edition is not None:
@@ -259,14 +277,14 @@ class _Planner:
             in_digest = {p.arxiv_id for p in selected} - excluded
             marks = tuple((arxiv_id, names) for arxiv_id, names in followed.items() if arxiv_id in in_digest)
             if in_digest:
-                chosen.append(self._join(Selection(edition, topic, excluded, marks), subscriber))
+                chosen.append(self._join(Selection(edition, topic, excluded), subscriber, marks))
         mailed_before = self._seen_before(covered, self.date)
         for arxiv_id, names in followed.items():
             if arxiv_id in in_digest or arxiv_id in alerted or arxiv_id in mailed_before:
                 continue
             alert = Edition("alert", self.date, self.date, paper=arxiv_id)
-            chosen.append(self._join(Selection(alert, self._intern(Filter(authors=names)), marks=((arxiv_id, names),)),
-                                     subscriber))
+            chosen.append(self._join(Selection(alert, self._intern(Filter(authors=names))), subscriber,
+                                     ((arxiv_id, names),)))
         return chosen or self._why_nothing(subscriber, full, edition)
 
     def _why_nothing(self, subscriber: Subscriber, full: Filter, edition: Edition | None) -> str:
@@ -279,9 +297,11 @@ class _Planner:
             return f"every paper matching {full.describe()} was mailed before"
         return f"no papers match {full.describe()}"
 
-    def _join(self, selection: Selection, subscriber: Subscriber) -> Selection:
+    def _join(self, selection: Selection, subscriber: Subscriber, marks: Marks) -> tuple[Selection, Marks]:
         self.members.setdefault(selection, []).append(subscriber)
-        return selection
+        if marks:
+            self.followed_of.setdefault(selection, []).append(marks)
+        return selection, marks
 
     def _intern(self, filt: Filter) -> Filter:
         """One Filter object per distinct filter, so that its compiled patterns are built once."""
@@ -355,8 +375,12 @@ class _Planner:
 
 
 def _rendition(settings: Settings, plan: Plan, selected: list[Paper], selection: Selection,
-               subscribers: list[Subscriber], placeholders: mail.Placeholders, note: str = "") -> Rendition:
-    widest = mail.widest_html_values(settings, subscribers)
+               subscribers: list[Subscriber], placeholders: mail.Placeholders, note: str,
+               followed: list[Marks]) -> Rendition:
+    titles = {p.arxiv_id: p.title for p in selected}
+    # Numbered as the last paper, the widest a note can be.
+    notes = {mail.followed_note((len(selected), titles[i], names) for i, names in marks) for marks in followed}
+    widest = mail.widest_html_values(settings, subscribers, notes)
     limit = settings.email.gmail_clip_kb * 1024
     requested = render.Layout(summary="full" if settings.email.summary == "full" else "short")
 
@@ -414,8 +438,7 @@ def _fit(build: Callable[[render.Layout], Rendition], widest: dict[str, int], li
 def _build_rendition(settings: Settings, selection: Selection, selected: list[Paper],
                      placeholders: mail.Placeholders, layout: render.Layout, fitted: bool,
                      note: str = "") -> Rendition:
-    edition, filt, marks = selection.edition, selection.filter, dict(selection.marks)
-    marked = {arxiv_id: "You follow " + " and ".join(names) for arxiv_id, names in marks.items()}
+    edition, filt = selection.edition, selection.filter
     date = edition.last_day
     context, ordered = render.digest_context(
         site_title=settings.site.title,
@@ -424,7 +447,6 @@ def _build_rendition(settings: Settings, selection: Selection, selected: list[Pa
         papers=selected,
         filt=filt,
         heading=_heading(edition),
-        marks=marked,
         category_order=settings.categories.names,
         archive_url=links.archive_url(settings, date),
         postal_address=settings.email.postal_address,
@@ -441,16 +463,16 @@ def _build_rendition(settings: Settings, selection: Selection, selected: list[Pa
     else:
         subject = mail.subject_for(settings, date, len(ordered))
     # A daily edition's key is its filter's, as before editions, so that sample files keep their names.
-    key = filt.key if (edition.kind, selection.excluded, marks) == ("daily", frozenset(), {}) else selection.key
+    key = filt.key if (edition.kind, selection.excluded) == ("daily", frozenset()) else selection.key
     template = mail.MessageTemplate.build(settings, rendered, subject, placeholders, f"{date}|{key}")
     by_id = {p.arxiv_id: p for p in selected}
-    topical = edition.kind != "alert"  # an alert's only reason is its author
-    reasons = {i: (filt.reasons(by_id[i]) if topical else []) + [f"author {name}" for name in marks.get(i, ())]
-               for i in ordered}
+    # An alert's only reason is its author, which the reader's marks add (see reasons_for).
+    reasons = {i: filt.reasons(by_id[i]) if edition.kind != "alert" else [] for i in ordered}
     return Rendition(
         key=key, filter=filt, papers=ordered, subject=subject, rendered=rendered, template=template,
         preview_values=mail.personal_values(settings, Subscriber(email="subscriber@example.org", token="TOKEN")),
         placeholders=placeholders, layout=layout, edition=edition, reasons=reasons,
+        titles={i: by_id[i].title for i in ordered},
     )
 
 

@@ -248,6 +248,7 @@ class _Planner:
         self.followed_of: dict[Selection, list[Marks]] = {}
         """The readers' marks, for the renditions that have any: each is sized for the longest note."""
         self._filters: dict[Filter, Filter] = {}
+        self._decisions: dict[object, list[tuple[Selection, Marks]] | str] = {}
         self._selected: dict[tuple[Edition, Filter], list[Paper]] = {}
         self._period: dict[Edition, list[Paper]] = {}
         self._seen: dict[tuple[tuple[dt.date, dt.date] | None, dt.date], frozenset[str]] = {}
@@ -259,13 +260,29 @@ class _Planner:
 
     def choose(self, subscriber: Subscriber) -> list[tuple[Selection, Marks]] | str:
         """The reader's selections on this day, with the papers in each by authors they follow; or why
-        there are none."""
+        there are none. Decided once per distinct (profile, history): most readers share theirs."""
         if not subscriber.token:
             return "no link token, so no unsubscribe link; re-add the subscriber"
-        full = self._intern(Filter.of(subscriber))
-        topic = self._intern(Filter(full.categories, full.keywords, full.excluded)) if full.authors else full
         covered = self.history.coverage.get(subscriber.id) if subscriber.id is not None else None
         alerted = self.history.alerted.get(subscriber.id, set()) if subscriber.id is not None else set()
+        profile = (subscriber.cadence, subscriber.weekday, tuple(subscriber.categories), tuple(subscriber.keywords),
+                   tuple(subscriber.excluded_keywords), tuple(subscriber.authors))
+        key = (profile, covered, frozenset(alerted))
+        decided = self._decisions.get(key)
+        if decided is None:
+            decided = self._decisions[key] = self._decide(subscriber, covered, alerted)
+        if isinstance(decided, str):
+            return decided
+        for selection, marks in decided:
+            self.members.setdefault(selection, []).append(subscriber)
+            if marks:
+                self.followed_of.setdefault(selection, []).append(marks)
+        return decided
+
+    def _decide(self, subscriber: Subscriber, covered: tuple[dt.date, dt.date] | None,
+                alerted: set[str]) -> list[tuple[Selection, Marks]] | str:
+        full = self._intern(Filter.of(subscriber))
+        topic = self._intern(Filter(full.categories, full.keywords, full.excluded)) if full.authors else full
         followed = self._followed(full) if full.authors else {}
         chosen: list[tuple[Selection, Marks]] = []
         in_digest: set[str] = set()
@@ -277,31 +294,23 @@ class _Planner:
             in_digest = {p.arxiv_id for p in selected} - excluded
             marks = tuple((arxiv_id, names) for arxiv_id, names in followed.items() if arxiv_id in in_digest)
             if in_digest:
-                chosen.append(self._join(Selection(edition, topic, excluded), subscriber, marks))
+                chosen.append((Selection(edition, topic, excluded), marks))
         mailed_before = self._seen_before(covered, self.date)
         for arxiv_id, names in followed.items():
             if arxiv_id in in_digest or arxiv_id in alerted or arxiv_id in mailed_before:
                 continue
             alert = Edition("alert", self.date, self.date, paper=arxiv_id)
-            chosen.append(self._join(Selection(alert, self._intern(Filter(authors=names))), subscriber,
-                                     ((arxiv_id, names),)))
-        return chosen or self._why_nothing(subscriber, full, edition)
+            chosen.append((Selection(alert, self._intern(Filter(authors=names))), ((arxiv_id, names),)))
+        return chosen or self._why_nothing(subscriber, topic, full, edition)
 
-    def _why_nothing(self, subscriber: Subscriber, full: Filter, edition: Edition | None) -> str:
+    def _why_nothing(self, subscriber: Subscriber, topic: Filter, full: Filter, edition: Edition | None) -> str:
         if edition is None:
             return f"weekly on {subscriber.weekday}: no edition due on {self.date.isoformat()}"
         if edition.kind == "daily" and not self.today:
             return f"no papers on {self.date.isoformat()}"
-        if self._selected_for(edition, full if not full.authors else Filter(full.categories, full.keywords,
-                                                                              full.excluded)):
+        if self._selected_for(edition, topic):
             return f"every paper matching {full.describe()} was mailed before"
         return f"no papers match {full.describe()}"
-
-    def _join(self, selection: Selection, subscriber: Subscriber, marks: Marks) -> tuple[Selection, Marks]:
-        self.members.setdefault(selection, []).append(subscriber)
-        if marks:
-            self.followed_of.setdefault(selection, []).append(marks)
-        return selection, marks
 
     def _intern(self, filt: Filter) -> Filter:
         """One Filter object per distinct filter, so that its compiled patterns are built once."""
@@ -390,7 +399,7 @@ def _rendition(settings: Settings, plan: Plan, selected: list[Paper], selection:
 
     rendition = build(requested)
     if rendition.template.html_part_bytes_for(widest) > limit:
-        rendition = _fit(build, widest, limit, requested, len(selected))
+        rendition = _fit(build, widest, limit, rendition, len(selected))
     size = rendition.template.html_part_bytes_for(widest)
     kb = settings.email.gmail_clip_kb
     filt = selection.filter
@@ -413,26 +422,35 @@ def _rendition(settings: Settings, plan: Plan, selected: list[Paper], selection:
 
 
 def _fit(build: Callable[[render.Layout], Rendition], widest: dict[str, int], limit: int,
-         requested: render.Layout, count: int) -> Rendition:
+         too_long: Rendition, count: int) -> Rendition:
     """The most detailed layout under ``limit``: shorter summaries first, then the fewest papers by
-    title only (a binary search over how many keep their summary); if none fits, all by title only."""
-    def fits(rendition: Rendition) -> bool:
-        return rendition.template.html_part_bytes_for(widest) <= limit
+    title only; if none fits, all by title only. ``too_long``: the requested layout, built.
 
-    for summary in render.COMPACTER[requested.summary]:
-        rendition = build(render.Layout(summary=summary))
-        if fits(rendition):
-            return rendition
-    best = None
-    low, high = 0, count - 1
-    while low <= high:
-        middle = (low + high) // 2
+    How many papers keep their summary is searched between the most known to fit and the fewest known
+    not to, each guess interpolated from their sizes: a size grows about linearly with them, so a
+    long weekly edition takes three or four renders rather than the eight of a bisection."""
+    def size(rendition: Rendition) -> int:
+        return rendition.template.html_part_bytes_for(widest)
+
+    for summary in render.COMPACTER[too_long.layout.summary]:
+        too_long = build(render.Layout(summary=summary))
+        if size(too_long) <= limit:
+            return too_long
+    best = build(render.Layout(summary="brief", detailed=0))
+    low, low_size, high, high_size = 0, size(best), count, size(too_long)
+    if low_size > limit:
+        return best
+    guesses = 0
+    while high - low > 1:
+        guesses += 1
+        step = (limit - low_size) * (high - low) // max(high_size - low_size, 1) if guesses <= 3 else (high - low) // 2
+        middle = min(max(low + step, low + 1), high - 1)
         rendition = build(render.Layout(summary="brief", detailed=middle))
-        if fits(rendition):
-            best, low = rendition, middle + 1
+        if size(rendition) <= limit:
+            best, low, low_size = rendition, middle, size(rendition)
         else:
-            high = middle - 1
-    return best if best is not None else build(render.Layout(summary="brief", detailed=0))
+            high, high_size = middle, size(rendition)
+    return best
 
 
 def _build_rendition(settings: Settings, selection: Selection, selected: list[Paper],

@@ -155,6 +155,11 @@ def check_cadence(cadence: str) -> Cadence:
 _WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
+WEEKDAY_CHOICES: tuple[tuple[Weekday, str], ...] = tuple(
+    (short, name.capitalize()) for short, name in zip(WEEKDAYS, _WEEKDAY_NAMES, strict=True))
+"""(value, label) for the web forms' weekday menu."""
+
+
 def check_weekday(weekday: str) -> Weekday:
     """A weekday as its first three letters; "Monday", "MON" and "mon" are all "mon"."""
     given = weekday.strip().lower()

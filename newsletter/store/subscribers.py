@@ -176,7 +176,7 @@ class SubscriberStore:
             return self._change_count(conn, subscriber_id)
 
     def confirm_subscriber(self, sub: Subscriber, changes_seen: int) -> Subscriber | None:
-        """Make ``sub`` (its name and categories as given) active, if its status has not changed since
+        """Make ``sub`` (its name, categories and cadence as given) active, if its status has not changed since
         ``changes_seen`` was read; else None. One transaction, so a link confirms at most once."""
         with self.engine.begin() as conn:
             take_write_lock(conn)
@@ -184,7 +184,8 @@ class SubscriberStore:
             if stored is None or stored.id is None or stored.status == "active" \
                     or self._change_count(conn, stored.id) != changes_seen:
                 return None
-            confirmed = validated(replace(stored, name=sub.name, categories=sub.categories, status="active"))
+            confirmed = validated(replace(stored, name=sub.name, categories=sub.categories, cadence=sub.cadence,
+                                          weekday=sub.weekday, status="active"))
             self._write(conn, confirmed)
             self._count_status_change(conn, stored.id)
         return confirmed

@@ -674,9 +674,9 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
 @handle_errors
 def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
     """Show the last ingest's health when it had warnings, errors or layout drift; then, per day, how
-    many messages are in each delivery state, then the same per edition sent that day (daily/DAY,
-    weekly/FIRST..LAST, alert/ARXIV_ID), the failures with the server's reply, and the days noted
-    as having no issue (with the reason).
+    many messages are in each delivery state, then the same per edition when the day sent more than
+    its daily edition (daily/DAY, weekly/FIRST..LAST, alert/ARXIV_ID), the failures with the
+    server's reply, and the days noted as having no issue (with the reason).
 
     Example: newsletter status --date 2026-11-19 --json"""
     from newsletter.store import Store
@@ -712,9 +712,11 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
         if day in counts:
             shown = ", ".join(f"{n} {state}" for state in DELIVERY_STATES if (n := counts[day].get(state, 0)))
             click.echo(f"{day.isoformat()}  {shown}")
-            for key, states in per_edition.get(day, {}).items():
-                shown = ", ".join(f"{n} {state}" for state in DELIVERY_STATES if (n := states.get(state, 0)))
-                click.echo(f"  {key}  {shown}")
+            editions = per_edition.get(day, {})
+            if set(editions) != {f"daily/{day.isoformat()}"}:  # a day of only its daily edition says it once
+                for key, states in editions.items():
+                    shown = ", ".join(f"{n} {state}" for state in DELIVERY_STATES if (n := states.get(state, 0)))
+                    click.echo(f"  {key}  {shown}")
         for p in problems[day]:
             click.echo(f"    {p.state:<9} {p.email}  (attempts {p.attempts}) {p.reply}")
 

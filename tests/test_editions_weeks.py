@@ -190,3 +190,30 @@ def kill_the_send_in_flight(settings: Settings, publisher: Publisher, handler: K
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_weekday_without_a_digest_sends_its_weekly_editions_at_the_deadline(tmp_path: Path) -> None:
+    handler = Keeper()
+    with smtp_server(handler) as server:
+        settings = make_site(tmp_path, server.port, subscribers=0,
+                             schedule='timezone = "UTC"\npublish = "0 8 * * *"\ndeadline = "14:00"')
+        add_readers(settings)
+        now = [dt.datetime.combine(day(2), dt.time(8), dt.UTC)]
+        publisher = Publisher(settings, clock=lambda: now[0])
+        for n in (2, 3):  # a Tuesday and a Wednesday; nothing on Monday day 8
+            now[0] = dt.datetime.combine(day(n), dt.time(8), dt.UTC)
+            write_digests(settings, n)
+            assert publisher.publish(day(n), stages=("ingest", "send")).ok
+        sent_before = handler.count()
+        now[0] = dt.datetime.combine(day(8), dt.time(8), dt.UTC)
+        waiting = publisher.publish(day(8), stages=("ingest", "send"))
+        assert waiting.outcome == "waiting" and handler.count() == sent_before
+        now[0] = dt.datetime.combine(day(8), dt.time(14), dt.UTC)
+        late = publisher.publish(day(8), stages=("ingest", "send"))
+        assert late.outcome == "sent", late.summary()
+        status = run(settings.path, "status", "--date", day(8).isoformat())
+    weekly = {message["To"]: set(papers_in(message)) for message in handler.messages[sent_before:]}
+    # Monday readers new to digests get the last seven days: days 2 and 3 here; nobody gets a daily edition.
+    assert weekly == {"mon@example.com": days(2, 3), "weekfan@example.com": days(2, 3)}
+    assert f"weekly/{day(2)}..{day(8)}  2 sent" in status.output
+    assert "no issue" not in status.output

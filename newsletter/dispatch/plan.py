@@ -164,10 +164,13 @@ class History:
 
 
 def build_plan(settings: Settings, store: Store, date: dt.date | None = None, *,
-               subscribers: list[Subscriber] | None = None, clock: Clock = utc_now) -> Plan:
+               subscribers: list[Subscriber] | None = None, clock: Clock = utc_now,
+               without_digest: bool = False) -> Plan:
     """Plan every edition due on ``date`` (default: the newest ingested day) to every active subscriber.
 
     ``subscribers`` replaces the store's active subscribers (the benchmark passes them in memory).
+    ``without_digest``: a day with no digest plans its weekly editions from the days before (the
+    publish pipeline, once the day's deadline has passed); otherwise it is refused.
     """
     if date is None:
         date = store.latest_date()
@@ -175,7 +178,7 @@ def build_plan(settings: Settings, store: Store, date: dt.date | None = None, *,
             raise UsageError("nothing has been ingested yet, so there is no day to send",
                              "run `newsletter ingest` first")
     day = store.get_day(date)
-    if day is None:
+    if day is None and not without_digest:
         latest = store.latest_date()
         hint = f"the newest ingested day is {latest.isoformat()}" if latest else "run `newsletter ingest` first"
         raise UsageError(f"no digest for {date.isoformat()} in the store", hint)
@@ -183,7 +186,9 @@ def build_plan(settings: Settings, store: Store, date: dt.date | None = None, *,
     coverage = store.coverage_before(date)
     firsts = [weekly_first_day(date, coverage.get(s.id) if s.id is not None else None)
               for s in recipients if weekly_due(s, date)]
-    days = {d.date: d for d in store.days_between(min(firsts), date)} if firsts else {date: day}
+    days = {d.date: d for d in store.days_between(min(firsts), date)} if firsts else {}
+    if day is not None:
+        days[date] = day
     ids = {p.arxiv_id for d in days.values() for p in d.papers}
     history = History(days, store.appearances_of(sorted(ids)), coverage,
                       store.alerted_before(date, sorted(ids)) if any(s.authors for s in recipients) else {})
@@ -306,6 +311,8 @@ class _Planner:
     def _why_nothing(self, subscriber: Subscriber, topic: Filter, full: Filter, edition: Edition | None) -> str:
         if edition is None:
             return f"weekly on {subscriber.weekday}: no edition due on {self.date.isoformat()}"
+        if edition.kind == "daily" and self.date not in self.history.days:
+            return f"no digest for {self.date.isoformat()}"
         if edition.kind == "daily" and not self.today:
             return f"no papers on {self.date.isoformat()}"
         if self._selected_for(edition, topic):

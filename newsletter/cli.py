@@ -676,7 +676,8 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
     """Show the last ingest's health when it had warnings, errors or layout drift; then, per day, how
     many messages are in each delivery state, then the same per edition when the day sent more than
     its daily edition (daily/DAY, weekly/FIRST..LAST, alert/ARXIV_ID), the failures with the
-    server's reply, and the days noted as having no issue (with the reason).
+    server's reply, and the days noted as having no issue (with the reason). With --json, such a
+    day also has "editions": {KEY: {STATE: COUNT}}.
 
     Example: newsletter status --date 2026-11-19 --json"""
     from newsletter.store import Store
@@ -697,8 +698,7 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
             "problems": [{"email": p.email, "state": p.state, "attempts": p.attempts, "reply": p.reply}
                          for p in problems[day]],
             "no_issue": notes.get(day),
-            "editions": {key: {state: n for state, n in states.items() if n}
-                         for key, states in per_edition.get(day, {}).items()},
+            **({"editions": per_edition[day]} if several_editions(per_edition, day) else {}),
         } for day in days])
         return
     if last_ingest is not None:
@@ -712,13 +712,17 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
         if day in counts:
             shown = ", ".join(f"{n} {state}" for state in DELIVERY_STATES if (n := counts[day].get(state, 0)))
             click.echo(f"{day.isoformat()}  {shown}")
-            editions = per_edition.get(day, {})
-            if set(editions) != {f"daily/{day.isoformat()}"}:  # a day of only its daily edition says it once
-                for key, states in editions.items():
+            if several_editions(per_edition, day):
+                for key, states in per_edition[day].items():
                     shown = ", ".join(f"{n} {state}" for state in DELIVERY_STATES if (n := states.get(state, 0)))
                     click.echo(f"  {key}  {shown}")
         for p in problems[day]:
             click.echo(f"    {p.state:<9} {p.email}  (attempts {p.attempts}) {p.reply}")
+
+
+def several_editions(per_edition: dict[dt.date, dict[str, Any]], day: dt.date) -> bool:
+    """Whether the day sent more than its daily edition: a day of only that one says it once, as before editions."""
+    return set(per_edition.get(day, {})) - {f"daily/{day.isoformat()}"} != set()
 
 
 def echo_ingest_health(finished_at: dt.datetime, summary: dict[str, Any]) -> None:

@@ -159,6 +159,8 @@ def test_four_weeks_of_daily_weekly_and_alert_editions(tmp_path: Path) -> None:
         assert set(papers_in(message)) == expected()[key], key
         if key[1].startswith("alert/"):
             assert "Jane" in message["Subject"] and "Jane's paper" in message["Subject"]
+            footer = "You get papers in your categories, and this alert because you follow Jane Doe."
+            assert footer in " ".join(text_of(message).split())
         if key == ("mon@example.com", f"weekly/{day(2)}..{day(8)}"):
             assert papers_in(message)[0] == REPEATED  # listed four times: the most-listed comes first
         if key == ("fan@example.com", f"daily/{day(9)}"):

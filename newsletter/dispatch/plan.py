@@ -37,6 +37,9 @@ from newsletter.store import Store
 
 Marks = tuple[tuple[str, tuple[str, ...]], ...]
 """(arXiv id, the followed authors who wrote it, as the paper spells them) for the papers of one message."""
+HISTORY_DAYS = 90
+"""How far back a plan reads the editions sent: a paper listed again after that may be mailed again,
+and the log is never read whole."""
 NEW_WEEKLY_DAYS = 7
 """A weekly reader's first edition covers the last week."""
 LONGEST_WEEKLY_DAYS = 28
@@ -183,7 +186,7 @@ def build_plan(settings: Settings, store: Store, date: dt.date | None = None, *,
         hint = f"the newest ingested day is {latest.isoformat()}" if latest else "run `newsletter ingest` first"
         raise UsageError(f"no digest for {date.isoformat()} in the store", hint)
     recipients = store.subscribers(status="active") if subscribers is None else subscribers
-    coverage = store.coverage_before(date)
+    coverage = store.coverage_before(date, since=date - dt.timedelta(days=HISTORY_DAYS))
     firsts = [weekly_first_day(date, coverage.get(s.id) if s.id is not None else None)
               for s in recipients if weekly_due(s, date)]
     days = {d.date: d for d in store.days_between(min(firsts), date)} if firsts else {}
@@ -472,6 +475,8 @@ def _build_rendition(settings: Settings, selection: Selection, selected: list[Pa
         papers=selected,
         filt=filt,
         heading=_heading(edition),
+        description=f"your categories, and this alert because you follow {' and '.join(filt.authors)}"
+        if edition.kind == "alert" else "",
         category_order=settings.categories.names,
         archive_url=links.archive_url(settings, date),
         postal_address=settings.email.postal_address,

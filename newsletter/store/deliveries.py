@@ -180,14 +180,17 @@ class DeliveryStore:
                                      updated_at=now))
         return len(stale)
 
-    def coverage_before(self, date: dt.date) -> dict[int, tuple[dt.date, dt.date]]:
+    def coverage_before(self, date: dt.date, since: dt.date | None = None) -> dict[int, tuple[dt.date, dt.date]]:
         """Per subscriber, the first and last digest day covered by the daily and weekly editions planned
-        for them on days before ``date`` (cancelled rows aside): what their next editions must not repeat."""
+        for them on days before ``date`` (since ``since``; cancelled rows aside): what their next editions
+        must not repeat."""
         c, e = deliveries.c, editions.c
         query = (select(c.subscriber_id, func.min(e.first_day), func.max(e.last_day))
                  .join(editions, editions.c.key == c.edition)
                  .where(c.date < date, c.state != "cancelled", e.kind.in_(DIGEST_KINDS))
                  .group_by(c.subscriber_id))
+        if since is not None:
+            query = query.where(c.date >= since)
         with self.engine.connect() as conn:
             return {sid: (first, last) for sid, first, last in conn.execute(query)}
 

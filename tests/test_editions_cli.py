@@ -31,7 +31,8 @@ def test_a_weekly_reader_on_their_weekday_gets_one_weekly_edition_with_reasons(t
     config = project(tmp_path)
     for args in (("weekly@example.org", "--cadence", "weekly", "--weekday", "fri", "--keyword", "policy"),
                  ("thursday@example.org", "--cadence", "weekly", "--weekday", "thu"),
-                 ("daily@example.org", "--keyword", "policy", "--author", "Raman, Priya")):
+                 ("daily@example.org", "--keyword", "policy", "--author", "Raman, Priya"),
+                 ("fan@example.org", "--author", "MOREAU, Ada")):
         added = run(config, "subscribers", "add", *args)
         assert added.exit_code == 0, added.output
     assert "weekly on fri" in run(config, "subscribers", "add", "w2@example.org", "--cadence", "weekly",
@@ -67,6 +68,13 @@ def test_a_weekly_reader_on_their_weekday_gets_one_weekly_edition_with_reasons(t
     assert alert["to"] == "daily@example.org" and thursday.exit_code == 0
     (paper,) = alert["papers"]
     assert alert["edition"]["key"] == f"alert/{paper}" and alert["reasons"][paper] == ["author Priya Raman"]
+    # Ada Moreau's paper is in the fan's daily edition (every category): marked there, no alert.
+    (fan,) = [m for m in plan["messages"] if m["to"] == "fan@example.org"]
+    assert fan["edition"]["kind"] == "daily" and fan["reasons"]["2611.04211"][-1] == "author Ada Moreau"
+    assert fan["reasons"]["2611.04211"][0].startswith("category ")
+    assert all(reasons[-1] != "author Ada Moreau" for i, reasons in fan["reasons"].items() if i != "2611.04211")
+    eml = (tmp_path / "outbox" / "2026-11-19" / fan["file"]).read_text()
+    assert "You follow Ada Moreau, who wrote no." in " ".join(eml.replace("=\n", "").split())
 
 
 def test_cadence_weekday_and_authors_round_trip_through_csv(tmp_path: Path) -> None:

@@ -38,12 +38,19 @@ Table(
     UniqueConstraint("date", "subscriber_id", name="uq_deliveries_date_subscriber"),
     Index("ix_deliveries_date_state", "date", "state"),
 )
+Table(
+    "day_notes", _day_keyed,
+    Column("date", Date, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
 
 
 def back_to_day_keyed(conn: Connection) -> None:
-    """Schema version 2: the delivery log keyed by day, subscribers without cadence, weekday or authors."""
-    conn.exec_driver_sql("DROP TABLE deliveries")
-    conn.exec_driver_sql("DROP TABLE editions")
+    """Schema version 2: the delivery log and notes keyed by day, subscribers without cadence, weekday or
+    authors."""
+    for table in ("deliveries", "editions", "edition_notes"):
+        conn.exec_driver_sql(f"DROP TABLE {table}")
     for column in ("authors", "cadence", "weekday"):
         conn.exec_driver_sql(f"ALTER TABLE subscribers DROP COLUMN {column}")
     _day_keyed.create_all(conn)

@@ -28,6 +28,8 @@ def test_the_upgrade_keeps_each_days_message_id_so_a_resend_is_the_same_message(
             conn.exec_driver_sql(
                 "INSERT INTO deliveries (date, subscriber_id, email, message_id, state, attempts, updated_at) "
                 f"VALUES ('{DAY}', {ada.id}, 'ada@example.org', '{old_id}', 'sent', 1, '2026-11-19 07:00:00')")
+            conn.exec_driver_sql("INSERT INTO day_notes (date, reason, recorded_at) "
+                                 "VALUES ('2026-11-18', 'no digest', '2026-11-18 12:00:00')")
     with Store(store_url) as store:  # upgrades
         [stored] = store.subscribers()
         assert (stored.cadence, stored.weekday, stored.authors, stored.name) == ("daily", "mon", [], "Ada")
@@ -35,6 +37,10 @@ def test_the_upgrade_keeps_each_days_message_id_so_a_resend_is_the_same_message(
         assert daily.message_id == old_id
         assert store.create_deliveries([daily], utc_now()) == 0  # the row from before the upgrade is this message
         assert store.edition_counts([DAY]) == {DAY: {"daily/2026-11-19": {"sent": 1}}}
+        earlier = DAY - dt.timedelta(days=1)
+        assert store.no_issue_notes() == {earlier: "no digest"}  # the day's note, now its daily edition's
+        store.clear_no_issue(earlier)
+        assert store.no_issue_notes() == {}
         assert store.coverage_before(DAY + dt.timedelta(days=1)) == {stored.id: (DAY, DAY)}
         assert store.coverage_before(DAY) == {}
         # The same reader may now get more than one edition on a day.

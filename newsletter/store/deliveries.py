@@ -31,8 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.clock import as_utc, utc_now
-from newsletter.models import DIGEST_KINDS, PlannedMessage
-from newsletter.store.schema import day_notes, deliveries, editions
+from newsletter.models import DIGEST_KINDS, Edition, PlannedMessage
+from newsletter.store.schema import deliveries, edition_notes, editions
 
 DeliveryState = Literal["pending", "sending", "sent", "retry", "failed", "bounced", "cancelled", "unknown"]
 """pending and retry wait to be sent; sending is leased to one process; the rest are final for the day.
@@ -362,20 +362,22 @@ class DeliveryStore:
         return [DeliveryProblem(r.date, r.email, r.state, r.attempts, r.last_reply or "") for r in rows]
 
     def record_no_issue(self, date: dt.date, reason: str, now: dt.datetime | None = None) -> None:
-        """Note that there is no issue for ``date`` and why; recording again replaces the reason."""
+        """Note that the day's daily edition does not go out, and why; recording again replaces the reason."""
         now = now or utc_now()
+        key = Edition.daily(date).key
         with self.engine.begin() as conn:
-            conn.execute(day_notes.delete().where(day_notes.c.date == date))
-            conn.execute(day_notes.insert().values(date=date, reason=reason, recorded_at=now))
+            conn.execute(edition_notes.delete().where(edition_notes.c.edition == key))
+            conn.execute(edition_notes.insert().values(edition=key, date=date, reason=reason, recorded_at=now))
 
     def clear_no_issue(self, date: dt.date) -> None:
         """Forget the note for ``date``: the day is being sent after all."""
         with self.engine.begin() as conn:
-            conn.execute(day_notes.delete().where(day_notes.c.date == date))
+            conn.execute(edition_notes.delete().where(edition_notes.c.edition == Edition.daily(date).key))
 
     def no_issue_notes(self, dates: Collection[dt.date] | None = None) -> dict[dt.date, str]:
-        query = select(day_notes.c.date, day_notes.c.reason)
+        """Per day, why its daily edition did not go out."""
+        query = select(edition_notes.c.date, edition_notes.c.reason).where(edition_notes.c.edition.startswith("daily/"))
         if dates is not None:
-            query = query.where(day_notes.c.date.in_(list(dates)))
+            query = query.where(edition_notes.c.date.in_(list(dates)))
         with self.engine.connect() as conn:
             return dict(conn.execute(query).all())

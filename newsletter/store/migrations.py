@@ -23,10 +23,10 @@ def _add_unknown_outcomes(conn: Connection) -> None:
 
 
 def _key_deliveries_by_edition(conn: Connection) -> None:
-    """Subscribers gain a cadence, a weekday and followed authors; the delivery log is keyed by
-    edition. Every existing row becomes its day's daily edition, Message-ID unchanged, so that a
-    resend after the upgrade is recognised as the same message. (``editions`` exists already:
-    migrate() creates new tables first.)"""
+    """Subscribers gain a cadence, a weekday and followed authors; the delivery log and the "no issue"
+    notes are keyed by edition. Every existing row becomes its day's daily edition, Message-ID
+    unchanged, so that a resend after the upgrade is recognised as the same message. (``editions``
+    and ``edition_notes`` exist already: migrate() creates new tables first.)"""
     for column, kind, default in (("authors", "JSON", "'[]'"), ("cadence", "VARCHAR(10)", "'daily'"),
                                   ("weekday", "VARCHAR(3)", "'mon'")):
         conn.execute(text(f"ALTER TABLE subscribers ADD COLUMN {column} {kind} NOT NULL DEFAULT {default}"))
@@ -50,6 +50,9 @@ def _key_deliveries_by_edition(conn: Connection) -> None:
         conn.execute(text("DROP TABLE deliveries_by_day"))
     conn.execute(text(f"INSERT INTO editions (key, kind, first_day, last_day) "
                       f"SELECT DISTINCT {daily_key}, 'daily', date, date FROM deliveries"))
+    conn.execute(text(f"INSERT INTO edition_notes (edition, date, reason, recorded_at) "
+                      f"SELECT {daily_key}, date, reason, recorded_at FROM day_notes"))
+    conn.execute(text("DROP TABLE day_notes"))
 
 
 # version -> the step that upgrades a database from version-1 to version.

@@ -132,11 +132,13 @@ deliveries = Table(
     Index("ix_deliveries_subscriber", "subscriber_id"),
 )
 
-# Why a day has no issue (no digest, nothing selected, skipped on purpose), for `newsletter status`.
-day_notes = Table(
-    "day_notes",
+# Why an edition did not go out (no digest, nothing selected, skipped on purpose), for `newsletter
+# status`: today only a day's daily edition is noted (key daily/DAY), and ``date`` is that day.
+edition_notes = Table(
+    "edition_notes",
     metadata,
-    Column("date", Date, primary_key=True),
+    Column("edition", String(80), primary_key=True),
+    Column("date", Date, nullable=False, index=True),
     Column("reason", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )

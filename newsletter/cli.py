@@ -553,7 +553,7 @@ def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | No
 
     Examples: newsletter send --dry-run --date 2026-11-23; newsletter send --json
 
-    With --dry-run, writes OUTBOX/DATE/plan.json, one .eml per recipient (one sample per rendition
+    With --dry-run, writes OUTBOX/DATE/plan.json, one .eml per message (one sample per rendition
     above [email] sample_threshold recipients) and an index.html preview, then prints the plan.
     Running it again gives the same plan.
 
@@ -647,6 +647,7 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
             label = label if rendition.edition.kind == "daily" else f"{rendition.edition.kind}: {label}"
             label = label if len(label) <= 48 else label[:47] + "…"
             click.echo(f"  {label:<48} {len(rendition.papers):>6}  {recipients.get(key, 0):>10}")
+    echo_why(plan)
     reasons: dict[str, int] = {}
     for skipped in plan.skipped:
         reasons[skipped.reason] = reasons.get(skipped.reason, 0) + 1
@@ -717,6 +718,20 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
                     click.echo(f"  {key}  {shown}")
         for p in problems[day]:
             click.echo(f"    {p.state:<9} {p.email}  (attempts {p.attempts}) {p.reply}")
+
+
+SHOWN_MESSAGES = 10
+"""Up to this many messages, the dry run says which edition each is and why each paper is in it."""
+
+
+def echo_why(plan: Any) -> None:
+    if not plan.messages or len(plan.messages) > SHOWN_MESSAGES:
+        return
+    click.echo("\n  Message (edition): paper (why)")
+    for planned in plan.messages:
+        click.echo(f"  {planned.subscriber.email} ({planned.edition.key})")
+        for arxiv_id, why in plan.renditions[planned.rendition_key].reasons_for(planned).items():
+            click.echo(f"    {arxiv_id} ({'; '.join(why)})")
 
 
 def several_editions(per_edition: dict[dt.date, dict[str, Any]], day: dt.date) -> bool:

@@ -40,6 +40,8 @@ def test_a_weekly_reader_on_their_weekday_gets_one_weekly_edition_with_reasons(t
     result = run(config, "send", "--dry-run", "--date", "2026-11-20")
     assert result.exit_code == 0, result.output
     assert "weekly/2026-11-14..2026-11-20" in result.output and "daily/2026-11-20" in result.output
+    shown = result.output.split("weekly@example.org (weekly/2026-11-14..2026-11-20)\n", 1)[1].splitlines()[0]
+    assert "(category " in shown and "; keyword policy in the " in shown  # the first paper, and why
     plan = json.loads((tmp_path / "outbox" / "2026-11-20" / "plan.json").read_text())
     by_reader = {m["to"]: m for m in plan["messages"]}
     weekly = by_reader["weekly@example.org"]

@@ -380,8 +380,8 @@ class _Planner:
         return self._period[edition]
 
     def _seen_before(self, covered: tuple[dt.date, dt.date] | None, before: dt.date) -> frozenset[str]:
-        """Papers of the days up to ``before`` that were also listed on a day earlier editions covered
-        (before ``before``): the reader had them already, if their filter selected them."""
+        """Papers listed on or after ``before`` that were also listed earlier, on a day an earlier edition
+        of the reader covered: they had them already, if their filter selected them."""
         if covered is None:
             return frozenset()
         key = (covered, before)

@@ -139,7 +139,6 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 """A weekly subscriber's day, in [schedule] timezone; index = ``date.weekday()``."""
 WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
 EditionKind = Literal["daily", "weekly", "alert"]
-EDITION_KINDS: tuple[EditionKind, ...] = get_args(EditionKind)
 DIGEST_KINDS: tuple[EditionKind, ...] = ("daily", "weekly")
 """The kinds that list papers by topic and cover consecutive days; an alert is about one paper."""
 

@@ -219,3 +219,25 @@ def test_a_weekday_without_a_digest_sends_its_weekly_editions_at_the_deadline(tm
     assert weekly == {"mon@example.com": days(2, 3), "weekfan@example.com": days(2, 3)}
     assert f"weekly/{day(2)}..{day(8)}  2 sent" in status.output
     assert "no issue" not in status.output
+
+
+def test_switching_to_weekly_on_the_weekday_after_the_daily_went_out_repeats_nothing(tmp_path: Path) -> None:
+    handler = Keeper()
+    with smtp_server(handler) as server:
+        settings = make_site(tmp_path, server.port, subscribers=0, schedule='timezone = "UTC"')
+        assert run(settings.path, "subscribers", "add", "switcher@example.com").exit_code == 0
+        now = [dt.datetime.combine(day(1), dt.time(8), dt.UTC)]
+        publisher = Publisher(settings, clock=lambda: now[0])
+        write_digests(settings, 1)
+        assert publisher.publish(day(1), stages=("ingest", "send")).ok
+        assert run(settings.path, "subscribers", "update", "switcher@example.com", "--cadence", "weekly").exit_code == 0
+        again = publisher.publish(day(1), stages=("ingest", "send"))  # a recheck of the same Monday
+        assert again.ok, again.summary()
+        dry = run(settings.path, "send", "--dry-run", "--date", day(1).isoformat())
+        for n in range(2, 9):
+            now[0] = dt.datetime.combine(day(n), dt.time(8), dt.UTC)
+            write_digests(settings, n)
+            assert publisher.publish(day(n), stages=("ingest", "send")).ok
+    assert "switched to weekly after today's daily edition went out" in dry.output
+    got = [set(papers_in(message)) for message in handler.messages]
+    assert got == [own(1), days(2, 8)]  # Monday's daily, then the next Monday's weekly from Tuesday on

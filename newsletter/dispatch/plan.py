@@ -154,6 +154,9 @@ class History:
     """arXiv id -> dates it was listed on, oldest first, once per listing (a day's two sources: twice)."""
     coverage: dict[int, tuple[dt.date, dt.date]] = field(default_factory=dict)
     alerted: dict[int, set[str]] = field(default_factory=dict)
+    digests_out: dict[int, set[str]] = field(default_factory=dict)
+    """Per subscriber, the kinds of D's own digest editions already out: a reader who switched cadence
+    since gets no digest edition of the other kind that day, which would repeat D's papers."""
 
     @classmethod
     def of_days(cls, days: Iterable[Day]) -> History:
@@ -194,7 +197,8 @@ def build_plan(settings: Settings, store: Store, date: dt.date | None = None, *,
         days[date] = day
     ids = {p.arxiv_id for d in days.values() for p in d.papers}
     history = History(days, store.appearances_of(sorted(ids)), coverage,
-                      store.alerted_before(date, sorted(ids)) if any(s.authors for s in recipients) else {})
+                      store.alerted_before(date, sorted(ids)) if any(s.authors for s in recipients) else {},
+                      store.digests_out(date))
     return plan_editions(settings, date, recipients, history, clock=clock)
 
 
@@ -271,14 +275,16 @@ class _Planner:
         there are none. Decided once per distinct (profile, history): most readers share theirs."""
         if not subscriber.token:
             return "no link token, so no unsubscribe link; re-add the subscriber"
-        covered = self.history.coverage.get(subscriber.id) if subscriber.id is not None else None
-        alerted = self.history.alerted.get(subscriber.id, set()) if subscriber.id is not None else set()
+        sid = subscriber.id
+        covered = self.history.coverage.get(sid) if sid is not None else None
+        alerted = self.history.alerted.get(sid, set()) if sid is not None else set()
+        out_today = frozenset(self.history.digests_out.get(sid, ())) if sid is not None else frozenset()
         profile = (subscriber.cadence, subscriber.weekday, tuple(subscriber.categories), tuple(subscriber.keywords),
                    tuple(subscriber.excluded_keywords), tuple(subscriber.authors))
-        key = (profile, covered, frozenset(alerted))
+        key = (profile, covered, frozenset(alerted), out_today)
         decided = self._decisions.get(key)
         if decided is None:
-            decided = self._decisions[key] = self._decide(subscriber, covered, alerted)
+            decided = self._decisions[key] = self._decide(subscriber, covered, alerted, out_today)
         if isinstance(decided, str):
             return decided
         for selection, marks in decided:
@@ -288,13 +294,15 @@ class _Planner:
         return decided
 
     def _decide(self, subscriber: Subscriber, covered: tuple[dt.date, dt.date] | None,
-                alerted: set[str]) -> list[tuple[Selection, Marks]] | str:
+                alerted: set[str], out_today: frozenset[str]) -> list[tuple[Selection, Marks]] | str:
         full = self._intern(Filter.of(subscriber))
         topic = self._intern(Filter(full.categories, full.keywords, full.excluded)) if full.authors else full
         followed = self._followed(full) if full.authors else {}
         chosen: list[tuple[Selection, Marks]] = []
         in_digest: set[str] = set()
         edition = self._digest_edition(subscriber, covered)
+        if edition is not None and out_today - {edition.kind}:  # switched cadence after today's edition went out
+            return f"switched to {subscriber.cadence} after today's {min(out_today)} edition went out"
         if edition is not None:
             selected = self._selected_for(edition, topic)
             seen = self._seen_before(covered, edition.first_day) | alerted

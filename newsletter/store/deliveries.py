@@ -194,6 +194,18 @@ class DeliveryStore:
         with self.engine.connect() as conn:
             return {sid: (first, last) for sid, first, last in conn.execute(query)}
 
+    def digests_out(self, date: dt.date) -> dict[int, set[str]]:
+        """Per subscriber, the kinds of the day's digest editions already sent or in flight (a reader who
+        switched cadence since): what a rerun of the day must not send again under the other kind."""
+        c, e = deliveries.c, editions.c
+        query = (select(c.subscriber_id, e.kind).join(editions, editions.c.key == c.edition)
+                 .where(c.date == date, c.state.in_(("sent", "sending", "unknown")), e.kind.in_(DIGEST_KINDS)))
+        found: dict[int, set[str]] = {}
+        with self.engine.connect() as conn:
+            for sid, kind in conn.execute(query):
+                found.setdefault(sid, set()).add(kind)
+        return found
+
     def alerted_before(self, date: dt.date, arxiv_ids: Collection[str]) -> dict[int, set[str]]:
         """Per subscriber, which of these papers an alert planned before ``date`` was about (cancelled aside)."""
         c = deliveries.c

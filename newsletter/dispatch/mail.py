@@ -70,6 +70,8 @@ def period_label(first_day: dt.date, last_day: dt.date) -> str:
 
 def _no_controls(text: str) -> str:
     """Headers must not carry control characters (CR/LF would inject headers)."""
+    if text.isascii() and text.isprintable():  # most names: no Cc in it, and ASCII has no Cf, Zl or Zp
+        return text.strip()
     return "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text).strip()
 
 

@@ -469,7 +469,7 @@ def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
     """List subscribers, oldest first."""
     from newsletter.selection import Filter
     from newsletter.store import Store
-    from newsletter.subscribers import check_status
+    from newsletter.subscribers import cadence_wording, check_status
 
     with Store.from_settings(app.settings) as store:
         found = store.subscribers(status=None if status == "all" else check_status(status))
@@ -483,7 +483,8 @@ def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
     if not found:
         click.echo("no subscribers" + ("" if status == "all" else f" with status {status}"))
         return
-    rows = [(s.email, s.name, s.status, Filter.of(s).describe()) for s in found]
+    rows = [(s.email, s.name, s.status, Filter.of(s).describe() + ("" if s.cadence == "daily" else
+                                                                    f"; {cadence_wording(s)}")) for s in found]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(("EMAIL", "NAME", "STATUS"))]
     click.echo(f"{'EMAIL':<{widths[0]}}  {'NAME':<{widths[1]}}  {'STATUS':<{widths[2]}}  FILTER")
     for email, name, state, wording in rows:

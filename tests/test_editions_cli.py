@@ -109,6 +109,7 @@ def test_update_switches_cadence_and_authors(tmp_path: Path) -> None:
     switched = run(config, "subscribers", "update", "ada@example.org", "--cadence", "weekly", "--weekday", "sun",
                    "--author", "Mei Tanaka")
     assert "now weekly on sun" in switched.output and "every paper by Mei Tanaka" in switched.output
+    assert "all categories; and every paper by Mei Tanaka; weekly on sun" in run(config, "subscribers", "list").output
     cleared = run(config, "subscribers", "update", "ada@example.org", "--no-authors", "--author", "X Y")
     assert cleared.exit_code == 2 and "contradict" in cleared.output
     assert "bad" in run(config, "subscribers", "add", "b@example.org", "--weekday", "bad").output

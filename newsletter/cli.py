@@ -681,6 +681,62 @@ def echo_ingest_health(finished_at: dt.datetime, summary: dict[str, Any]) -> Non
                    + "; run `newsletter ingest` again to see the warnings")
 
 
+@cli.group()
+def db() -> None:
+    """The store's schema: which revision it is at, and upgrading it after installing a new release.
+
+    \b
+    Examples:
+      newsletter db current
+      newsletter db upgrade
+    """
+
+
+@db.command("current")
+@pass_app
+@handle_errors
+def db_current(app: AppContext) -> None:
+    """Print the store's schema revision and whether it matches this release; changes nothing.
+
+    \b
+    Example:
+      $ newsletter db current
+      sqlite:////srv/newsletter/var/newsletter.db: revision 0001 (head): up to date
+    """
+    from newsletter.store import resolve_url, schema_state, shown_url
+
+    settings = app.settings
+    url = resolve_url(settings.store.url, settings.base_dir)
+    click.echo(f"{shown_url(url)}: {schema_state(url).describe()}")
+
+
+@db.command("upgrade")
+@pass_app
+@handle_errors
+def db_upgrade(app: AppContext) -> None:
+    """Bring the store's schema to this release's revision, keeping every row. Back the database up
+    first. Run it once after installing a new release, before restarting `newsletter schedule`, `send`
+    or `serve`: until then they refuse to open a store with an older schema. Safe to run again, and
+    from several machines at once (one upgrades, the others find it done). A store made before
+    revisions existed (a `schema_version` table) is adopted.
+
+    \b
+    Example:
+      $ newsletter db upgrade
+      upgraded from schema_version 2, from a release before revisions; this newsletter needs revision 0001
+      now at revision 0001 (head): up to date
+    """
+    from newsletter.store import resolve_url, upgrade_schema
+
+    settings = app.settings
+    before, after = upgrade_schema(resolve_url(settings.store.url, settings.base_dir))
+    if before.status == "current":
+        click.echo(f"already at {after.describe()}")
+        return
+    click.echo(f"upgraded from {before.describe()}")
+    click.echo(f"now at {after.describe()}")
+
+
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on. Default: [web] host (127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port. Default: [web] port (8080).")

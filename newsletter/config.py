@@ -24,6 +24,9 @@ from urllib.parse import urlsplit
 from newsletter.errors import ConfigError
 
 CONFIG_ENV = "NEWSLETTER_CONFIG"
+# Overrides [store] url: a PostgreSQL URL carries a password, which belongs in the environment (or a
+# systemd credential), not in a config file that is copied between machines.
+STORE_URL_ENV = "NEWSLETTER_STORE_URL"
 DEFAULT_CONFIG = "config.toml"
 
 DEFAULT_TAXONOMY: dict[str, list[str]] = {
@@ -74,7 +77,8 @@ class DigestSettings:
 @dataclass
 class StoreSettings:
     url: str = "sqlite:///var/newsletter.db"
-    """SQLAlchemy URL. A relative SQLite path resolves against the config file's folder."""
+    """SQLAlchemy URL. A relative SQLite path resolves against the config file's folder.
+    $NEWSLETTER_STORE_URL, when set, replaces it."""
 
 
 @dataclass
@@ -291,6 +295,9 @@ def settings_from_dict(raw: dict[str, Any], path: Path) -> Settings:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: [{name}] must be a table, got {_type_name(value)}")
         sections[name] = _build_section(hints[name], value, name, path)
+    if os.environ.get(STORE_URL_ENV):
+        sections["store"] = dataclasses.replace(sections.get("store", StoreSettings()),
+                                                url=os.environ[STORE_URL_ENV])
     settings = Settings(path=path, **sections)
     _check(settings)
     return settings
@@ -447,7 +454,8 @@ _IN_MEMORY_SQLITE = re.compile(r"sqlite(\+\w+)?://(/?$|/:memory:|/file::memory:|
 def _check_store_url(url: str, path: Path) -> None:
     """An in-memory SQLite store would forget everything when the command ends, and share nothing."""
     if _IN_MEMORY_SQLITE.match(url.strip()):
-        raise ConfigError(f"{path}: store.url {url!r} is an in-memory database, which every command would start "
+        where = f"${STORE_URL_ENV}" if os.environ.get(STORE_URL_ENV) else f"{path}: store.url"
+        raise ConfigError(f"{where} {url!r} is an in-memory database, which every command would start "
                           "empty and lose at its end", "give a file, e.g. url = \"sqlite:///var/newsletter.db\"")
 
 

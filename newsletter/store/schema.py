@@ -1,8 +1,8 @@
 """The database schema: every table, on one MetaData, in SQLAlchemy Core.
 
 Types are portable (JSON, Date, DateTime) so that a PostgreSQL URL works as well as SQLite.
-Add a table here and it is created on the next open; changing an existing table needs a step in
-``migrations.py``.
+This is the head of the schema: every change here needs a revision in ``migrations/versions/`` that
+brings existing databases to it (the module docstring of ``migrations`` says how).
 """
 
 from __future__ import annotations
@@ -23,12 +23,6 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
-
-schema_version = Table(
-    "schema_version",
-    metadata,
-    Column("version", Integer, primary_key=True),
-)
 
 papers = Table(
     "papers",

@@ -143,7 +143,8 @@ class SmtpSettings:
     connections: int = 1
     """Connections used in parallel; each one is reused across messages."""
     rate_limit: float = 0.0
-    """At most this many messages per second over all connections; 0: no limit."""
+    """At most this many messages per second over all connections, and over every send process to this
+    host:port that shares the store (dispatch/relay_limits.py); 0: no limit."""
     max_attempts: int = 3
     """Attempts per message within one run on a temporary (4xx) reply; the next run tries again."""
     retry_delay: float = 1.0
@@ -216,6 +217,10 @@ class ScheduleSettings:
     deadline: str | int = 240
     """"HH:MM" (local, on the issue's date) or minutes after the scheduled time: then record "no issue"."""
     log_level: str = "INFO"
+    leader_lease_seconds: int = 30
+    """Daemons sharing one store elect a leader, the only one that runs jobs; it renews its lease every
+    third of this. Another daemon takes over once the lease has run out (at its next renewal on the same
+    machine when the leader's process is gone)."""
 
     def crons(self) -> dict[str, str]:
         """Job id -> cron expression, for every job key (empty: not scheduled)."""
@@ -574,12 +579,14 @@ def _check_schedule(schedule: ScheduleSettings, path: Path) -> None:
     if not (schedule.publish or schedule.send):
         raise ConfigError(f"{path}: schedule.publish and schedule.send are both empty, so nothing would be sent",
                           "set publish (ingest, feeds and send) or send to a cron expression")
-    for key in ("misfire_grace_time", "recheck_minutes"):
+    for key in ("misfire_grace_time", "recheck_minutes", "leader_lease_seconds"):
         if getattr(schedule, key) <= 0:
             raise ConfigError(f"{path}: schedule.{key} must be greater than 0, got {getattr(schedule, key)}")
     _check_at_most(path, "schedule.misfire_grace_time", schedule.misfire_grace_time, 86400,
                    "seconds (a day): an older run belongs to another day's issue")
     _check_at_most(path, "schedule.recheck_minutes", schedule.recheck_minutes, 1440, "minutes (a day)")
+    _check_at_most(path, "schedule.leader_lease_seconds", schedule.leader_lease_seconds, 600,
+                   "seconds: another daemon takes over only once it has run out")
     try:
         deadline = parse_deadline(schedule.deadline)
     except ValueError as exc:

@@ -1,7 +1,8 @@
 """The schema's Alembic revisions, on a real SQLite file and a real PostgreSQL server.
 
 A database made by a release before Alembic is built here the way that release built it: every table of
-today's schema.py plus its ``schema_version`` table (version 1 also lacked a column), with rows in it.
+its schema.py (frozen in the baseline revision) plus its ``schema_version`` table (version 1 also lacked a
+column), with rows in it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from helpers import run, write_config
 from newsletter.models import Subscriber
 from newsletter.store import Store, schema_state
 from newsletter.store.migrations import VERSION_TABLE, head
+from newsletter.store.migrations.versions.v0001_baseline import metadata as previous_release
 from newsletter.store.schema import deliveries, metadata, papers, subscribers
 
 NOW = dt.datetime(2026, 11, 20, 7, 0, tzinfo=dt.UTC)
@@ -39,7 +41,7 @@ def build_previous_release(url: str, version: int) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            metadata.create_all(conn)
+            previous_release.create_all(conn)
             conn.execute(text("CREATE TABLE schema_version (version INTEGER PRIMARY KEY)"))
             conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": version})
             if version < 2:
@@ -122,3 +124,22 @@ def test_db_upgrade_creates_a_missing_store(tmp_path: Path) -> None:
     assert result.stdout.startswith("upgraded from empty")
     assert (tmp_path / "var" / "test.db").is_file()
     assert f"revision {head()} (head): up to date" in run(config, "db", "current").output
+
+
+def test_a_store_at_an_older_revision_is_refused_until_upgraded(tmp_path: Path, store_url: str) -> None:
+    with Store(store_url) as store, store.engine.begin() as conn:  # back to the baseline, as its release left it
+        store.add_subscriber(Subscriber(email="ada@example.org"))
+        for table in ("leader_leases", "relay_limits"):
+            conn.execute(text(f"DROP TABLE {table}"))
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0001'"))
+    config = write_config(tmp_path, store_url=store_url)
+
+    refused = run(config, "subscribers", "list")
+    upgraded = run(config, "db", "upgrade")
+    listed = run(config, "subscribers", "list")
+
+    assert refused.exit_code == 1
+    assert f"older schema: revision 0001, older than this newsletter's head {head()}" in refused.output
+    assert upgraded.exit_code == 0 and "upgraded from revision 0001" in upgraded.output
+    assert listed.exit_code == 0 and "ada@example.org" in listed.output
+    assert differences(store_url) == []

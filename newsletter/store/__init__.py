@@ -19,6 +19,8 @@ from newsletter.config import Settings
 from newsletter.errors import StoreError
 from newsletter.store.deliveries import DeliveryStore
 from newsletter.store.health import HealthStore
+from newsletter.store.leadership import LeadershipStore
+from newsletter.store.limits import LimitStore
 from newsletter.store.migrations import SchemaState, check_schema, read_state, upgrade
 from newsletter.store.papers import IngestCounts, PaperStore, PrunedSource, SourceRecord
 from newsletter.store.subscribers import SubscriberStore
@@ -139,7 +141,7 @@ def upgrade_schema(url: str) -> tuple[SchemaState, SchemaState]:
         engine.dispose()
 
 
-class Store(PaperStore, SubscriberStore, DeliveryStore, HealthStore):
+class Store(PaperStore, SubscriberStore, DeliveryStore, HealthStore, LeadershipStore, LimitStore):
     def __init__(self, url: str) -> None:
         self.engine: Engine = _engine(url)
         try:

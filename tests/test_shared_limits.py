@@ -3,6 +3,7 @@ aiosmtpd server, a real SQLite file and a real PostgreSQL server)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -110,17 +111,21 @@ def test_a_pause_in_one_send_stops_the_others(tmp_path: Path, store_url: str) ->
 
 def test_refusals_in_a_row_and_pauses_are_shared_by_every_send(tmp_path: Path, store_url: str) -> None:
     settings = load_settings(write_config(tmp_path, store_url=store_url))
-    smtp = smtp_settings(2525)
+    seconds = itertools.count()  # each look a second later: without a rate limit they are CHECK_EVERY apart
+
+    def limits(port: int = 2525) -> RelayLimits:
+        return RelayLimits(store, smtp_settings(port), utc_now, wall=lambda: float(next(seconds)))
+
     with Store.from_settings(settings) as store:
-        first, second = RelayLimits(store, smtp, utc_now), RelayLimits(store, smtp, utc_now)
+        first, second = limits(), limits()
         counts = [first.refused(), second.refused(), first.refused()]
         assert second.before_send() is None
         second.sent()  # a message went through: the count starts again
         after_success = first.refused()
-        other_relay = RelayLimits(store, smtp_settings(2526), utc_now).refused()
+        other_relay = limits(2526).refused()
         first.paused(DeliveryError("sending paused: 10 messages in a row were not accepted"))
         stopped = second.before_send()
-        started_later = RelayLimits(store, smtp, utc_now).before_send()  # a rerun tries again
+        started_later = limits().before_send()  # a rerun tries again
 
     assert counts == [1, 2, 3]
     assert (after_success, other_relay) == (1, 1)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the config module is imported when a command runs, not for 
     from click._termui_impl import ProgressBar
 
     from newsletter.config import Settings
+    from newsletter.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -627,7 +628,8 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
 @pass_app
 @handle_errors
 def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
-    """Show the last ingest's health when it had warnings, errors or layout drift; then, per day, how
+    """Show which daemon leads the schedule and the sends paused in the last day (when several share the
+    store), the last ingest's health when it had warnings, errors or layout drift; then, per day, how
     many messages are in each delivery state, the failures with the server's reply, and the days noted
     as having no issue (with the reason)."""
     from newsletter.store import Store
@@ -635,6 +637,7 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
 
     dates = None if date is None else [date]
     with Store.from_settings(app.settings) as store:
+        sharing = shared_state_lines(store)
         last_ingest = store.last_ingest_run()
         counts = store.delivery_counts(dates)
         notes = store.no_issue_notes(dates)
@@ -649,6 +652,8 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
             "no_issue": notes.get(day),
         } for day in days])
         return
+    for line in sharing:
+        click.echo(line)
     if last_ingest is not None:
         echo_ingest_health(*last_ingest)
     if not days:
@@ -662,6 +667,24 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
             click.echo(f"{day.isoformat()}  {shown}")
         for p in problems[day]:
             click.echo(f"    {p.state:<9} {p.email}  (attempts {p.attempts}) {p.reply}")
+
+
+def shared_state_lines(store: Store) -> list[str]:
+    """What daemons and sends sharing the store need watched: the schedule's leader, recent pauses."""
+    from newsletter.clock import utc_now
+    from newsletter.dispatch.delivery import describe_owner
+    from newsletter.store.leadership import SCHEDULE_LEADER
+
+    now, lines = utc_now(), []
+    held = store.role_holder(SCHEDULE_LEADER)
+    if held is not None:
+        holder, until = held
+        lines.append(f"schedule: led by {describe_owner(holder)}, lease until {until:%Y-%m-%d %H:%M:%S} UTC"
+                     if until > now else
+                     f"schedule: no leader; {describe_owner(holder)} let its lease run out at {until:%H:%M:%S} UTC")
+    for relay, paused_at, reason in store.relay_pauses(now - dt.timedelta(days=1)):
+        lines.append(f"sending to {relay} paused at {paused_at:%Y-%m-%d %H:%M} UTC: {reason}")
+    return lines
 
 
 def echo_ingest_health(finished_at: dt.datetime, summary: dict[str, Any]) -> None:

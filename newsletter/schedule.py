@@ -42,6 +42,7 @@ from newsletter.dispatch.delivery import describe_owner, make_owner, owner_is_de
 from newsletter.publish import Publisher, PublishResult, Stage
 from newsletter.shutdown import POLL_SECONDS, StopSignals
 from newsletter.store import Store
+from newsletter.store.leadership import SCHEDULE_LEADER
 
 log = logging.getLogger("newsletter.schedule")
 
@@ -53,7 +54,6 @@ JOB_STAGES: dict[str, tuple[Stage, ...]] = {
 }
 """Job id (= the [schedule] key holding its cron) -> the stages it runs, in order."""
 SENDING_JOBS = ("publish", "send")
-LEADER_ROLE = "schedule"
 
 class Daemon:
     """The scheduler, its jobs, and the shutdown that lets the message in flight finish."""
@@ -81,9 +81,9 @@ class Daemon:
         """Hold the leader's lease, or take it when it is free, has run out, or its holder's process on
         this machine is gone. Becoming leader adds the jobs; losing the lease removes them. Whether this
         daemon leads."""
-        holder = store.hold_role(LEADER_ROLE, self.owner, now, now + self.lease)
+        holder = store.hold_role(SCHEDULE_LEADER, self.owner, now, now + self.lease)
         if holder != self.owner and owner_is_dead(holder):
-            holder = store.hold_role(LEADER_ROLE, self.owner, now, now + self.lease, dead_holder=holder)
+            holder = store.hold_role(SCHEDULE_LEADER, self.owner, now, now + self.lease, dead_holder=holder)
         leading = holder == self.owner
         if leading and not self.leading:
             log.info("leading the schedule (lease %ss)", self.settings.schedule.leader_lease_seconds)
@@ -100,7 +100,7 @@ class Daemon:
     def resign(self, store: Store) -> None:
         """Give up the lead at shutdown, so that another daemon takes over at its next try."""
         if self.leading:
-            store.give_up_role(LEADER_ROLE, self.owner)
+            store.give_up_role(SCHEDULE_LEADER, self.owner)
             self.leading = False
 
     def _campaign_or_step_down(self, store: Store) -> None:

@@ -19,8 +19,9 @@ from helpers import run
 from newsletter.clock import utc_now
 from newsletter.config import Settings
 from newsletter.dispatch.delivery import Owner
-from newsletter.schedule import LEADER_ROLE, Daemon
+from newsletter.schedule import Daemon
 from newsletter.store import Store
+from newsletter.store.leadership import SCHEDULE_LEADER
 from schedule_helpers import make_site, newsletter_process, write_digest
 from smtp_helpers import Recorder, free_port, smtp_server
 
@@ -29,7 +30,7 @@ LEASE = 6
 
 def leader_pid(settings: Settings) -> int | None:
     with Store.from_settings(settings) as store:
-        held = store.role_holder(LEADER_ROLE)
+        held = store.role_holder(SCHEDULE_LEADER)
     owner = Owner.parse(held[0]) if held else None
     return owner.pid if owner else None
 
@@ -90,17 +91,19 @@ def test_a_live_leader_keeps_the_role_and_a_lapsed_one_loses_it(tmp_path: Path, 
     elsewhere = "otherhost/another-machine/4242/cafe"  # a daemon on another machine: its pid cannot be checked
     now = utc_now()
     with Store.from_settings(settings) as store:
-        store.hold_role(LEADER_ROLE, elsewhere, now, now + dt.timedelta(seconds=30))
+        store.hold_role(SCHEDULE_LEADER, elsewhere, now, now + dt.timedelta(seconds=30))
         daemon = Daemon(settings)
         while_held = daemon.campaign(store, now + dt.timedelta(seconds=29))
+        shown_while_held = run(settings.path, "status").stdout
         lapsed = daemon.campaign(store, now + dt.timedelta(seconds=31))
-        renewed = store.role_holder(LEADER_ROLE)
-        other_then = store.hold_role(LEADER_ROLE, elsewhere, now + dt.timedelta(seconds=40),
+        renewed = store.role_holder(SCHEDULE_LEADER)
+        other_then = store.hold_role(SCHEDULE_LEADER, elsewhere, now + dt.timedelta(seconds=40),
                                      now + dt.timedelta(seconds=70))
         daemon.resign(store)
-        after_resigning = store.role_holder(LEADER_ROLE)
+        after_resigning = store.role_holder(SCHEDULE_LEADER)
 
     assert (while_held, lapsed) == (False, True)
+    assert shown_while_held.startswith("schedule: led by otherhost, pid 4242, lease until ")
     assert daemon.scheduler.get_job("publish") is not None  # the leader's jobs
     assert renewed is not None and Owner.parse(renewed[0]).pid == os.getpid()  # type: ignore[union-attr]
     assert renewed[1] == now + dt.timedelta(seconds=31 + 30)

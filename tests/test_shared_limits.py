@@ -97,6 +97,8 @@ def test_a_pause_in_one_send_stops_the_others(tmp_path: Path, store_url: str) ->
         config = site(tmp_path, store_url, server.port, 300, "rate_limit = 30")
         results = sends(config, 2)
         after_pause = handler.count()
+        status = subprocess.run([sys.executable, "-m", "newsletter", "--config", str(config), "status"],
+                                capture_output=True, text=True, check=True).stdout
         rerun = sends(config, 1)
 
     assert [code for code, _, _ in results] == [1, 1], [json.dumps(r) for _, r, _ in results]
@@ -105,6 +107,8 @@ def test_a_pause_in_one_send_stops_the_others(tmp_path: Path, store_url: str) ->
     assert any("another send to 127.0.0.1" in reason for reason in reasons), reasons
     # The other send stopped before its next message: at most the one in flight and one more got through.
     assert after_pause - accepted_when_blocked[0] <= 2, (accepted_when_blocked, after_pause)
+    assert f"sending to 127.0.0.1:{server.port} paused at " in status
+    assert "the server answered DATA: 554 5.7.1 sending blocked for reader0060@example.com" in status
     assert rerun[0][0] == 0 and handler.count() == 300
     assert sorted(handler.per_recipient().values()) == [1] * 300
 

@@ -68,4 +68,4 @@ class RelayLimits:
         return self.store.count_refusal(self.relay)
 
     def paused(self, error: DeliveryError) -> None:
-        self.store.pause_relay(self.relay, self.clock(), error.message)
+        self.store.pause_relay(self.relay, self.clock(), error.message.removeprefix("sending paused: "))

@@ -17,6 +17,9 @@ from newsletter.clock import as_utc
 from newsletter.store.locking import take_write_lock
 from newsletter.store.schema import leader_leases
 
+SCHEDULE_LEADER = "schedule"
+"""The role of the `newsletter schedule` daemon that runs the jobs."""
+
 
 class LeadershipStore:
     engine: Engine

@@ -90,3 +90,11 @@ class LimitStore:
             _ensure_row(conn, relay)
             conn.execute(update(relay_limits).where(c.relay == relay)
                          .values(paused_at=now, pause_reason=reason, refused_in_a_row=0))
+
+    def relay_pauses(self, since: dt.datetime) -> list[tuple[str, dt.datetime, str]]:
+        """(relay, when, why) of the pauses since ``since``, newest first, for `newsletter status`."""
+        c = relay_limits.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.relay, c.paused_at, c.pause_reason).where(c.paused_at >= since)
+                                .order_by(c.paused_at.desc())).all()
+        return [(row.relay, as_utc(row.paused_at), row.pause_reason or "") for row in rows]

@@ -99,13 +99,20 @@ def test_a_live_leader_keeps_the_role_and_a_lapsed_one_loses_it(tmp_path: Path, 
         renewed = store.role_holder(SCHEDULE_LEADER)
         other_then = store.hold_role(SCHEDULE_LEADER, elsewhere, now + dt.timedelta(seconds=40),
                                      now + dt.timedelta(seconds=70))
+        jobs_while_leading = sorted(job.id for job in daemon.scheduler.get_jobs())
         daemon.resign(store)
         after_resigning = store.role_holder(SCHEDULE_LEADER)
+        assert daemon.campaign(store, now + dt.timedelta(seconds=41))  # free again: taken at once
+        # This daemon stalls past its lease (until 71 s) and the other takes the role: its jobs go.
+        taken = store.hold_role(SCHEDULE_LEADER, elsewhere, now + dt.timedelta(seconds=72),
+                                now + dt.timedelta(seconds=102))
+        deposed = daemon.campaign(store, now + dt.timedelta(seconds=73))
 
     assert (while_held, lapsed) == (False, True)
     assert shown_while_held.startswith("schedule: led by otherhost, pid 4242, lease until ")
-    assert daemon.scheduler.get_job("publish") is not None  # the leader's jobs
     assert renewed is not None and Owner.parse(renewed[0]).pid == os.getpid()  # type: ignore[union-attr]
     assert renewed[1] == now + dt.timedelta(seconds=31 + 30)
     assert other_then != elsewhere  # still ours: renewed until 61 s
+    assert jobs_while_leading == ["publish"]
     assert after_resigning is None
+    assert (taken, deposed, daemon.scheduler.get_jobs()) == (elsewhere, False, [])

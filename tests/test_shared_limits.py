@@ -136,3 +136,16 @@ def test_refusals_in_a_row_and_pauses_are_shared_by_every_send(tmp_path: Path, s
     assert stopped is not None and "another send to 127.0.0.1:2525 paused" in stopped.message
     assert "10 messages in a row" in stopped.message
     assert started_later is None
+
+
+def test_a_success_after_a_refusal_starts_the_count_again_between_looks(tmp_path: Path, store_url: str) -> None:
+    settings = load_settings(write_config(tmp_path, store_url=store_url))
+    with Store.from_settings(settings) as store:
+        limits = RelayLimits(store, smtp_settings(2525), utc_now, wall=lambda: 1000.0)  # no time passes
+        assert limits.before_send() is None  # the first look
+        for _ in range(3):
+            limits.refused()
+            assert limits.before_send() is None  # within CHECK_EVERY: no look at the store
+            limits.sent()
+        in_a_row = limits.refused()
+    assert in_a_row == 1

@@ -65,7 +65,9 @@ class RelayLimits:
 
     def refused(self) -> int:
         """Count a refusal about the server; the refusals in a row now, counted over every send."""
-        return self.store.count_refusal(self.relay)
+        # Noted here too, so that the next success starts the count again even before the next look.
+        self._refusals_seen = self.store.count_refusal(self.relay)
+        return self._refusals_seen
 
     def paused(self, error: DeliveryError) -> None:
         self.store.pause_relay(self.relay, self.clock(), error.message.removeprefix("sending paused: "))

@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -20,7 +21,7 @@ import click
 
 from newsletter import __version__
 from newsletter.errors import NewsletterError, StoreError, SubscriberExistsError
-from newsletter.models import SUBSCRIBER_STATUSES
+from newsletter.models import CADENCES, SUBSCRIBER_STATUSES, WEEKDAYS
 
 if TYPE_CHECKING:  # the config module is imported when a command runs, not for `--help`
     from click._termui_impl import ProgressBar
@@ -308,25 +309,44 @@ def subscribers() -> None:
 @click.option("--category", "categories", multiple=True, help="Only papers of this category (repeatable). None: all.")
 @click.option("--keyword", "keywords", multiple=True, help="Only papers mentioning one of these (repeatable).")
 @click.option("--exclude", "excluded", multiple=True, help="Never papers mentioning this (repeatable).")
+@click.option("--author", "authors", multiple=True, help="Follow this author: an alert for each new paper, "
+              "whatever the filter (repeatable).")
+@click.option("--cadence", type=click.Choice(CADENCES), default="daily", show_default=True,
+              help="A digest every day, or once a week.")
+@click.option("--weekday", type=click.Choice(WEEKDAYS), default="mon", show_default=True,
+              help="The day of a weekly digest, in [schedule] timezone.")
 @pass_app
 @handle_errors
 def subscribers_add(app: AppContext, email: str, name: str, categories: tuple[str, ...],
-                    keywords: tuple[str, ...], excluded: tuple[str, ...]) -> None:
-    """Subscribe EMAIL. Categories must be in [categories] taxonomy; an unknown one exits 2."""
+                    keywords: tuple[str, ...], excluded: tuple[str, ...], authors: tuple[str, ...],
+                    cadence: str, weekday: str) -> None:
+    """Subscribe EMAIL. Categories must be in [categories] taxonomy; an unknown one exits 2.
+
+    Examples:
+
+      newsletter subscribers add ada@example.org --category "Computer Vision" --keyword diffusion
+
+      newsletter subscribers add bo@example.org --cadence weekly --weekday fri --author "Doe, Jane"
+
+    A followed author matches however the digest spells the name ("Jane Doe", "Doe, Jane",
+    accents or not); a Hugging Face user name (no space) matches only exactly.
+    """
     from newsletter.models import Subscriber
     from newsletter.selection import Filter
     from newsletter.store import Store
-    from newsletter.subscribers import validated
+    from newsletter.subscribers import cadence_wording, check_cadence, check_weekday, validated
 
     sub = validated(Subscriber(email=email, name=name, categories=list(categories), keywords=list(keywords),
-                               excluded_keywords=list(excluded)), app.settings.categories.names)
+                               excluded_keywords=list(excluded), authors=list(authors),
+                               cadence=check_cadence(cadence), weekday=check_weekday(weekday)),
+                    app.settings.categories.names)
     with Store.from_settings(app.settings) as store:
         try:
             sub = store.add_subscriber(sub)
         except SubscriberExistsError as exc:
             raise SubscriberExistsError(exc.message, f"to change its filter, name or status, use `newsletter "
                                                      f"subscribers update {sub.email}` (see --help)") from exc
-    click.echo(f"added {sub.email}: {Filter.of(sub).describe()}")
+    click.echo(f"added {sub.email}: {Filter.of(sub).describe()}; {cadence_wording(sub)}")
 
 
 def _pick(values: tuple[str, ...], clear: bool, option: str, clear_flag: str) -> list[str] | None:
@@ -346,19 +366,29 @@ def _pick(values: tuple[str, ...], clear: bool, option: str, clear_flag: str) ->
 @click.option("--no-keywords", is_flag=True, help="Clears the keywords.")
 @click.option("--exclude", "excluded", multiple=True, help="Replaces the excluded keywords (repeatable).")
 @click.option("--no-excludes", is_flag=True, help="Clears the excluded keywords.")
+@click.option("--author", "authors", multiple=True, help="Replaces the followed authors (repeatable).")
+@click.option("--no-authors", is_flag=True, help="Follows no author any more.")
+@click.option("--cadence", type=click.Choice(CADENCES), default=None, help="daily or weekly.")
+@click.option("--weekday", type=click.Choice(WEEKDAYS), default=None, help="The day of a weekly digest.")
 @click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), default=None, help="Set the status.")
 @click.option("--reactivate", is_flag=True, help="Make a bounced or unsubscribed address active again.")
 @pass_app
 @handle_errors
 def subscribers_update(app: AppContext, email: str, name: str | None, categories: tuple[str, ...],
                        all_categories: bool, keywords: tuple[str, ...], no_keywords: bool,
-                       excluded: tuple[str, ...], no_excludes: bool, status: str | None, reactivate: bool) -> None:
+                       excluded: tuple[str, ...], no_excludes: bool, authors: tuple[str, ...], no_authors: bool,
+                       cadence: str | None, weekday: str | None, status: str | None, reactivate: bool) -> None:
     """Change EMAIL's filter, name or status; what is not given stays as it is. Prints what changed.
 
     --reactivate undoes a bounce (say, after a relay's broken recipient table marked readers
     bounced), or re-subscribes a reader who unsubscribed and asked to come back: the address is
     mailed again from the next issue on (a day whose message bounced is not sent again). An
     unknown address exits 1; an unknown category exits 2.
+
+    Switching to --cadence weekly never mails again the papers of days that daily editions
+    already covered: the first weekly edition starts the day after the last daily one.
+
+    Example: newsletter subscribers update ada@example.org --cadence weekly --weekday thu
     """
     from newsletter.errors import SubscriberNotFoundError
     from newsletter.selection import Filter
@@ -371,6 +401,7 @@ def subscribers_update(app: AppContext, email: str, name: str | None, categories
         name=name, categories=_pick(categories, all_categories, "--category", "--all-categories"),
         keywords=_pick(keywords, no_keywords, "--keyword", "--no-keywords"),
         excluded_keywords=_pick(excluded, no_excludes, "--exclude", "--no-excludes"),
+        authors=_pick(authors, no_authors, "--author", "--no-authors"), cadence=cadence, weekday=weekday,
         status="active" if reactivate else status)
     with Store.from_settings(app.settings) as store:
         stored = store.get_subscriber(email)
@@ -439,7 +470,7 @@ def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
     """List subscribers, oldest first."""
     from newsletter.selection import Filter
     from newsletter.store import Store
-    from newsletter.subscribers import check_status
+    from newsletter.subscribers import cadence_wording, check_status
 
     with Store.from_settings(app.settings) as store:
         found = store.subscribers(status=None if status == "all" else check_status(status))
@@ -453,7 +484,8 @@ def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
     if not found:
         click.echo("no subscribers" + ("" if status == "all" else f" with status {status}"))
         return
-    rows = [(s.email, s.name, s.status, Filter.of(s).describe()) for s in found]
+    rows = [(s.email, s.name, s.status, Filter.of(s).describe() + ("" if s.cadence == "daily" else
+                                                                    f"; {cadence_wording(s)}")) for s in found]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(("EMAIL", "NAME", "STATUS"))]
     click.echo(f"{'EMAIL':<{widths[0]}}  {'NAME':<{widths[1]}}  {'STATUS':<{widths[2]}}  FILTER")
     for email, name, state, wording in rows:
@@ -513,9 +545,17 @@ def subscribers_export(app: AppContext, output: Path | None) -> None:
 @pass_app
 @handle_errors
 def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | None, as_json: bool) -> None:
-    """Email the day's papers to every active subscriber, each filtered to their categories.
+    """Email every edition due on the day to every active subscriber, each filtered to their categories.
 
-    With --dry-run, writes OUTBOX/DATE/plan.json, one .eml per recipient (one sample per rendition
+    The editions due on DATE: the daily edition for daily readers, a weekly edition for weekly
+    readers whose weekday DATE is (the days since their last digest edition), and an alert for each
+    new paper by an author a reader follows (marked in their digest instead when it is in it).
+    Each message in plan.json names its "edition" (key, kind, first_day, last_day) and the
+    "reasons" each paper is in it.
+
+    Examples: newsletter send --dry-run --date 2026-11-23; newsletter send --json
+
+    With --dry-run, writes OUTBOX/DATE/plan.json, one .eml per message (one sample per rendition
     above [email] sample_threshold recipients) and an index.html preview, then prints the plan.
     Running it again gives the same plan.
 
@@ -591,17 +631,25 @@ def send_dry_run(settings: Settings, date: dt.date | None, outbox: Path | None) 
 def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
     recipients = plan.recipients_per_rendition()
     click.echo(f"Dry run for {plan.date.isoformat()}: nothing was sent or recorded.")
-    rows = [("Recipients", str(len(plan.messages))), ("Renditions", str(len(plan.renditions))),
-            ("Skipped", str(len(plan.skipped)))]
+    rows = [("Recipients", str(len({m.subscriber.email for m in plan.messages}))),
+            ("Messages", str(len(plan.messages))), ("Editions", str(len(plan.editions))),
+            ("Renditions", str(len(plan.renditions))), ("Skipped", str(len(plan.skipped)))]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         click.echo(f"  {label:<{width}}  {value:>7}")
+    per_edition = Counter(m.edition.key for m in plan.messages)
+    if plan.editions:
+        click.echo("\n  Edition                                          Kind    Recipients")
+        for key, edition in plan.editions.items():
+            click.echo(f"  {key:<48} {edition.kind:<7} {per_edition[key]:>10}")
     if plan.renditions:
         click.echo("\n  Rendition                                        Papers  Recipients")
         for key, rendition in plan.renditions.items():
             label = rendition.filter.describe()
+            label = label if rendition.edition.kind == "daily" else f"{rendition.edition.kind}: {label}"
             label = label if len(label) <= 48 else label[:47] + "…"
             click.echo(f"  {label:<48} {len(rendition.papers):>6}  {recipients.get(key, 0):>10}")
+    echo_why(plan)
     reasons: dict[str, int] = {}
     for skipped in plan.skipped:
         reasons[skipped.reason] = reasons.get(skipped.reason, 0) + 1
@@ -629,8 +677,12 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
 def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
     """Show which daemon leads the schedule and the sends paused in the last day (when several share the
     store), the last ingest's health when it had warnings, errors or layout drift; then, per day, how
-    many messages are in each delivery state, the failures with the server's reply, and the days noted
-    as having no issue (with the reason)."""
+    many messages are in each delivery state, then the same per edition when the day sent more than
+    its daily edition (daily/DAY, weekly/FIRST..LAST, alert/ARXIV_ID), the failures with the
+    server's reply, and the days noted as having no issue (with the reason). With --json, such a
+    day also has "editions": {KEY: {STATE: COUNT}}.
+
+    Example: newsletter status --date 2026-11-19 --json"""
     from newsletter.store import Store
     from newsletter.store.deliveries import DELIVERY_STATES
 
@@ -639,6 +691,7 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
         sharing = shared_state_lines(store)
         last_ingest = store.last_ingest_run()
         counts = store.delivery_counts(dates)
+        per_edition = store.edition_counts(dates)
         notes = store.no_issue_notes(dates)
         days = sorted(set(counts) | set(notes), reverse=True)
         problems = {day: store.delivery_problems(day) for day in days}
@@ -649,6 +702,7 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
             "problems": [{"email": p.email, "state": p.state, "attempts": p.attempts, "reply": p.reply}
                          for p in problems[day]],
             "no_issue": notes.get(day),
+            **({"editions": per_edition[day]} if several_editions(per_edition, day) else {}),
         } for day in days])
         return
     for line in sharing:
@@ -664,8 +718,31 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
         if day in counts:
             shown = ", ".join(f"{n} {state}" for state in DELIVERY_STATES if (n := counts[day].get(state, 0)))
             click.echo(f"{day.isoformat()}  {shown}")
+            if several_editions(per_edition, day):
+                for key, states in per_edition[day].items():
+                    shown = ", ".join(f"{n} {state}" for state in DELIVERY_STATES if (n := states.get(state, 0)))
+                    click.echo(f"  {key}  {shown}")
         for p in problems[day]:
             click.echo(f"    {p.state:<9} {p.email}  (attempts {p.attempts}) {p.reply}")
+
+
+SHOWN_MESSAGES = 10
+"""Up to this many messages, the dry run says which edition each is and why each paper is in it."""
+
+
+def echo_why(plan: Any) -> None:
+    if not plan.messages or len(plan.messages) > SHOWN_MESSAGES:
+        return
+    click.echo("\n  Message (edition): paper (why)")
+    for planned in plan.messages:
+        click.echo(f"  {planned.subscriber.email} ({planned.edition.key})")
+        for arxiv_id, why in plan.renditions[planned.rendition_key].reasons_for(planned).items():
+            click.echo(f"    {arxiv_id} ({'; '.join(why)})")
+
+
+def several_editions(per_edition: dict[dt.date, dict[str, Any]], day: dt.date) -> bool:
+    """Whether the day sent more than its daily edition: a day of only that one says it once, as before editions."""
+    return set(per_edition.get(day, {})) - {f"daily/{day.isoformat()}"} != set()
 
 
 def shared_state_lines(store: Store) -> list[str]:

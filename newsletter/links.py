@@ -15,7 +15,7 @@ from urllib.parse import quote
 from newsletter import tokens
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
-from newsletter.models import Subscriber
+from newsletter.models import Edition, Subscriber
 
 MESSAGE_ID_SALT = "newsletter-message-id-v1"
 """Not a secret: it only keeps our ids apart from other hashes of the same address and date."""
@@ -54,6 +54,15 @@ def message_id(date: dt.date, subscriber: Subscriber, domain: str) -> str:
     """Deterministic per (day, subscriber address): a retry of the same day's email reuses it."""
     digest = hashlib.sha256(f"{MESSAGE_ID_SALT}|{date.isoformat()}|{subscriber.email.lower()}".encode()).hexdigest()
     return f"<{date:%Y%m%d}.{digest[:24]}@{domain}>"
+
+
+def edition_message_id(edition: Edition, subscriber: Subscriber, domain: str) -> str:
+    """Deterministic per (edition, subscriber address). A daily edition keeps the per-day Message-ID
+    it had before editions existed, so that a resend after the upgrade is still the same message."""
+    if edition.kind == "daily":
+        return message_id(edition.last_day, subscriber, domain)
+    digest = hashlib.sha256(f"{MESSAGE_ID_SALT}|{edition.key}|{subscriber.email.lower()}".encode()).hexdigest()
+    return f"<{edition.last_day:%Y%m%d}.{edition.kind}.{digest[:24]}@{domain}>"
 
 
 def list_id(settings: Settings) -> str:

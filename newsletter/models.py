@@ -132,6 +132,50 @@ class ParseResult:
     """Set by the parsers that count drift (the cards ones); None for the others."""
 
 
+Cadence = Literal["daily", "weekly"]
+"""How often a subscriber gets a digest edition: every day, or once a week on their weekday."""
+CADENCES: tuple[Cadence, ...] = get_args(Cadence)
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+"""A weekly subscriber's day, in [schedule] timezone; index = ``date.weekday()``."""
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
+EditionKind = Literal["daily", "weekly", "alert"]
+DIGEST_KINDS: tuple[EditionKind, ...] = ("daily", "weekly")
+"""The kinds that list papers by topic and cover consecutive days; an alert is about one paper."""
+
+
+@dataclass(frozen=True)
+class Edition:
+    """The unit of dispatch: a daily or weekly digest, or an alert for one paper by a followed author.
+
+    The key names it in the delivery log, Message-IDs and the send plan: ``daily/2026-12-01``,
+    ``weekly/2026-11-24..2026-11-30`` (its period, so that readers with the same period share it),
+    ``alert/2505.07062`` (the paper: one alert per paper per reader, ever)."""
+
+    kind: EditionKind
+    first_day: dt.date
+    last_day: dt.date
+    """The digest days it covers; for an alert, the day the paper was listed."""
+    paper: str = ""
+    """For an alert, the paper's arXiv id."""
+
+    @property
+    def key(self) -> str:
+        if self.kind == "daily":
+            return f"daily/{self.last_day.isoformat()}"
+        if self.kind == "weekly":
+            return f"weekly/{self.first_day.isoformat()}..{self.last_day.isoformat()}"
+        return f"alert/{self.paper}"
+
+    @classmethod
+    def daily(cls, day: dt.date) -> Edition:
+        return cls("daily", day, day)
+
+    def as_dict(self) -> dict[str, str]:
+        """The shape of ``"edition"`` in plan.json."""
+        return {"key": self.key, "kind": self.kind, "first_day": self.first_day.isoformat(),
+                "last_day": self.last_day.isoformat()}
+
+
 SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced"]
 """pending: awaiting double opt-in; only active subscribers are mailed."""
 SUBSCRIBER_STATUSES: tuple[SubscriberStatus, ...] = get_args(SubscriberStatus)
@@ -146,6 +190,11 @@ class Subscriber:
     keywords: list[str] = field(default_factory=list)
     """When non-empty, a paper must mention one of them (title or summary, case-insensitive)."""
     excluded_keywords: list[str] = field(default_factory=list)
+    authors: list[str] = field(default_factory=list)
+    """Followed authors: their papers are mailed whatever the categories and keywords say."""
+    cadence: Cadence = "daily"
+    weekday: Weekday = "mon"
+    """The day of a weekly subscriber's edition (kept, unused, for a daily one)."""
     status: SubscriberStatus = "active"
     token: str = ""
     """Random, URL-safe; identifies the subscriber in unsubscribe and preference links."""
@@ -155,19 +204,23 @@ class Subscriber:
 
 @dataclass(frozen=True)
 class PlannedMessage:
-    """One email that a send would deliver: who gets it, which papers, and under which Message-ID.
+    """One email that a send would deliver: who gets it, which edition and papers, under which Message-ID.
 
     The bytes are not held here: at scale they are produced one at a time from the shared rendition.
     """
 
     date: dt.date
+    """The day the send runs for (every edition planned on it is due that day)."""
     subscriber: Subscriber
     papers: tuple[str, ...]
     """arXiv ids, in the order the email lists them."""
     rendition_key: str
-    """Identifies the shared rendition (day + filter) that this message personalises."""
+    """Identifies the shared rendition (edition + selection) that this message personalises."""
     message_id: str
-    """Deterministic per (day, subscriber), so that a retry reuses it."""
+    """Deterministic per (edition, subscriber), so that a retry reuses it."""
+    edition: Edition
+    followed: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Papers in it by authors the reader follows: (arXiv id, their names as the paper spells them)."""
 
 
 @dataclass(frozen=True)

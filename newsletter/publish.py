@@ -3,7 +3,8 @@
 Used by `newsletter publish` (once, for cron or systemd timers) and by each firing of the
 scheduler's jobs. The send step only ever sends the day it is asked for (today in
 ``[schedule] timezone``); when that day has no digest yet, it never falls back to an older day:
-it reports "waiting" until ``[schedule] deadline``, and at the deadline records
+it reports "waiting" until ``[schedule] deadline``, and at the deadline sends the weekly editions
+due that day (from the days before) or, when there are none, records
 "no issue for D (reason)" in the store, which `newsletter status` shows. A day whose digest lists
 no papers, or whose plan has no recipient, sends nothing and records that too. Such a note settles
 the day for the scheduler; only an explicit ``override_note`` (``newsletter publish --date D``)
@@ -30,10 +31,12 @@ from newsletter.calendar import WallClockCronTrigger, parse_deadline
 from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
 from newsletter.dispatch.delivery import summary_line
+from newsletter.dispatch.plan import weekly_due
 from newsletter.dispatch.send import DaySend
 from newsletter.errors import NewsletterError
 from newsletter.feeds import build_feeds
 from newsletter.ingest import ingest_files, resolve_inputs
+from newsletter.models import Day
 from newsletter.store import Store
 from newsletter.store.deliveries import DeliveryState
 
@@ -222,21 +225,17 @@ class Publisher:
             log.warning("sending %s despite its note \"no issue (%s)\", as asked", date.isoformat(), noted[date])
             result.details.append(f"note overridden: no issue for {date.isoformat()} ({noted[date]})")
         day = store.get_day(date)
-        if day is None:
+        late = self.clock() >= self.deadline(date, scheduled_at)
+        if day is None and not (late and any(weekly_due(s, date) for s in store.subscribers(status="active"))):
             self._no_digest(store, result, scheduled_at)
             return
-        send = DaySend(self.settings, store, date)
+        # Past the deadline without a digest, the weekly editions due today still go out, from the days before.
+        send = DaySend(self.settings, store, date, without_digest=day is None)
         plan = send.plan
         for warning in plan.warnings:
             log.warning("plan: %s", warning)
         if not plan.messages and not store.delivery_counts([date]):
-            if not day.papers:
-                reason = "the digest lists no papers"
-            elif not store.subscribers(status="active"):
-                reason = "no active subscribers"
-            else:
-                reason = "no subscriber's filter matched any of the day's papers"
-            self._note(store, result, reason)
+            self._nothing_planned(store, result, scheduled_at, day)
             return
         if noted and plan.messages:
             store.clear_no_issue(date)  # it has an issue now; `newsletter status` should not say otherwise
@@ -269,6 +268,19 @@ class Publisher:
                 self._retry_later(result, scheduled_at, min(times, default=None))
             else:  # only final failures: nothing a later run could add
                 result.outcome = "incomplete"
+
+    def _nothing_planned(self, store: Store, result: PublishResult, scheduled_at: dt.datetime | None,
+                         day: Day | None) -> None:
+        if day is None:
+            self._no_digest(store, result, scheduled_at)
+            return
+        if not day.papers:
+            reason = "the digest lists no papers"
+        elif not store.subscribers(status="active"):
+            reason = "no active subscribers"
+        else:
+            reason = "no subscriber's filter matched any of the day's papers"
+        self._note(store, result, reason)
 
     def _no_digest(self, store: Store, result: PublishResult, scheduled_at: dt.datetime | None) -> None:
         date = result.date

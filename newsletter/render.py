@@ -326,12 +326,16 @@ def digest_context(
     layout: Layout = Layout(),
     fitted: bool = False,
     note: str = "",
+    heading: str = "",
+    description: str = "",
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The template context for one rendition, and the paper ids in the order it lists them.
 
     ``fitted``: the layout is more compact than ``[email] summary`` asks, to stay under Gmail's
     clip; the email then says so. ``note`` is the day's note from its source (Markdown, e.g. a cards
-    page's reading tips), shown at the top and sanitised like a summary.
+    page's reading tips), shown at the top and sanitised like a summary. ``heading`` replaces the
+    date as the headline (a weekly edition names its days); ``description`` replaces the filter's
+    wording ("You get papers in ...") where the email is about something else (an alert).
     """
     groups: list[Group] = []
     answers: list[QuizAnswer] = []
@@ -356,7 +360,7 @@ def digest_context(
     context = {
         "site_title": site_title,
         "date": date,
-        "date_label": date_label(date),
+        "date_label": heading or date_label(date),
         "count": count,
         "count_label": count_label(count),
         "groups": groups,
@@ -366,7 +370,7 @@ def digest_context(
         "note_html": Markup(markdown_to_safe_html(note)) if note.strip() else "",
         "note_paragraphs": [markdown_to_text(p) for p in note.split("\n\n") if p.strip()],
         "preheader": strip_invalid_xml(f"{count} new AI papers. {first_titles}")[:150],
-        "filter_description": filt.describe(),
+        "filter_description": description or filt.describe(),
         "archive_url": archive_url,
         "sender_name": sender_name or site_title,
         "sender_address": sender_address,

@@ -1,8 +1,9 @@
 """The subscribers CSV format: `newsletter subscribers import` and `export`.
 
 A header row, then one subscriber per row. ``email`` is required; ``name`` and ``categories`` are
-the documented columns; ``keywords``, ``excluded`` and ``status`` are optional and written by
-``export`` so that an export re-imports unchanged. List cells separate items by ``;``.
+the documented columns; ``keywords``, ``excluded``, ``status``, ``cadence`` (daily or weekly),
+``weekday`` (mon ... sun) and ``authors`` (followed authors) are optional and written by ``export``
+so that an export re-imports unchanged. List cells separate items by ``;``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from pathlib import Path
 from typing import TextIO, cast
 
 from newsletter.errors import InvalidSubscriberError, UsageError
-from newsletter.models import ParseWarning, Subscriber, SubscriberStatus
+from newsletter.models import Cadence, ParseWarning, Subscriber, SubscriberStatus, Weekday
 from newsletter.store import Store
 from newsletter.subscribers import LIST_SEPARATOR, email_key, validated
 
-CSV_COLUMNS = ("email", "name", "categories", "keywords", "excluded", "status")
-_COLUMN_FIELDS = {"name": "name", "categories": "categories", "keywords": "keywords", "excluded": "excluded_keywords"}
+CSV_COLUMNS = ("email", "name", "categories", "keywords", "excluded", "status", "cadence", "weekday", "authors")
+_COLUMN_FIELDS = {"name": "name", "categories": "categories", "keywords": "keywords", "excluded": "excluded_keywords",
+                  "cadence": "cadence", "weekday": "weekday", "authors": "authors"}
 
 
 def split_list(cell: str | None) -> list[str]:
@@ -104,7 +106,10 @@ def parse_csv(stream: TextIO, source: str, taxonomy: Sequence[str]) -> CsvRows:
                 categories=split_list(row.get("categories")),
                 keywords=split_list(row.get("keywords")),
                 excluded_keywords=split_list(row.get("excluded")),
-                # As read; validated() checks it in its turn, after the fields before it.
+                authors=split_list(row.get("authors")),
+                # As read; validated() checks these in their turn, after the fields before them.
+                cadence=cast(Cadence, row.get("cadence", "").strip() or "daily"),
+                weekday=cast(Weekday, row.get("weekday", "").strip() or "mon"),
                 status=cast(SubscriberStatus, row.get("status", "").strip() or "active"),
             ), taxonomy)
         except InvalidSubscriberError as exc:
@@ -164,6 +169,9 @@ def write_csv(subscribers: Iterable[Subscriber], out: TextIO) -> int:
             LIST_SEPARATOR.join(sub.keywords),
             LIST_SEPARATOR.join(sub.excluded_keywords),
             sub.status,
+            sub.cadence,
+            sub.weekday,
+            LIST_SEPARATOR.join(sub.authors),
         ])
         count += 1
     return count

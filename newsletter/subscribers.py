@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import InvalidSubscriberError
-from newsletter.models import SUBSCRIBER_STATUSES, Subscriber, SubscriberStatus
+from newsletter.models import CADENCES, SUBSCRIBER_STATUSES, WEEKDAYS, Cadence, Subscriber, SubscriberStatus, Weekday
+from newsletter.selection import followed_authors
 
 # CSV columns that an import may leave out, and the Subscriber field each one fills.
 LIST_SEPARATOR = ";"
@@ -144,6 +145,35 @@ def check_status(status: str) -> SubscriberStatus:
     raise InvalidSubscriberError(f"unknown status {status!r}", f"valid statuses are: {', '.join(SUBSCRIBER_STATUSES)}")
 
 
+def check_cadence(cadence: str) -> Cadence:
+    for known in CADENCES:
+        if cadence.strip().lower() == known:
+            return known
+    raise InvalidSubscriberError(f"unknown cadence {cadence!r}", f"valid cadences are: {', '.join(CADENCES)}")
+
+
+_WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+WEEKDAY_CHOICES: tuple[tuple[Weekday, str], ...] = tuple(
+    (short, name.capitalize()) for short, name in zip(WEEKDAYS, _WEEKDAY_NAMES, strict=True))
+"""(value, label) for the web forms' weekday menu."""
+
+
+def check_weekday(weekday: str) -> Weekday:
+    """A weekday as its first three letters; "Monday", "MON" and "mon" are all "mon"."""
+    given = weekday.strip().lower()
+    for known, name in zip(WEEKDAYS, _WEEKDAY_NAMES, strict=True):
+        if given in (known, name):
+            return known
+    raise InvalidSubscriberError(f"unknown weekday {weekday!r}", f"valid weekdays are: {', '.join(WEEKDAYS)}")
+
+
+def check_authors(raw: Iterable[str]) -> list[str]:
+    """Followed authors, spaces collapsed, each person once however it is spelled (see selection.author_key)."""
+    return list(followed_authors(check_keywords(raw, "author")))
+
+
 def validated(sub: Subscriber, taxonomy: Sequence[str] | None = None) -> Subscriber:
     """A normalised copy of ``sub``, or InvalidSubscriberError naming the first bad field.
 
@@ -159,6 +189,9 @@ def validated(sub: Subscriber, taxonomy: Sequence[str] | None = None) -> Subscri
         categories=categories,
         keywords=check_keywords(sub.keywords),
         excluded_keywords=check_keywords(sub.excluded_keywords, "excluded keyword"),
+        authors=check_authors(sub.authors),
+        cadence=check_cadence(sub.cadence),
+        weekday=check_weekday(sub.weekday),
         status=check_status(sub.status),
     )
 
@@ -172,6 +205,9 @@ class SubscriberChange:
     """[]: every category."""
     keywords: list[str] | None = None
     excluded_keywords: list[str] | None = None
+    authors: list[str] | None = None
+    cadence: str | None = None
+    weekday: str | None = None
     status: str | None = None
 
 
@@ -197,9 +233,16 @@ def describe_change(before: Subscriber, after: Subscriber, wording: str) -> list
         template = _STATUS_CHANGES.get((before.status, after.status), "{email}: status {before} -> {after}")
         lines.append(template.format(email=after.email, before=before.status, after=after.status))
     profile = [f"name {before.name!r} -> {after.name!r}"] if before.name != after.name else []
-    if (before.categories, before.keywords, before.excluded_keywords) != (
-            after.categories, after.keywords, after.excluded_keywords):
+    if (before.categories, before.keywords, before.excluded_keywords, before.authors) != (
+            after.categories, after.keywords, after.excluded_keywords, after.authors):
         profile.append(f"filter now: {wording}")
+    if (before.cadence, before.weekday) != (after.cadence, after.weekday):
+        profile.append(f"now {cadence_wording(after)}")
     if profile:
         lines.append(f"updated {after.email}: " + "; ".join(profile))
     return lines
+
+
+def cadence_wording(sub: Subscriber) -> str:
+    """"daily" or "weekly on mon", for the operator and the reader."""
+    return "daily" if sub.cadence == "daily" else f"weekly on {sub.weekday}"

@@ -56,6 +56,9 @@ class ConfirmRequest:
     status_changes: int = 0
     """How many times the subscriber's status had changed when the link was made: the link works
     only while that count is unchanged, so once, and never after an unsubscribe."""
+    cadence: str = "daily"
+    weekday: str = "mon"
+    """As asked on the form; a link made before they were asked carries neither (daily, Monday)."""
 
 
 class _Signer(Signer):
@@ -105,7 +108,7 @@ class Tokens:
 
     def make_confirm(self, request: ConfirmRequest) -> str:
         return str(self._confirm.dumps({"t": request.token, "c": list(request.categories), "n": request.name,
-                                        "v": request.status_changes}))
+                                        "v": request.status_changes, "k": request.cadence, "w": request.weekday}))
 
     def read_confirm(self, signed: str) -> ConfirmRequest | None:
         """The request in a valid confirmation token younger than CONFIRM_MAX_AGE, else None."""
@@ -115,9 +118,11 @@ class Tokens:
             return None
         if not (isinstance(value, dict) and isinstance(value.get("t"), str) and value["t"]
                 and isinstance(value.get("c"), list) and all(isinstance(c, str) for c in value["c"])
-                and isinstance(value.get("n"), str) and type(value.get("v", 0)) is int):
+                and isinstance(value.get("n"), str) and type(value.get("v", 0)) is int
+                and isinstance(value.get("k", ""), str) and isinstance(value.get("w", ""), str)):
             return None
-        return ConfirmRequest(value["t"], value["c"], value["n"], value.get("v", 0))
+        return ConfirmRequest(value["t"], value["c"], value["n"], value.get("v", 0), value.get("k", "daily"),
+                              value.get("w", "mon"))
 
 
 def load_secret(settings: Settings) -> bytes:

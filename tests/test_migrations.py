@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, insert, inspect, select, text
 
 from helpers import run, write_config
+from legacy_schema import back_to_day_keyed
 from newsletter.models import Subscriber
 from newsletter.store import Store, schema_state
 from newsletter.store.migrations import VERSION_TABLE, head
@@ -129,6 +130,7 @@ def test_db_upgrade_creates_a_missing_store(tmp_path: Path) -> None:
 def test_a_store_at_an_older_revision_is_refused_until_upgraded(tmp_path: Path, store_url: str) -> None:
     with Store(store_url) as store, store.engine.begin() as conn:  # back to the baseline, as its release left it
         store.add_subscriber(Subscriber(email="ada@example.org"))
+        back_to_day_keyed(conn)
         for table in ("leader_leases", "relay_limits"):
             conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0001'"))

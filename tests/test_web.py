@@ -283,6 +283,37 @@ def test_subscribe_confirm_and_change_preferences(site: Site) -> None:
     assert site.subscriber(address).categories == ["Computer Vision"]
 
 
+def test_a_weekly_subscription_and_followed_authors_on_the_form_and_the_preferences_page(site: Site) -> None:
+    address = "weekly.reader@example.net"
+    shown = check_page(requests.get(site.base + "/", timeout=10))
+    assert [r.get("value") for r in shown.findall(".//input[@name='cadence']")] == ["daily", "weekly"]
+    answer = requests.post(site.base + "/subscribe", data={"email": address, "category": ["Computer Vision"],
+                                                           "cadence": "weekly", "weekday": "fri"}, timeout=10)
+    assert answer.status_code == 200 and "Check your inbox" in answer.text
+    (confirmation,) = site.inbox.wait_for(address)
+    page = requests.get(local(link_in(confirmation, "confirm"), site.base), timeout=10)
+    assert "once a week, on fri" in text_of(check_page(page))
+    tree = check_page(follow_confirmation(local(link_in(confirmation, "confirm"), site.base)))
+    stored = site.subscriber(address)
+    assert (stored.status, stored.cadence, stored.weekday) == ("active", "weekly", "fri")
+
+    preferences = site.base + tree.find(".//main//a").get("href")
+    shown = check_page(requests.get(preferences, timeout=10))
+    assert "weekly on fri" in text_of(shown)
+    options = shown.findall(".//select[@name='weekday']/option")
+    assert [o.get("value") for o in options if o.get("selected") is not None] == ["fri"]
+    saved = requests.post(preferences, data={"action": "save", "cadence": "daily", "weekday": "tue",
+                                             "authors": "Doe, Jane\r\nkvlee\r\n\r\nJane Doe"}, timeout=10)
+    assert saved.status_code == 200 and "Your preferences are saved." in text_of(check_page(saved))
+    stored = site.subscriber(address)
+    assert (stored.cadence, stored.weekday, stored.authors) == ("daily", "tue", ["Doe, Jane", "kvlee"])
+    refused = requests.post(preferences, data={"action": "save", "cadence": "hourly"}, timeout=10)
+    assert refused.status_code == 400 and "unknown cadence" in text_of(check_page(refused))
+    bad_form = requests.post(site.base + "/subscribe", data={"email": "x@example.net", "weekday": "someday"},
+                             timeout=10)
+    assert bad_form.status_code == 400 and "unknown weekday" in text_of(check_page(bad_form))
+
+
 def test_subscribing_twice_or_as_a_subscriber_answers_alike(site: Site) -> None:
     """Same page for a new, a pending, an active and an unsubscribed address; only the owner's mailbox differs."""
     with site.store() as store:

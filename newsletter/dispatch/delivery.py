@@ -1,6 +1,6 @@
-"""Deliver a day's plan exactly once per subscriber, through crashes, reruns and a moody server.
+"""Deliver a day's plan exactly once per edition and subscriber, through crashes, reruns and a moody server.
 
-The delivery log (store/deliveries.py) holds one row per (day, subscriber). A run:
+The delivery log (store/deliveries.py) holds one row per (edition, subscriber). A run:
 
 1. adds the rows the plan needs (idempotent);
 2. takes over every row whose lease ran out, whoever held it (a send killed in another pid
@@ -342,7 +342,7 @@ class DeliveryRun:
         self.clock = clock
         self.owner = make_owner()
         self.report = DeliveryReport(plan.date, planned=len(plan.messages))
-        self._by_subscriber = {m.subscriber.id: m for m in plan.messages}
+        self._planned = {(m.edition.key, m.subscriber.id): m for m in plan.messages}
         self._lease = dt.timedelta(seconds=smtp.lease_seconds)
         self._relay = RelayLimits(store, smtp, clock, sleep)
         self._lock = threading.Lock()
@@ -364,7 +364,7 @@ class DeliveryRun:
         for owner in self.store.lease_owners(date):
             if owner_is_dead(owner):
                 self.store.release_deliveries(owner, now, date=date)
-        in_plan = {sid for sid in self._by_subscriber if sid is not None}
+        in_plan = {(key, sid) for key, sid in self._planned if sid is not None}
         self.report.cancelled = self.store.cancel_deliveries(
             date, in_plan, "not in the day's plan any more (unsubscribed, bounced or nothing selected)", now)
         counts = self.store.delivery_counts([date]).get(date, {})
@@ -463,7 +463,7 @@ class DeliveryRun:
             transport.close()
 
     def _build(self, claimed: Claimed) -> bytes | None:
-        planned = self._by_subscriber.get(claimed.subscriber_id)
+        planned = self._planned.get((claimed.edition, claimed.subscriber_id))
         return None if planned is None else self.plan.message_bytes(planned)
 
     def _wait_for_retries(self) -> bool:

@@ -31,7 +31,9 @@ from newsletter.links import list_id, sender_domain, subscriber_links, unsubscri
 from newsletter.links import message_id as message_id  # a digest's Message-ID, read here as before the move
 from newsletter.models import Subscriber
 
-PERSONAL_FIELDS = ("greeting", "email", "unsubscribe_url", "preferences_url")
+PERSONAL_FIELDS = ("greeting", "email", "unsubscribe_url", "preferences_url", "followed")
+"""``followed``: a sentence naming the papers in this message by authors the reader follows ("" for most),
+which marks them there instead of sending an alert; per reader, so that it never splits a rendition."""
 
 _SMTP = policy.SMTP
 CRLF = b"\r\n"
@@ -47,8 +49,29 @@ def subject_for(settings: Settings, date: dt.date, count: int) -> str:
                           "use only the fields {title}, {date} (e.g. {date:%d %B %Y}), {count} and {papers}") from exc
 
 
+def weekly_subject(settings: Settings, first_day: dt.date, last_day: dt.date, count: int) -> str:
+    """The [email] subject for the edition's last day, marked as the week's: "Weekly, 24-30 Nov: ..."."""
+    return f"Weekly, {period_label(first_day, last_day)}: {subject_for(settings, last_day, count)}"
+
+
+def alert_subject(settings: Settings, authors: Iterable[str], title: str) -> str:
+    """Names the followed author(s) and the paper, as the reader follows them."""
+    names = " and ".join(authors)
+    return _no_controls(f"{settings.site.title}: new paper by {names}: {' '.join(title.split())}")
+
+
+def period_label(first_day: dt.date, last_day: dt.date) -> str:
+    if first_day == last_day:
+        return f"{last_day.day} {last_day:%b}"
+    if (first_day.year, first_day.month) == (last_day.year, last_day.month):
+        return f"{first_day.day}-{last_day.day} {last_day:%b}"
+    return f"{first_day.day} {first_day:%b}-{last_day.day} {last_day:%b}"
+
+
 def _no_controls(text: str) -> str:
     """Headers must not carry control characters (CR/LF would inject headers)."""
+    if text.isascii() and text.isprintable():  # most names: no Cc in it, and ASCII has no Cf, Zl or Zp
+        return text.strip()
     return "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text).strip()
 
 
@@ -177,20 +200,32 @@ def greeting(subscriber: Subscriber) -> str:
     return f"Hi {name}," if name else "Hello,"
 
 
-def personal_values(settings: Settings, subscriber: Subscriber) -> dict[str, str]:
+def personal_values(settings: Settings, subscriber: Subscriber, followed: str = "") -> dict[str, str]:
     links = subscriber_links(settings, subscriber)
     return {
         "greeting": greeting(subscriber),
         "email": subscriber.email,
         "unsubscribe_url": links["unsubscribe"],
         "preferences_url": links["preferences"],
+        "followed": followed,
     }
+
+
+def followed_note(marked: Iterable[tuple[int, str, Iterable[str]]]) -> str:
+    """"You follow Jane Doe, who wrote no. 3 below, “Title”." from (number in the email, title, authors)."""
+    parts = [f"{' and '.join(names)}, who wrote no. {number} below, “{' '.join(title.split())}”"
+             for number, title, names in marked]
+    return f"You follow {'; and '.join(parts)}." if parts else ""
 
 
 def _encoded_values(values: Mapping[str, str]) -> tuple[dict[str, bytes], dict[str, bytes]]:
     """Each value QP-encoded for the text part and, HTML-escaped, for the HTML part."""
     as_text, as_html = {}, {}
     for name, value in values.items():
+        if name == "followed":  # a paragraph of its own after the greeting; a sentence after it in HTML
+            as_text[name] = _segment("\n\n" + render.wrap(value) if value else "")
+            as_html[name] = _segment(" " + html.escape(value, quote=True) if value else "")
+            continue
         # Only the greeting holds spaces (a name): wrapped like the rest of the plain text.
         text = render.wrap(value) if name == "greeting" and len(value) > render.TEXT_WIDTH else value
         as_text[name] = _segment(text)
@@ -199,8 +234,10 @@ def _encoded_values(values: Mapping[str, str]) -> tuple[dict[str, bytes], dict[s
     return as_text, as_html
 
 
-def widest_html_values(settings: Settings, subscribers: Iterable[Subscriber]) -> dict[str, int]:
-    """For each personal value, the most bytes it takes in any of these subscribers' HTML parts.
+def widest_html_values(settings: Settings, subscribers: Iterable[Subscriber],
+                       followed: Iterable[str] = ()) -> dict[str, int]:
+    """For each personal value, the most bytes it takes in any of these subscribers' HTML parts;
+    ``followed``: the notes on followed authors among them.
 
     Greetings and addresses are measured for everyone; the links only for the longest token, since a
     signed link's length follows from its token's (tokens are ASCII, see store.subscribers.new_token).
@@ -216,6 +253,8 @@ def widest_html_values(settings: Settings, subscribers: Iterable[Subscriber]) ->
     if longest_token is not None:
         for purpose, url in subscriber_links(settings, longest_token).items():
             widest[f"{purpose}_url"] = len(_segment(html.escape(url, quote=True)))
+    widest["followed"] = max((len(_segment(" " + html.escape(note, quote=True))) for note in followed if note),
+                             default=0)
     return widest
 
 
@@ -263,9 +302,10 @@ class MessageTemplate:
         """The encoded HTML part's size with the widest personal values (see ``widest_html_values``)."""
         return self.html_part_bytes + sum(widest[slot] for slot in self.body[3].slots)
 
-    def message_bytes(self, settings: Settings, subscriber: Subscriber, message_id: str, date_header: str) -> bytes:
+    def message_bytes(self, settings: Settings, subscriber: Subscriber, message_id: str, date_header: str,
+                      followed: str = "") -> bytes:
         """The subscriber's headers, then the shared parts with their values in: one join, one copy."""
-        values = personal_values(settings, subscriber)
+        values = personal_values(settings, subscriber, followed)
         token = quote(subscriber.token, safe="")
         head, text_part, middle, html_part, tail = self.body
         as_text, as_html = _encoded_values(values)

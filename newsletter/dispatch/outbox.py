@@ -64,7 +64,8 @@ def write_outbox(plan: Plan, outbox: Path, sample_threshold: int,
         document = {
             "date": plan.date.isoformat(),
             "messages": [
-                {"to": m.subscriber.email, "papers": list(m.papers), "file": f}
+                {"to": m.subscriber.email, "papers": list(m.papers), "file": f, "edition": m.edition.as_dict(),
+                 "reasons": plan.renditions[m.rendition_key].reasons_for(m)}
                 for m, f in zip(plan.messages, files, strict=True)
             ],
             "skipped": [{"to": s.email, "reason": s.reason} for s in plan.skipped],

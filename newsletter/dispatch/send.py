@@ -22,10 +22,12 @@ from newsletter.store import Store
 class DaySend:
     """One send of ``date`` (default: today); ``stop()``, from any thread, ends it after the message in flight."""
 
-    def __init__(self, settings: Settings, store: Store, date: dt.date | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store, date: dt.date | None = None,
+                 without_digest: bool = False) -> None:
+        """``without_digest``: a day without a digest still sends its weekly editions (see build_plan)."""
         self.settings = settings
         self.store = store
-        self.plan = build_plan(settings, store, date)
+        self.plan = build_plan(settings, store, date, without_digest=without_digest)
         self._run: DeliveryRun | None = None
         self._stopped = False
         self._lock = threading.Lock()

@@ -1,4 +1,7 @@
-"""The delivery log: which subscriber got which day's email, and where each message stands.
+"""The delivery log: which subscriber got which edition, and where each message stands.
+
+A row is keyed by (edition, subscriber); its ``date`` is the day whose send planned it, which
+claims, leases and counts go by, since every edition planned on a day is due that day.
 
 Each write is one short transaction. Claiming is a single ``UPDATE ... WHERE id IN (SELECT ...)``
 so that two send processes can never lease the same row: SQLite runs it under its one write lock,
@@ -28,8 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.clock import as_utc, utc_now
-from newsletter.models import PlannedMessage
-from newsletter.store.schema import day_notes, deliveries
+from newsletter.models import DIGEST_KINDS, Edition, PlannedMessage
+from newsletter.store.schema import deliveries, edition_notes, editions
 
 DeliveryState = Literal["pending", "sending", "sent", "retry", "failed", "bounced", "cancelled", "unknown"]
 """pending and retry wait to be sent; sending is leased to one process; the rest are final for the day.
@@ -45,6 +48,7 @@ class Claimed:
     """A delivery row leased to this process."""
 
     id: int
+    edition: str
     subscriber_id: int
     email: str
     message_id: str
@@ -97,7 +101,7 @@ def _claim(due: ColumnElement[bool]) -> Executable:
     return (update(deliveries).where(c.id.in_(candidates.scalar_subquery()))
             .values(state="sending", lease_owner=bindparam("owner"), lease_until=bindparam("until"),
                     updated_at=bindparam("now"))
-            .returning(c.id, c.subscriber_id, c.email, c.message_id, c.attempts, c.unknown_outcomes))
+            .returning(c.id, c.edition, c.subscriber_id, c.email, c.message_id, c.attempts, c.unknown_outcomes))
 
 
 # One kind at a time: `state = X` walks the (date, state) index in id order, which an OR would not.
@@ -135,9 +139,11 @@ class DeliveryStore:
     engine: Engine
 
     def create_deliveries(self, messages: Iterable[PlannedMessage], now: dt.datetime) -> int:
-        """Add a pending row per planned message unless its (day, subscriber) has one; returns how many were added."""
+        """Add a pending row per planned message unless its (edition, subscriber) has one, and the
+        editions they belong to; returns how many rows were added."""
+        messages = list(messages)
         rows = [{
-            "date": m.date, "subscriber_id": m.subscriber.id, "email": m.subscriber.email,
+            "date": m.date, "edition": m.edition.key, "subscriber_id": m.subscriber.id, "email": m.subscriber.email,
             "message_id": m.message_id, "state": "pending", "attempts": 0, "updated_at": now,
         } for m in messages]
         if any(r["subscriber_id"] is None for r in rows):
@@ -145,28 +151,72 @@ class DeliveryStore:
         if not rows:
             return 0
         dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        described = {m.edition.key: {"key": m.edition.key, "kind": m.edition.kind, "first_day": m.edition.first_day,
+                                     "last_day": m.edition.last_day} for m in messages}
         added = 0
         with self.engine.begin() as conn:
+            conn.execute(dialect.insert(editions).on_conflict_do_nothing(index_elements=["key"]),
+                         list(described.values()))
             for start in range(0, len(rows), 500):
                 # Counted by the ids returned: on PostgreSQL a batched insert reports no row count (-1).
-                stmt = (dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["date", "subscriber_id"])
+                stmt = (dialect.insert(deliveries)
+                        .on_conflict_do_nothing(index_elements=["edition", "subscriber_id"])
                         .returning(deliveries.c.id))
                 added += len(conn.execute(stmt, rows[start:start + 500]).all())
         return added
 
-    def cancel_deliveries(self, date: dt.date, keep_subscriber_ids: Collection[int], reason: str,
+    def cancel_deliveries(self, date: dt.date, keep: Collection[tuple[str, int]], reason: str,
                           now: dt.datetime) -> int:
-        """Cancel the day's unsent rows whose subscriber is no longer in the plan (unsubscribed, bounced, ...)."""
+        """Cancel the day's unsent rows whose (edition, subscriber) is no longer in the plan (unsubscribed,
+        bounced, switched cadence, ...)."""
         with self.engine.begin() as conn:
             stale = [r.id for r in conn.execute(
-                select(deliveries.c.id, deliveries.c.subscriber_id)
+                select(deliveries.c.id, deliveries.c.edition, deliveries.c.subscriber_id)
                 .where(deliveries.c.date == date, deliveries.c.state.in_(("pending", "retry")))
-            ) if r.subscriber_id not in keep_subscriber_ids]
+            ) if (r.edition, r.subscriber_id) not in keep]
             for start in range(0, len(stale), 500):
                 conn.execute(update(deliveries).where(deliveries.c.id.in_(stale[start:start + 500]))
                              .values(state="cancelled", last_reply=reason, lease_owner=None, lease_until=None,
                                      updated_at=now))
         return len(stale)
+
+    def coverage_before(self, date: dt.date, since: dt.date | None = None) -> dict[int, tuple[dt.date, dt.date]]:
+        """Per subscriber, the first and last digest day covered by the daily and weekly editions planned
+        for them on days before ``date`` (since ``since``; cancelled rows aside): what their next editions
+        must not repeat."""
+        c, e = deliveries.c, editions.c
+        query = (select(c.subscriber_id, func.min(e.first_day), func.max(e.last_day))
+                 .join(editions, editions.c.key == c.edition)
+                 .where(c.date < date, c.state != "cancelled", e.kind.in_(DIGEST_KINDS))
+                 .group_by(c.subscriber_id))
+        if since is not None:
+            query = query.where(c.date >= since)
+        with self.engine.connect() as conn:
+            return {sid: (first, last) for sid, first, last in conn.execute(query)}
+
+    def digests_out(self, date: dt.date) -> dict[int, set[str]]:
+        """Per subscriber, the kinds of the day's digest editions already sent or in flight (a reader who
+        switched cadence since): what a rerun of the day must not send again under the other kind."""
+        c, e = deliveries.c, editions.c
+        query = (select(c.subscriber_id, e.kind).join(editions, editions.c.key == c.edition)
+                 .where(c.date == date, c.state.in_(("sent", "sending", "unknown")), e.kind.in_(DIGEST_KINDS)))
+        found: dict[int, set[str]] = {}
+        with self.engine.connect() as conn:
+            for sid, kind in conn.execute(query):
+                found.setdefault(sid, set()).add(kind)
+        return found
+
+    def alerted_before(self, date: dt.date, arxiv_ids: Collection[str]) -> dict[int, set[str]]:
+        """Per subscriber, which of these papers an alert planned before ``date`` was about (cancelled aside)."""
+        c = deliveries.c
+        keys = [f"alert/{arxiv_id}" for arxiv_id in arxiv_ids]
+        found: dict[int, set[str]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                for sid, key in conn.execute(select(c.subscriber_id, c.edition).where(
+                        c.edition.in_(keys[start:start + 500]), c.date < date, c.state != "cancelled")):
+                    found.setdefault(sid, set()).add(key.removeprefix("alert/"))
+        return found
 
     def claim_deliveries(self, date: dt.date, owner: str, now: dt.datetime, lease_until: dt.datetime, limit: int,
                          exclude: Collection[int] = ()) -> list[Claimed]:
@@ -181,8 +231,8 @@ class DeliveryStore:
                 rows = sorted(conn.execute(stmt, {"day": date, "now": now, "owner": owner, "until": lease_until,
                                                   "max_rows": limit - len(claimed), "skip": excluded}),
                               key=lambda row: row.id)
-                claimed += [Claimed(r.id, r.subscriber_id, r.email, r.message_id, r.attempts, r.unknown_outcomes)
-                            for r in rows]
+                claimed += [Claimed(r.id, r.edition, r.subscriber_id, r.email, r.message_id, r.attempts,
+                                    r.unknown_outcomes) for r in rows]
         return claimed
 
     def renew_leases(self, owner: str, ids: Sequence[int], now: dt.datetime, lease_until: dt.datetime) -> set[int]:
@@ -298,6 +348,20 @@ class DeliveryStore:
                 counts.setdefault(date, {})[state] = n
         return counts
 
+    def edition_counts(self, dates: Collection[dt.date] | None = None
+                       ) -> dict[dt.date, dict[str, dict[DeliveryState, int]]]:
+        """Per send day (newest first), per edition key, the number of rows in each state."""
+        c = deliveries.c
+        query = (select(c.date, c.edition, c.state, func.count()).group_by(c.date, c.edition, c.state)
+                 .order_by(c.date.desc(), c.edition))
+        if dates is not None:
+            query = query.where(c.date.in_(list(dates)))
+        counts: dict[dt.date, dict[str, dict[DeliveryState, int]]] = {}
+        with self.engine.connect() as conn:
+            for date, edition, state, n in conn.execute(query):
+                counts.setdefault(date, {}).setdefault(edition, {})[state] = n
+        return counts
+
     def delivery_problems(self, date: dt.date) -> list[DeliveryProblem]:
         """The day's rows that did not go out (yet) with a reply: failed, bounced, cancelled and retry."""
         c = deliveries.c
@@ -310,20 +374,22 @@ class DeliveryStore:
         return [DeliveryProblem(r.date, r.email, r.state, r.attempts, r.last_reply or "") for r in rows]
 
     def record_no_issue(self, date: dt.date, reason: str, now: dt.datetime | None = None) -> None:
-        """Note that there is no issue for ``date`` and why; recording again replaces the reason."""
+        """Note that the day's daily edition does not go out, and why; recording again replaces the reason."""
         now = now or utc_now()
+        key = Edition.daily(date).key
         with self.engine.begin() as conn:
-            conn.execute(day_notes.delete().where(day_notes.c.date == date))
-            conn.execute(day_notes.insert().values(date=date, reason=reason, recorded_at=now))
+            conn.execute(edition_notes.delete().where(edition_notes.c.edition == key))
+            conn.execute(edition_notes.insert().values(edition=key, date=date, reason=reason, recorded_at=now))
 
     def clear_no_issue(self, date: dt.date) -> None:
         """Forget the note for ``date``: the day is being sent after all."""
         with self.engine.begin() as conn:
-            conn.execute(day_notes.delete().where(day_notes.c.date == date))
+            conn.execute(edition_notes.delete().where(edition_notes.c.edition == Edition.daily(date).key))
 
     def no_issue_notes(self, dates: Collection[dt.date] | None = None) -> dict[dt.date, str]:
-        query = select(day_notes.c.date, day_notes.c.reason)
+        """Per day, why its daily edition did not go out."""
+        query = select(edition_notes.c.date, edition_notes.c.reason).where(edition_notes.c.edition.startswith("daily/"))
         if dates is not None:
-            query = query.where(day_notes.c.date.in_(list(dates)))
+            query = query.where(edition_notes.c.date.in_(list(dates)))
         with self.engine.connect() as conn:
             return dict(conn.execute(query).all())

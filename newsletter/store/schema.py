@@ -78,12 +78,29 @@ subscribers = Table(
     Column("categories", JSON, nullable=False),
     Column("keywords", JSON, nullable=False),
     Column("excluded", JSON, nullable=False),
+    # Server defaults: what the rows before editions (revision 0003) got.
+    Column("authors", JSON, nullable=False, server_default="[]"),
+    # daily | weekly; a weekly subscriber's edition goes out on ``weekday`` (mon ... sun).
+    Column("cadence", String(10), nullable=False, server_default="daily"),
+    Column("weekday", String(3), nullable=False, server_default="mon"),
     Column("status", String(20), nullable=False, index=True),
     Column("token", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-# The delivery log: one row per (day, subscriber). State moves pending -> sending (leased to one
+# The editions the delivery log has rows for (see models.Edition): their kind and the digest days
+# they cover, which is what decides the period of a reader's next weekly edition.
+editions = Table(
+    "editions",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("first_day", Date, nullable=False),
+    Column("last_day", Date, nullable=False),
+)
+
+# The delivery log: one row per (edition, subscriber); ``date`` is the day the send ran for, which
+# every edition planned on it is due on. State moves pending -> sending (leased to one
 # send process until lease_until) -> sent | retry (next_attempt_at) | failed | bounced | unknown, or
 # cancelled when the subscriber left the day's plan before being mailed. No foreign key to subscribers: the
 # log outlives a removed subscriber, and ``email`` keeps the address that was mailed.
@@ -92,6 +109,7 @@ deliveries = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("date", Date, nullable=False),
+    Column("edition", String(80), nullable=False),
     Column("subscriber_id", Integer, nullable=False),
     Column("email", String(320), nullable=False),
     Column("message_id", String(255), nullable=False),
@@ -105,15 +123,18 @@ deliveries = Table(
     Column("last_reply", Text),
     Column("sent_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("date", "subscriber_id", name="uq_deliveries_date_subscriber"),
+    UniqueConstraint("edition", "subscriber_id", name="uq_deliveries_edition_subscriber"),
     Index("ix_deliveries_date_state", "date", "state"),
+    Index("ix_deliveries_subscriber", "subscriber_id"),
 )
 
-# Why a day has no issue (no digest, nothing selected, skipped on purpose), for `newsletter status`.
-day_notes = Table(
-    "day_notes",
+# Why an edition did not go out (no digest, nothing selected, skipped on purpose), for `newsletter
+# status`: today only a day's daily edition is noted (key daily/DAY), and ``date`` is that day.
+edition_notes = Table(
+    "edition_notes",
     metadata,
-    Column("date", Date, primary_key=True),
+    Column("edition", String(80), primary_key=True),
+    Column("date", Date, nullable=False, index=True),
     Column("reason", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )

@@ -29,7 +29,7 @@ from newsletter.store.schema import subscribers as table
 from newsletter.subscribers import check_status, email_key, lookup_key, validated
 
 # Stored by upsert and update; id, token and created_at are set once, status only on purpose.
-_PROFILE_FIELDS = ("email", "name", "categories", "keywords", "excluded_keywords")
+_PROFILE_FIELDS = ("email", "name", "categories", "keywords", "excluded_keywords", "authors", "cadence", "weekday")
 
 
 def new_token() -> str:
@@ -44,6 +44,9 @@ def _row(sub: Subscriber) -> dict[str, Any]:
         "categories": list(sub.categories),
         "keywords": list(sub.keywords),
         "excluded": list(sub.excluded_keywords),
+        "authors": list(sub.authors),
+        "cadence": sub.cadence,
+        "weekday": sub.weekday,
         "status": sub.status,
         "token": sub.token,
         "created_at": sub.created_at,
@@ -58,6 +61,9 @@ def _subscriber(row: Any) -> Subscriber:
         categories=list(row.categories),
         keywords=list(row.keywords),
         excluded_keywords=list(row.excluded),
+        authors=list(row.authors),
+        cadence=row.cadence,
+        weekday=row.weekday,
         status=row.status,
         token=row.token,
         created_at=as_utc(row.created_at) if row.created_at is not None else None,
@@ -170,7 +176,7 @@ class SubscriberStore:
             return self._change_count(conn, subscriber_id)
 
     def confirm_subscriber(self, sub: Subscriber, changes_seen: int) -> Subscriber | None:
-        """Make ``sub`` (its name and categories as given) active, if its status has not changed since
+        """Make ``sub`` (its name, categories and cadence as given) active, if its status has not changed since
         ``changes_seen`` was read; else None. One transaction, so a link confirms at most once."""
         with self.engine.begin() as conn:
             take_write_lock(conn)
@@ -178,7 +184,8 @@ class SubscriberStore:
             if stored is None or stored.id is None or stored.status == "active" \
                     or self._change_count(conn, stored.id) != changes_seen:
                 return None
-            confirmed = validated(replace(stored, name=sub.name, categories=sub.categories, status="active"))
+            confirmed = validated(replace(stored, name=sub.name, categories=sub.categories, cadence=sub.cadence,
+                                          weekday=sub.weekday, status="active"))
             self._write(conn, confirmed)
             self._count_status_change(conn, stored.id)
         return confirmed

@@ -14,6 +14,7 @@ from werkzeug.security import safe_join
 from werkzeug.wrappers import Response as BaseResponse
 
 from newsletter.feeds import ATOM_TYPE, RSS_TYPE, feed_specs
+from newsletter.subscribers import WEEKDAY_CHOICES
 from newsletter.web.state import SiteState, static_file, strong_etag
 
 FEED_TYPES = {".atom": ATOM_TYPE, ".rss": RSS_TYPE, ".html": "text/html"}  # werkzeug adds the charset
@@ -72,7 +73,7 @@ def blueprint(ctx: SiteState) -> Blueprint:
 
 
 def index_page(ctx: SiteState, status: int = 200, error: str = "", email: str = "", name: str = "",
-               selected: Sequence[str] = ()) -> Response:
+               selected: Sequence[str] = (), cadence: str = "daily", weekday: str = "mon") -> Response:
     settings = ctx.settings
     feeds = [{"title": spec.title, "subtitle": spec.subtitle,
               "atom": url_for("site.feed", name=f"{spec.path}.atom"),
@@ -80,7 +81,8 @@ def index_page(ctx: SiteState, status: int = 200, error: str = "", email: str = 
              for spec in feed_specs(settings)]
     latest = ctx.store.latest_date()
     return ctx.page("index.html", status, description=settings.site.description, feeds=feeds, error=error,
-                    email=email, name=name, categories=ctx.choices(selected),
+                    email=email, name=name, categories=ctx.choices(selected), cadence=cadence, weekday=weekday,
+                    weekdays=WEEKDAY_CHOICES,
                     subscribe_url=url_for("subscribing.subscribe"),
                     latest_url=url_for("archive.archive_day", day=latest.isoformat()) if latest else None,
                     latest_label=latest.isoformat() if latest else "")

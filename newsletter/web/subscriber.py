@@ -11,7 +11,16 @@ from newsletter import tokens
 from newsletter.errors import InvalidSubscriberError
 from newsletter.models import Subscriber
 from newsletter.selection import Filter
-from newsletter.subscribers import check_categories, check_keywords, check_name
+from newsletter.subscribers import (
+    WEEKDAY_CHOICES,
+    cadence_wording,
+    check_authors,
+    check_cadence,
+    check_categories,
+    check_keywords,
+    check_name,
+    check_weekday,
+)
 from newsletter.web.guards import cross_site, forbidden_cross_site
 from newsletter.web.state import SiteState
 
@@ -81,7 +90,9 @@ def preferences_page(ctx: SiteState, subscriber: Subscriber, token: str, *, noti
                     categories_hint="(each one ticked: all of them)",
                     keywords=f"{KEYWORD_SEPARATOR} ".join(subscriber.keywords),
                     excluded=f"{KEYWORD_SEPARATOR} ".join(subscriber.excluded_keywords),
-                    filter_description=Filter.of(subscriber).describe(),
+                    filter_description=Filter.of(subscriber).describe(), cadence=subscriber.cadence,
+                    weekday=subscriber.weekday, weekdays=WEEKDAY_CHOICES, authors="\n".join(subscriber.authors),
+                    cadence_description="every day" if subscriber.cadence == "daily" else cadence_wording(subscriber),
                     action_url=url_for("subscriber.preferences", token=token))
 
 
@@ -136,6 +147,12 @@ class PreferencesForm:
             changed = replace(changed, keywords=check_keywords(_split(form["keywords"])))
         if "excluded" in form:
             changed = replace(changed, excluded_keywords=check_keywords(_split(form["excluded"]), "excluded keyword"))
+        if "authors" in form:
+            changed = replace(changed, authors=check_authors(form["authors"].splitlines()))
+        if "cadence" in form:
+            changed = replace(changed, cadence=check_cadence(form["cadence"]))
+        if "weekday" in form:
+            changed = replace(changed, weekday=check_weekday(form["weekday"]))
         ask = False
         if "categories_shown" in form or "category" in form:
             categories = check_categories(form.getlist("category"), self.ctx.taxonomy)

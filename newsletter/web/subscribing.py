@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from flask import Blueprint, Response, request, url_for
 
@@ -18,10 +18,17 @@ from newsletter.config import Settings
 from newsletter.dispatch.site_mail import already_subscribed_email, confirmation_email
 from newsletter.errors import InvalidSubscriberError, SubscriberExistsError
 from newsletter.links import site_url
-from newsletter.models import Subscriber
+from newsletter.models import Cadence, Subscriber, Weekday
 from newsletter.selection import Filter
 from newsletter.store import Store
-from newsletter.subscribers import check_categories, check_name, mailbox_key, normalize_email
+from newsletter.subscribers import (
+    check_cadence,
+    check_categories,
+    check_name,
+    check_weekday,
+    mailbox_key,
+    normalize_email,
+)
 from newsletter.web.guards import cross_site, forbidden_cross_site
 from newsletter.web.site import index_page
 from newsletter.web.state import Clock, SiteState
@@ -80,14 +87,17 @@ def blueprint(ctx: SiteState) -> Blueprint:
         form = request.form
         raw_email, raw_name = form.get("email", ""), form.get("name", "")
         wanted = form.getlist("category")
+        raw_cadence, raw_weekday = form.get("cadence", "daily"), form.get("weekday", "mon")
         if not per_ip.allow(request.remote_addr or "unknown"):
             return _too_many(ctx, "Please wait a while before subscribing again.", 3600 / web.subscribe_ip_per_hour)
         try:
             address = normalize_email(raw_email)
             name = check_name(raw_name)
             categories = check_categories(wanted, ctx.taxonomy)
+            how_often = HowOften(check_cadence(raw_cadence), check_weekday(raw_weekday))
         except InvalidSubscriberError as exc:
-            return index_page(ctx, 400, exc.message, raw_email, raw_name, [c for c in wanted if c in ctx.taxonomy])
+            return index_page(ctx, 400, exc.message, raw_email, raw_name, [c for c in wanted if c in ctx.taxonomy],
+                              raw_cadence, raw_weekday)
         if not ctx.mailer.has_room():
             return _too_many(ctx, "We have too many requests to handle right now. Please try again in a few "
                              "minutes.", 300, 503)
@@ -104,7 +114,8 @@ def blueprint(ctx: SiteState) -> Blueprint:
         # out, so the limit tells nobody whether an address was tried before. The work is queued
         # once the response is handed over (see Mailer), so it cannot slow that response down.
         if per_mailbox.allow(mailbox_key(address)):
-            response.call_on_close(lambda: ctx.mailer.submit_job(lambda: requests.handle(address, name, categories)))
+            response.call_on_close(lambda: ctx.mailer.submit_job(
+                lambda: requests.handle(address, name, categories, how_often)))
         return response
 
     @bp.get("/confirm/<token>")
@@ -118,7 +129,9 @@ def blueprint(ctx: SiteState) -> Blueprint:
             return ctx.message("You are already subscribed",
                                f"{subscriber.email} already gets {ctx.site_title}; this link has been used.")
         wanted = Filter(categories=frozenset(c for c in asked.categories if c in ctx.taxonomy))
-        return ctx.page("confirm.html", private=True, email=subscriber.email, filter_description=wanted.describe(),
+        how_often = "every day" if asked.cadence != "weekly" else f"once a week, on {asked.weekday}"
+        return ctx.page("confirm.html", private=True, email=subscriber.email,
+                        filter_description=f"{wanted.describe()}, {how_often}",
                         action_url=url_for("subscribing.confirm", token=token))
 
     @bp.post("/confirm/<token>")
@@ -142,16 +155,24 @@ def _too_many(ctx: SiteState, text: str, retry_after: float, status: int = 429) 
     return response
 
 
+@dataclass(frozen=True)
+class HowOften:
+    """How often the form asked for the email."""
+
+    cadence: Cadence
+    weekday: Weekday
+
+
 class SubscriptionRequests:
     """The store work behind subscribing: it runs on the mailer thread, after the response."""
 
     def __init__(self, ctx: SiteState) -> None:
         self.ctx = ctx
 
-    def handle(self, address: str, name: str, categories: list[str]) -> tuple[str, bytes]:
+    def handle(self, address: str, name: str, categories: list[str], how_often: HowOften) -> tuple[str, bytes]:
         """Store a new pending subscriber, or renew a pending one; the email to send to ``address``."""
         subscriber = self._pending_or_stored(address, name, categories)
-        return address, self._site_email(subscriber, categories, name)
+        return address, self._site_email(subscriber, categories, name, how_often)
 
     def _pending_or_stored(self, address: str, name: str, categories: list[str]) -> Subscriber:
         store = self.ctx.store
@@ -168,7 +189,7 @@ class SubscriptionRequests:
         # Active, unsubscribed or bounced: nothing changes until the address owner confirms.
         return stored
 
-    def _site_email(self, subscriber: Subscriber, categories: list[str], name: str) -> bytes:
+    def _site_email(self, subscriber: Subscriber, categories: list[str], name: str, how_often: HowOften) -> bytes:
         """The confirmation email, or for an active subscriber a note with their preferences link."""
         ctx, settings = self.ctx, self.ctx.settings
         sent_at = dt.datetime.fromtimestamp(ctx.clock(), dt.UTC)
@@ -176,7 +197,8 @@ class SubscriptionRequests:
             link = site_url(settings, f"preferences/{ctx.signer.make(tokens.PREFERENCES, subscriber.token)}")
             return already_subscribed_email(settings, subscriber.email, link, sent_at)
         assert subscriber.id is not None
-        asked = tokens.ConfirmRequest(subscriber.token, categories, name, ctx.store.status_change_count(subscriber.id))
+        asked = tokens.ConfirmRequest(subscriber.token, categories, name, ctx.store.status_change_count(subscriber.id),
+                                      how_often.cadence, how_often.weekday)
         link = site_url(settings, f"confirm/{ctx.signer.make_confirm(asked)}")
         return confirmation_email(settings, subscriber.email, link, Filter(categories=frozenset(categories)),
                                   sent_at)
@@ -193,8 +215,13 @@ class SubscriptionRequests:
     def confirm(self, asked: tokens.ConfirmRequest, subscriber: Subscriber) -> Subscriber | None:
         # The taxonomy may have changed in the 48 hours: keep the categories that still exist.
         categories = [c for c in asked.categories if c in self.ctx.taxonomy]
-        return self.ctx.store.confirm_subscriber(replace(subscriber, categories=categories,
-                                                         name=asked.name or subscriber.name), asked.status_changes)
+        try:
+            cadence, weekday = check_cadence(asked.cadence), check_weekday(asked.weekday)
+        except InvalidSubscriberError:  # signed by us, so only an older version's link could differ
+            cadence, weekday = "daily", "mon"
+        return self.ctx.store.confirm_subscriber(replace(subscriber, categories=categories, cadence=cadence,
+                                                         weekday=weekday, name=asked.name or subscriber.name),
+                                                 asked.status_changes)
 
 
 def remove_stale_pending(settings: Settings, store: Store) -> Callable[[], None]:

@@ -461,6 +461,74 @@ def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
     click.echo(f"{len(found)} subscriber{'s' if len(found) != 1 else ''}")
 
 
+def _stored_subscriber(store: Any, email: str) -> Any:
+    from newsletter.errors import SubscriberNotFoundError
+
+    stored = store.get_subscriber(email)
+    if stored is None:
+        raise SubscriberNotFoundError(f"{email} is not a subscriber",
+                                      "check the spelling; `newsletter subscribers list` shows every address")
+    return stored
+
+
+@subscribers.command("show")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, with \"feed_url\" and \"feed_url_rss\".")
+@pass_app
+@handle_errors
+def subscribers_show(app: AppContext, email: str, as_json: bool) -> None:
+    """Show EMAIL's filter, status and private feed addresses (an unknown address exits 1).
+
+    The private feed holds the papers the subscriber's filter selects, as their email does; it
+    answers only while they are active.
+
+    \b
+    newsletter subscribers show ada@example.org
+    newsletter subscribers show ada@example.org --json
+    """
+    from newsletter.links import private_feed_url
+    from newsletter.selection import Filter
+    from newsletter.store import Store
+
+    with Store.from_settings(app.settings) as store:
+        found = _stored_subscriber(store, email)
+    feed_url, feed_url_rss = (private_feed_url(app.settings, found.feed_token, kind) for kind in ("atom", "rss"))
+    if as_json:
+        echo_json({"email": found.email, "name": found.name, "status": found.status, "categories": found.categories,
+                   "keywords": found.keywords, "excluded": found.excluded_keywords,
+                   "filter": Filter.of(found).describe(),
+                   "created_at": found.created_at.isoformat() if found.created_at else None,
+                   "feed_url": feed_url, "feed_url_rss": feed_url_rss})
+        return
+    inactive = "" if found.status == "active" else f" (answers 404 while {found.status})"
+    for label, value in (("email", found.email), ("name", found.name), ("status", found.status),
+                         ("filter", Filter.of(found).describe()),
+                         ("created", found.created_at.isoformat() if found.created_at else ""),
+                         ("feed", feed_url + inactive), ("feed (RSS)", feed_url_rss + inactive)):
+        click.echo(f"{label + ':':<12}{value}")
+
+
+@subscribers.command("rotate-feed")
+@click.argument("email")
+@pass_app
+@handle_errors
+def subscribers_rotate_feed(app: AppContext, email: str) -> None:
+    """Give EMAIL's private feed a new address; the old one then answers 404, like any unknown one.
+
+    For a feed address that got out. The next emails and the preferences page show the new one.
+
+    \b
+    newsletter subscribers rotate-feed ada@example.org
+    """
+    from newsletter.links import private_feed_url
+    from newsletter.store import Store
+
+    with Store.from_settings(app.settings) as store:
+        found = _stored_subscriber(store, email)
+        token = store.rotate_feed_token(found.id)
+    click.echo(f"new feed address for {found.email}: {private_feed_url(app.settings, token)}")
+
+
 @subscribers.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @pass_app

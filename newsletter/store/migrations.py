@@ -11,8 +11,10 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select, text
 
+from newsletter.clock import utc_now
 from newsletter.store.locking import take_write_lock
-from newsletter.store.schema import metadata, schema_version
+from newsletter.store.schema import feed_tokens, metadata, schema_version, subscribers
+from newsletter.store.subscribers import feed_token_row
 
 Step = Callable[[Connection], None]
 
@@ -22,9 +24,18 @@ def _add_unknown_outcomes(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE deliveries ADD COLUMN unknown_outcomes INTEGER NOT NULL DEFAULT 0"))
 
 
+def _give_feed_tokens(conn: Connection) -> None:
+    """Every subscriber has a private feed token; those who subscribed before feeds had them get one."""
+    missing = select(subscribers.c.id).where(subscribers.c.id.not_in(select(feed_tokens.c.subscriber_id)))
+    now = utc_now()
+    rows = [feed_token_row(subscriber_id, now) for subscriber_id in conn.execute(missing).scalars()]
+    if rows:
+        conn.execute(feed_tokens.insert(), rows)
+
+
 # version -> the step that upgrades a database from version-1 to version.
-STEPS: dict[int, Step] = {2: _add_unknown_outcomes}
-CURRENT_VERSION = 2
+STEPS: dict[int, Step] = {2: _add_unknown_outcomes, 3: _give_feed_tokens}
+CURRENT_VERSION = 3
 
 
 def migrate(engine: Engine) -> None:

@@ -321,6 +321,21 @@ class PaperStore:
         with self.engine.connect() as conn:
             return list(conn.execute(select(days.c.date).order_by(days.c.date.desc())).scalars())
 
+    def content_marker(self) -> str:
+        """A value that changes whenever the days, listings or papers change, for caches of what is
+        computed from them. One cheap query: counts catch deletions (a prune), and the newest write
+        times catch insertions and rewrites, which every ingest stamps with its time."""
+        query = select(
+            select(func.count()).select_from(days).scalar_subquery(),
+            select(func.max(days.c.ingested_at)).scalar_subquery(),
+            select(func.count()).select_from(appearances).scalar_subquery(),
+            select(func.max(appearances.c.ingested_at)).scalar_subquery(),
+            select(func.count()).select_from(papers).scalar_subquery(),
+            select(func.max(papers.c.updated_at)).scalar_subquery(),
+        )
+        with self.engine.connect() as conn:
+            return repr(tuple(conn.execute(query).one()))
+
     def latest_date(self) -> dt.date | None:
         with self.engine.connect() as conn:
             return conn.execute(select(func.max(days.c.date))).scalar_one_or_none()

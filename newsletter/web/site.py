@@ -16,7 +16,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from newsletter.feeds import ATOM_TYPE, RSS_TYPE, feed_specs
 from newsletter.web.state import SiteState, static_file, strong_etag
 
-FEED_TYPES = {".atom": ATOM_TYPE, ".rss": RSS_TYPE, ".html": "text/html"}  # werkzeug adds the charset
+# werkzeug adds the charset; OPML has no registered type, text/x-opml is what readers expect.
+FEED_TYPES = {".atom": ATOM_TYPE, ".rss": RSS_TYPE, ".html": "text/html", ".opml": "text/x-opml"}
 
 
 def blueprint(ctx: SiteState) -> Blueprint:

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request, url_for
 
 from newsletter import tokens
 from newsletter.errors import InvalidSubscriberError
+from newsletter.links import private_feed_url
 from newsletter.models import Subscriber
 from newsletter.selection import Filter
 from newsletter.subscribers import check_categories, check_keywords, check_name
@@ -82,6 +83,8 @@ def preferences_page(ctx: SiteState, subscriber: Subscriber, token: str, *, noti
                     keywords=f"{KEYWORD_SEPARATOR} ".join(subscriber.keywords),
                     excluded=f"{KEYWORD_SEPARATOR} ".join(subscriber.excluded_keywords),
                     filter_description=Filter.of(subscriber).describe(),
+                    feed_url=private_feed_url(ctx.settings, subscriber.feed_token),
+                    feed_url_rss=private_feed_url(ctx.settings, subscriber.feed_token, "rss"),
                     action_url=url_for("subscriber.preferences", token=token))
 
 
@@ -116,6 +119,10 @@ class PreferencesForm:
             return PreferenceChange(renewed, "Your links are renewed: the old preferences and unsubscribe links "
                                              "no longer work. Keep the address of this page; new emails carry the "
                                              "new links.")
+        if action == "rotate-feed" and self.subscriber.id is not None:
+            renewed = replace(self.subscriber, feed_token=self.store.rotate_feed_token(self.subscriber.id))
+            return PreferenceChange(renewed, "Your feed has a new address: the old one no longer works. Put the "
+                                             "new one in your feed reader.")
         if "drop" in self.form:
             return self._drop(self.form["drop"])
         return self._save()

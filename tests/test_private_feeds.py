@@ -1,0 +1,264 @@
+"""Private feeds and the OPML list, against `newsletter serve` as a real process on 127.0.0.1, with a
+real HTTP client (requests), a real SQLite store, feedparser and the W3C feed rules."""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email import policy
+from pathlib import Path
+
+import feedparser
+import pytest
+import requests
+from lxml import etree
+
+from feed_rules import ATOM, check_atom, check_rss
+from helpers import row, run, write_day
+from newsletter.config import load_settings
+from newsletter.feeds import OPML_PATH, feed_specs
+from newsletter.models import Subscriber
+from newsletter.store import Store
+from web_support import BASE_URL, SECRET, SECRET_ENV, check_page, local, newsletter_serve, web_config
+
+FEED_URL = re.compile(re.escape(BASE_URL) + r"/private/[A-Za-z0-9_-]+\.atom")
+
+
+@dataclass
+class Site:
+    config: Path
+    base: str
+
+    def store(self) -> Store:
+        return Store.from_settings(load_settings(self.config))
+
+    def add(self, address: str, *args: str) -> Subscriber:
+        result = run(self.config, "subscribers", "add", address, *args)
+        assert result.exit_code == 0, result.output
+        return self.subscriber(address)
+
+    def subscriber(self, address: str) -> Subscriber:
+        with self.store() as store:
+            found = store.get_subscriber(address)
+        assert found is not None
+        return found
+
+    def show(self, address: str) -> dict[str, str]:
+        result = run(self.config, "subscribers", "show", address, "--json")
+        assert result.exit_code == 0, result.output
+        return dict(json.loads(result.stdout))
+
+    def feed(self, address: str, kind: str = "atom", **headers: str) -> requests.Response:
+        return requests.get(local(self.show(address)[f"feed_url{'' if kind == 'atom' else '_rss'}"], self.base),
+                            headers=headers, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    folder = tmp_path_factory.mktemp("private-feeds")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(SECRET_ENV, SECRET)
+        config = web_config(folder, smtp_port=9)  # no email is sent here
+        for args in (["ingest"], ["feeds"]):
+            result = run(config, *args)
+            assert result.exit_code == 0, result.output
+        with newsletter_serve(config, dict(os.environ)) as base:
+            yield Site(config, base)
+
+
+def entry_ids(data: bytes) -> list[str]:
+    return [e.findtext(f"{ATOM}id") for e in etree.fromstring(data).iter(f"{ATOM}entry")]
+
+
+def test_a_filtered_feed_holds_the_filters_papers_and_passes_the_feed_rules(site: Site) -> None:
+    site.add("kw@example.org", "--keyword", "reward", "--keyword", "diffusion", "--exclude", "survey")
+    atom, rss = site.feed("kw@example.org"), site.feed("kw@example.org", "rss")
+    assert atom.status_code == 200 and atom.headers["Content-Type"].startswith("application/atom+xml")
+    assert rss.status_code == 200 and rss.headers["Content-Type"].startswith("application/rss+xml")
+    shown = site.show("kw@example.org")
+    check_atom(atom.content, shown["feed_url"])  # its self link is its own secret address
+    check_rss(rss.content, shown["feed_url_rss"])
+    for response in (atom, rss):
+        parsed = feedparser.parse(response.content)
+        assert parsed.bozo == 0, parsed.get("bozo_exception")
+    assert [e.title for e in feedparser.parse(atom.content).entries] == [
+        "Reward Models Disagree: Ensembles for Safer RLHF"]
+    assert "private" in atom.headers["Cache-Control"]
+
+
+def test_a_reader_without_a_filter_gets_the_public_papers_feeds_entries(site: Site) -> None:
+    site.add("all@example.org")
+    private = etree.fromstring(site.feed("all@example.org").content)
+    public = etree.fromstring(requests.get(f"{site.base}/feeds/papers.atom", timeout=10).content)
+    entries = [etree.tostring(e) for e in private.iter(f"{ATOM}entry")]
+    assert entries and entries == [etree.tostring(e) for e in public.iter(f"{ATOM}entry")]
+
+
+def test_conditional_get_is_304_until_a_new_day_is_ingested(site: Site, tmp_path: Path) -> None:
+    site.add("cond@example.org", "--keyword", "agents")
+    first = site.feed("cond@example.org")
+    etag = first.headers["ETag"]
+    assert not etag.startswith("W/")
+    again = site.feed("cond@example.org", **{"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == etag
+    assert site.feed("cond@example.org", **{"If-None-Match": '"stale"'}).content == first.content
+
+    day = write_day(tmp_path / "digests", "2026-11-23.md", "2026-11-23", [
+        row("2611.09001", "Tool-Using Agents That Plan Ahead", "Agents that plan their tool calls ahead."),
+        row("2611.09002", "A Faster Tokenizer", "Tokenizing text quickly."),
+    ])
+    result = run(site.config, "ingest", str(day))
+    assert result.exit_code == 0, result.output
+    fresh = site.feed("cond@example.org", **{"If-None-Match": etag})
+    assert fresh.status_code == 200 and fresh.headers["ETag"] != etag
+    assert "tag:papers.example.org,2024:paper/2611.09001" in entry_ids(fresh.content)
+    assert "tag:papers.example.org,2024:paper/2611.09002" not in entry_ids(fresh.content)
+    assert site.feed("cond@example.org", **{"If-None-Match": fresh.headers["ETag"]}).status_code == 304
+
+
+def test_a_changed_filter_changes_the_feed_at_once(site: Site) -> None:
+    site.add("change@example.org", "--category", "Computer Vision")
+    before = site.feed("change@example.org")
+    result = run(site.config, "subscribers", "update", "change@example.org", "--category", "Multi-Modal")
+    assert result.exit_code == 0, result.output
+    after = site.feed("change@example.org", **{"If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200 and entry_ids(after.content) != entry_ids(before.content)
+
+
+def not_found(response: requests.Response) -> tuple[int, str, bytes]:
+    return response.status_code, response.headers["Content-Type"], response.content
+
+
+def test_rotated_forged_unknown_and_inactive_tokens_get_the_same_404(site: Site) -> None:
+    unknown = not_found(requests.get(f"{site.base}/private/{'A' * 43}.atom", timeout=10))
+    assert unknown[0] == 404
+    rotated = site.add("rotate@example.org")
+    old_url = local(site.show("rotate@example.org")["feed_url"], site.base)
+    assert requests.get(old_url, timeout=10).status_code == 200
+    result = run(site.config, "subscribers", "rotate-feed", "rotate@example.org")
+    assert result.exit_code == 0, result.output
+    new_url = site.show("rotate@example.org")["feed_url"]
+    assert new_url in result.output and new_url != old_url
+    assert not_found(requests.get(old_url, timeout=10)) == unknown
+    assert not_found(requests.get(old_url.replace(".atom", ".rss"), timeout=10)) == unknown
+    assert requests.get(local(new_url, site.base), timeout=10).status_code == 200
+    # A forged token: the real one with its last character changed.
+    token = rotated.feed_token
+    forged = site.subscriber("rotate@example.org").feed_token
+    forged = forged[:-1] + ("B" if forged[-1] != "B" else "C")
+    assert token != forged
+    assert not_found(requests.get(f"{site.base}/private/{forged}.atom", timeout=10)) == unknown
+
+    for status in ("unsubscribed", "bounced", "pending"):
+        address = f"{status}@example.org"
+        site.add(address)
+        url = local(site.show(address)["feed_url"], site.base)
+        assert requests.get(url, timeout=10).status_code == 200
+        with site.store() as store:
+            store.set_subscriber_status(address, status)  # type: ignore[arg-type]
+        assert not_found(requests.get(url, timeout=10)) == unknown, status
+
+
+def test_show_and_rotate_feed_report_an_unknown_address(site: Site) -> None:
+    for command in ("show", "rotate-feed"):
+        result = run(site.config, "subscribers", command, "nobody@example.org")
+        assert result.exit_code == 1 and "nobody@example.org is not a subscriber" in result.output
+
+
+def test_show_prints_the_feed_addresses(site: Site) -> None:
+    site.add("shown@example.org", "--name", "Shown Reader", "--keyword", "robots")
+    result = run(site.config, "subscribers", "show", "shown@example.org")
+    assert result.exit_code == 0, result.output
+    shown = site.show("shown@example.org")
+    assert shown["feed_url"] in result.output and shown["feed_url_rss"] in result.output
+    assert shown["feed_url_rss"] == shown["feed_url"].removesuffix(".atom") + ".rss"
+    assert FEED_URL.fullmatch(shown["feed_url"]) and "robots" in shown["filter"]
+
+
+def preferences_url(site: Site, subscriber: Subscriber) -> str:
+    from newsletter import tokens
+    return f"{site.base}/preferences/{tokens.Tokens(SECRET.encode()).make(tokens.PREFERENCES, subscriber.token)}"
+
+
+def test_the_preferences_page_shows_the_feed_and_gives_it_a_new_address(site: Site) -> None:
+    reader = site.add("prefs@example.org", "--keyword", "policy")
+    url = preferences_url(site, reader)
+    tree = check_page(requests.get(url, timeout=10))
+    feed_url = site.show("prefs@example.org")["feed_url"]
+    links = [a.get("href") for a in tree.iter("a")]
+    assert feed_url in links and feed_url.removesuffix(".atom") + ".rss" in links
+
+    page = requests.post(url, data={"action": "rotate-feed"}, timeout=10)
+    tree = check_page(page)
+    new_url = site.show("prefs@example.org")["feed_url"]
+    assert new_url != feed_url and new_url in [a.get("href") for a in tree.iter("a")]
+    assert "new address" in page.text
+    assert requests.get(local(feed_url, site.base), timeout=10).status_code == 404
+    assert requests.get(local(new_url, site.base), timeout=10).status_code == 200
+
+
+def test_the_email_footer_links_the_private_feed(site: Site) -> None:
+    site.add("mailed@example.org", "--category", "Computer Vision")
+    outbox = site.config.parent / "dry-run"
+    result = run(site.config, "send", "--dry-run", "--date", "2026-11-20", "--outbox", str(outbox))
+    assert result.exit_code == 0, result.output
+    [path] = (outbox / "2026-11-20").glob("*-mailed@example.org.eml")
+    message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    feed_url = site.show("mailed@example.org")["feed_url"]
+    for kind in ("plain", "html"):
+        part = message.get_body((kind,))
+        assert part is not None and feed_url in part.get_content(), kind
+    assert "Follow this in your feed reader" in message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+
+
+def test_the_opml_lists_every_public_feed_and_the_index_links_it(site: Site) -> None:
+    response = requests.get(f"{site.base}/feeds/{OPML_PATH}", timeout=10)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/x-opml")
+    assert response.content == (site.config.parent / "feeds" / OPML_PATH).read_bytes()
+    root = etree.fromstring(response.content)
+    assert root.tag == "opml" and root.get("version") == "2.0"
+    outlines = root.findall("body/outline")
+    settings = load_settings(site.config)
+    specs = feed_specs(settings)
+    assert [o.get("xmlUrl") for o in outlines] == [f"{BASE_URL}/feeds/{spec.path}.atom" for spec in specs]
+    assert [o.get("title") for o in outlines] == [spec.title for spec in specs]
+    for outline in outlines:  # each listed feed is served
+        feed = requests.get(local(outline.get("xmlUrl"), site.base), timeout=10)
+        assert feed.status_code == 200 and feedparser.parse(feed.content).bozo == 0
+    index = requests.get(f"{site.base}/feeds/", timeout=10).text
+    assert f'href="{OPML_PATH}"' in index
+    assert len(feed_specs(settings)) == 2 + len(settings.categories.names)
+
+
+def test_existing_subscribers_get_a_feed_token_when_the_store_is_upgraded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with Store(url) as store:
+        store.add_subscriber(Subscriber(email="old@example.org"))
+        with store.engine.begin() as conn:  # as a store of schema version 2 was: no feed tokens
+            conn.exec_driver_sql("DELETE FROM feed_tokens")
+            conn.exec_driver_sql("UPDATE schema_version SET version = 2")
+    with Store(url) as store:
+        found = store.get_subscriber("old@example.org")
+        assert found is not None and len(found.feed_token) >= 43
+        assert store.get_subscriber_by_feed_token(found.feed_token) == found
+
+
+def test_feed_tokens_in_the_store(store_url: str) -> None:
+    with Store(store_url) as store:
+        ada = store.add_subscriber(Subscriber(email="ada@example.org"))
+        bob = store.add_subscriber(Subscriber(email="bob@example.org"))
+        assert ada.id is not None and len({ada.feed_token, bob.feed_token}) == 2
+        assert len(ada.feed_token) >= 43  # 32 random bytes, URL-safe base64
+        assert store.get_subscriber_by_feed_token(ada.feed_token) == ada
+        assert store.get_subscriber_by_feed_token("") is None
+        assert store.get_subscriber_by_feed_token(ada.token) is None  # the link token opens no feed
+        new = store.rotate_feed_token(ada.id)
+        assert store.get_subscriber_by_feed_token(ada.feed_token) is None
+        assert store.get_subscriber_by_feed_token(new) == store.get_subscriber("ada@example.org")
+        assert store.get_subscriber("bob@example.org") == bob
+        assert store.remove_subscriber("ada@example.org")
+        assert store.get_subscriber_by_feed_token(new) is None

@@ -146,6 +146,8 @@ class Subscriber:
     keywords: list[str] = field(default_factory=list)
     """When non-empty, a paper must mention one of them (title or summary, case-insensitive)."""
     excluded_keywords: list[str] = field(default_factory=list)
+    authors: list[str] = field(default_factory=list)
+    """Followed authors: their papers are mailed whatever the categories and keywords say."""
     status: SubscriberStatus = "active"
     token: str = ""
     """Random, URL-safe; identifies the subscriber in unsubscribe and preference links."""

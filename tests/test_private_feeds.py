@@ -262,3 +262,56 @@ def test_feed_tokens_in_the_store(store_url: str) -> None:
         assert store.get_subscriber("bob@example.org") == bob
         assert store.remove_subscriber("ada@example.org")
         assert store.get_subscriber_by_feed_token(new) is None
+
+
+# -- previewing a filter ---------------------------------------------------------------------------
+
+def test_preview_lists_each_days_papers_with_their_reasons(site: Site) -> None:
+    site.add("preview@example.org", "--category", "Natural Language Processing")
+    stored = run(site.config, "subscribers", "preview", "preview@example.org", "--days", "14", "--json")
+    assert stored.exit_code == 0, stored.output
+    days = json.loads(stored.stdout)["days"]
+    dates = [d["date"] for d in days]  # every digest day, newest first (another test may add one)
+    assert dates == sorted(dates, reverse=True) and {"2026-11-20", "2026-11-19"} <= set(dates)
+    by_id = {p["arxiv_id"]: p for d in days for p in d["papers"]}
+    assert by_id["2611.05033"]["reasons"] == ["category Natural Language Processing"]
+    assert "2611.05120" not in by_id  # Computer Vision
+
+    tried = run(site.config, "subscribers", "preview", "preview@example.org", "--keyword", "reasoning",
+                "--author", "Lena Hartmann", "--json")
+    assert tried.exit_code == 0, tried.output
+    tried_ids = {p["arxiv_id"]: p["reasons"] for d in json.loads(tried.stdout)["days"] for p in d["papers"]}
+    assert tried_ids == {
+        "2611.05033": ["category Natural Language Processing", "keyword reasoning in the summary"],
+        "2611.05120": ["author Lena Hartmann"],  # followed: whatever the categories say
+    }
+    # Nothing was saved.
+    assert site.subscriber("preview@example.org").keywords == []
+
+    text = run(site.config, "subscribers", "preview", "preview@example.org", "--days", "1")
+    assert text.exit_code == 0, text.output
+    newest = days[0]
+    assert f"{newest['date']}: {len(newest['papers'])} paper" in text.output
+    assert "over 1 digest days for Natural Language Processing" in text.output
+
+    bad = run(site.config, "subscribers", "preview", "preview@example.org", "--category", "Astrology")
+    assert bad.exit_code == 2 and "Astrology" in bad.output
+
+
+def test_the_preferences_page_previews_a_filter_without_saving_it(site: Site) -> None:
+    reader = site.add("pagepreview@example.org", "--category", "Computer Vision")
+    url = preferences_url(site, reader)
+    page = requests.post(url, data={"action": "preview", "categories_shown": "1",
+                                    "category": "Natural Language Processing", "keywords": "reasoning"}, timeout=10)
+    tree = check_page(page)
+    preview = tree.find(".//section[@id='preview']")
+    assert preview is not None
+    text = " ".join("".join(preview.itertext()).split())
+    assert "Shorter Thoughts, Same Answers" in text
+    assert "category Natural Language Processing; keyword reasoning in the summary" in text
+    assert "2026-11-20: 1 paper" in text
+    assert "Gaussian Splats" not in text
+    # The form holds the filter as typed, and nothing is stored until Save.
+    assert tree.find(".//input[@id='keywords']").get("value") == "reasoning"
+    assert site.subscriber("pagepreview@example.org").categories == ["Computer Vision"]
+    assert site.subscriber("pagepreview@example.org").keywords == []

@@ -51,6 +51,7 @@ days = Table(
     "days",
     metadata,
     Column("date", Date, primary_key=True),
+    # When the day's listings last changed (first ingested, re-ingested with changes, pruned).
     Column("ingested_at", DateTime(timezone=True), nullable=False),
 )
 

@@ -3,6 +3,7 @@ real HTTP client (requests), a real SQLite store, feedparser and the W3C feed ru
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import json
 import os
@@ -21,7 +22,7 @@ from feed_rules import ATOM, check_atom, check_rss
 from helpers import row, run, write_day
 from newsletter.config import load_settings
 from newsletter.feeds import OPML_PATH, feed_specs
-from newsletter.models import Subscriber
+from newsletter.models import Day, Paper, Subscriber
 from newsletter.store import Store
 from web_support import BASE_URL, SECRET, SECRET_ENV, check_page, local, newsletter_serve, web_config
 
@@ -315,3 +316,29 @@ def test_the_preferences_page_previews_a_filter_without_saving_it(site: Site) ->
     assert tree.find(".//input[@id='keywords']").get("value") == "reasoning"
     assert site.subscriber("pagepreview@example.org").categories == ["Computer Vision"]
     assert site.subscriber("pagepreview@example.org").keywords == []
+
+
+def test_the_content_marker_changes_exactly_when_listings_change(store_url: str) -> None:
+    def day(date: str, source: str, *papers: tuple[str, str]) -> Day:
+        return Day(dt.date.fromisoformat(date), [Paper(a, f"Title {a}", summary=s) for a, s in papers], source)
+
+    def at(minute: int) -> dt.datetime:
+        return dt.datetime(2026, 11, 20, 8, minute, tzinfo=dt.UTC)
+
+    with Store(store_url) as store:
+        markers = [store.content_marker()]
+        store.ingest([day("2026-11-19", "a.md", ("1", "one"), ("2", "two"))], now=at(1))
+        markers.append(store.content_marker())
+        store.ingest([day("2026-11-19", "a.md", ("1", "one"), ("2", "two"))], now=at(2))  # the same again
+        assert store.content_marker() == markers[-1]
+        store.ingest([day("2026-11-19", "a.md", ("1", "one, corrected"), ("2", "two"))], now=at(3))
+        markers.append(store.content_marker())
+        store.ingest([day("2026-11-19", "b.md", ("3", "three"))], now=at(4))  # another file, same day
+        markers.append(store.content_marker())
+        store.ingest([day("2026-11-20", "c.md", ("1", "one again"))], now=at(5))  # a new day
+        markers.append(store.content_marker())
+        store.remove_sources(["b.md"], now=at(6))  # a prune
+        markers.append(store.content_marker())
+        store.remove_sources(["c.md"], now=at(7))  # a prune that removes a whole day
+        markers.append(store.content_marker())
+    assert len(set(markers)) == len(markers), markers

@@ -495,7 +495,7 @@ def subscribers_show(app: AppContext, email: str, as_json: bool) -> None:
     feed_url, feed_url_rss = (private_feed_url(app.settings, found.feed_token, kind) for kind in ("atom", "rss"))
     if as_json:
         echo_json({"email": found.email, "name": found.name, "status": found.status, "categories": found.categories,
-                   "keywords": found.keywords, "excluded": found.excluded_keywords,
+                   "keywords": found.keywords, "excluded": found.excluded_keywords, "authors": found.authors,
                    "filter": Filter.of(found).describe(),
                    "created_at": found.created_at.isoformat() if found.created_at else None,
                    "feed_url": feed_url, "feed_url_rss": feed_url_rss})

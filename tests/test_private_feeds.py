@@ -245,7 +245,12 @@ def test_existing_subscribers_get_a_feed_token_when_the_store_is_upgraded(tmp_pa
     with Store(url) as store:
         found = store.get_subscriber("old@example.org")
         assert found is not None and len(found.feed_token) >= 43
-        assert store.get_subscriber_by_feed_token(found.feed_token) == found
+        assert opened_by(store, found.feed_token) == found
+
+
+def opened_by(store: Store, token: str) -> Subscriber | None:
+    found = store.feed_reader(token)
+    return None if found is None else found[0]
 
 
 def test_feed_tokens_in_the_store(store_url: str) -> None:
@@ -254,15 +259,15 @@ def test_feed_tokens_in_the_store(store_url: str) -> None:
         bob = store.add_subscriber(Subscriber(email="bob@example.org"))
         assert ada.id is not None and len({ada.feed_token, bob.feed_token}) == 2
         assert len(ada.feed_token) >= 43  # 32 random bytes, URL-safe base64
-        assert store.get_subscriber_by_feed_token(ada.feed_token) == ada
-        assert store.get_subscriber_by_feed_token("") is None
-        assert store.get_subscriber_by_feed_token(ada.token) is None  # the link token opens no feed
+        assert opened_by(store, ada.feed_token) == ada
+        assert opened_by(store, "") is None
+        assert opened_by(store, ada.token) is None  # the link token opens no feed
         new = store.rotate_feed_token(ada.id)
-        assert store.get_subscriber_by_feed_token(ada.feed_token) is None
-        assert store.get_subscriber_by_feed_token(new) == store.get_subscriber("ada@example.org")
+        assert opened_by(store, ada.feed_token) is None
+        assert opened_by(store, new) == store.get_subscriber("ada@example.org")
         assert store.get_subscriber("bob@example.org") == bob
         assert store.remove_subscriber("ada@example.org")
-        assert store.get_subscriber_by_feed_token(new) is None
+        assert opened_by(store, new) is None
 
 
 # -- previewing a filter ---------------------------------------------------------------------------
@@ -326,19 +331,26 @@ def test_the_content_marker_changes_exactly_when_listings_change(store_url: str)
         return dt.datetime(2026, 11, 20, 8, minute, tzinfo=dt.UTC)
 
     with Store(store_url) as store:
-        markers = [store.content_marker()]
+        reader = store.add_subscriber(Subscriber(email="reader@example.org")).feed_token
+
+        def marker() -> str:
+            found = store.feed_reader(reader)
+            assert found is not None
+            return found[1]
+
+        markers = [marker()]
         store.ingest([day("2026-11-19", "a.md", ("1", "one"), ("2", "two"))], now=at(1))
-        markers.append(store.content_marker())
+        markers.append(marker())
         store.ingest([day("2026-11-19", "a.md", ("1", "one"), ("2", "two"))], now=at(2))  # the same again
-        assert store.content_marker() == markers[-1]
+        assert marker() == markers[-1]
         store.ingest([day("2026-11-19", "a.md", ("1", "one, corrected"), ("2", "two"))], now=at(3))
-        markers.append(store.content_marker())
+        markers.append(marker())
         store.ingest([day("2026-11-19", "b.md", ("3", "three"))], now=at(4))  # another file, same day
-        markers.append(store.content_marker())
+        markers.append(marker())
         store.ingest([day("2026-11-20", "c.md", ("1", "one again"))], now=at(5))  # a new day
-        markers.append(store.content_marker())
+        markers.append(marker())
         store.remove_sources(["b.md"], now=at(6))  # a prune
-        markers.append(store.content_marker())
+        markers.append(marker())
         store.remove_sources(["c.md"], now=at(7))  # a prune that removes a whole day
-        markers.append(store.content_marker())
+        markers.append(marker())
     assert len(set(markers)) == len(markers), markers

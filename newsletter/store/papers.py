@@ -45,6 +45,19 @@ class IngestCounts:
     unchanged: int = 0
 
 
+def content_marker_columns() -> list[Any]:
+    """Values that together change whenever the days, listings or papers change, for caches of what
+    is computed from them (the private feeds). Cheap, since they are read on every request: the
+    counts come from indexes, the newest time from the small days table, where every ingest or prune
+    that changes a day's listings stamps that day (a paper's text changes only with a listing)."""
+    return [
+        select(func.count()).select_from(days).scalar_subquery(),
+        select(func.max(days.c.ingested_at)).scalar_subquery(),
+        select(func.count()).select_from(appearances).scalar_subquery(),
+        select(func.count()).select_from(papers).scalar_subquery(),
+    ]
+
+
 def _canonical_json(row: dict[str, Any]) -> str:
     return json.dumps(row, sort_keys=True, ensure_ascii=False)
 
@@ -242,7 +255,7 @@ class PaperStore:
 
     @staticmethod
     def _stamp_days(conn: Connection, dates: set[dt.date], now: dt.datetime) -> None:
-        """Mark these days' listings as changed now: ``content_marker`` reads the newest such time."""
+        """Mark these days' listings as changed now: ``content_marker_columns`` reads the newest such time."""
         if dates:
             conn.execute(update(days).where(days.c.date.in_(sorted(dates))).values(ingested_at=now))
 
@@ -330,20 +343,6 @@ class PaperStore:
         """Every ingested date, newest first."""
         with self.engine.connect() as conn:
             return list(conn.execute(select(days.c.date).order_by(days.c.date.desc())).scalars())
-
-    def content_marker(self) -> str:
-        """A value that changes whenever the days, listings or papers change, for caches of what is
-        computed from them (the private feeds). Cheap, since it is read on every request: the counts
-        come from indexes, and the newest time from the small days table, where every ingest or
-        prune that changes a day's listings stamps that day (a paper's text changes only with a listing)."""
-        query = select(
-            select(func.count()).select_from(days).scalar_subquery(),
-            select(func.max(days.c.ingested_at)).scalar_subquery(),
-            select(func.count()).select_from(appearances).scalar_subquery(),
-            select(func.count()).select_from(papers).scalar_subquery(),
-        )
-        with self.engine.connect() as conn:
-            return repr(tuple(conn.execute(query).one()))
 
     def latest_date(self) -> dt.date | None:
         with self.engine.connect() as conn:

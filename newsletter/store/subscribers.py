@@ -25,6 +25,7 @@ from newsletter.clock import as_utc, utc_now
 from newsletter.errors import SubscriberExistsError, SubscriberNotFoundError
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.store.locking import take_write_lock
+from newsletter.store.papers import content_marker_columns
 from newsletter.store.schema import feed_tokens, status_changes
 from newsletter.store.schema import subscribers as table
 from newsletter.subscribers import check_status, email_key, lookup_key, validated
@@ -144,13 +145,16 @@ class SubscriberStore:
             row = conn.execute(_SELECT.where(table.c.token == token)).one_or_none()
         return _subscriber(row) if row is not None else None
 
-    def get_subscriber_by_feed_token(self, token: str) -> Subscriber | None:
-        """The subscriber whose private feed this token opens, whatever their status (the caller decides)."""
+    def feed_reader(self, token: str) -> tuple[Subscriber, str] | None:
+        """The subscriber whose private feed this token opens (whatever their status: the caller
+        decides), with the store's content marker, in one query (a feed poll costs one); else None."""
         if not token:
             return None
+        marker = content_marker_columns()
+        query = _SELECT.add_columns(*marker).where(feed_tokens.c.token_hash == feed_token_hash(token))
         with self.engine.connect() as conn:
-            row = conn.execute(_SELECT.where(feed_tokens.c.token_hash == feed_token_hash(token))).one_or_none()
-        return _subscriber(row) if row is not None else None
+            row = conn.execute(query).one_or_none()
+        return None if row is None else (_subscriber(row), repr(tuple(row)[-len(marker):]))
 
     def rotate_feed_token(self, subscriber_id: int) -> str:
         """Give the subscriber a new private feed token (the old one then opens nothing); returns it."""

@@ -3,8 +3,8 @@
 ``/private/TOKEN.atom`` (and ``.rss``) is computed on request from the store, never written to disk:
 the feed window's papers are rendered once per store change (``feeds.load_window``, shared by every
 private feed), and each feed's bytes and ETag are kept until the store or the subscriber's filter
-changes. So a repeated request costs two small queries (whose feed, and has the store changed), and
-a conditional one answers 304 without building anything.
+changes. So a repeated request costs one small query (whose feed, and has the store changed), and a
+conditional one answers 304 without building anything.
 
 Every token that does not open an active subscriber's feed (rotated, forged, unknown, or the
 subscriber unsubscribed or bounced) gets the one 404 page that every failing link gets.
@@ -50,10 +50,10 @@ class PrivateFeeds:
         self._bodies: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._body_bytes = 0
 
-    def response(self, subscriber: Subscriber, kind: str) -> BaseResponse:
+    def response(self, subscriber: Subscriber, marker: str, kind: str) -> BaseResponse:
+        """The feed as of the store's content ``marker``."""
         key = (subscriber.feed_token, kind)
         filt = Filter.of(subscriber)
-        marker = self.ctx.store.content_marker()
         with self._lock:
             if marker != self._marker:  # the store changed: everything computed before is stale
                 self._marker, self._window = marker, None
@@ -121,9 +121,10 @@ def blueprint(ctx: SiteState) -> Blueprint:
 
     @bp.get(f"/{PRIVATE_FEED_PATH}/<token>.<any(atom, rss):kind>")
     def private(token: str, kind: str) -> BaseResponse:
-        subscriber = ctx.store.get_subscriber_by_feed_token(token)
-        if subscriber is None or subscriber.status != "active":
+        found = ctx.store.feed_reader(token)
+        if found is None or found[0].status != "active":
             return ctx.invalid_link()
-        return feeds.response(subscriber, kind)
+        subscriber, marker = found
+        return feeds.response(subscriber, marker, kind)
 
     return bp

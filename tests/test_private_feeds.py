@@ -232,6 +232,8 @@ def test_the_opml_lists_every_public_feed_and_the_index_links_it(site: Site) -> 
         assert feed.status_code == 200 and feedparser.parse(feed.content).bozo == 0
     index = requests.get(f"{site.base}/feeds/", timeout=10).text
     assert f'href="{OPML_PATH}"' in index
+    home = check_page(requests.get(f"{site.base}/", timeout=10))
+    assert f"/feeds/{OPML_PATH}" in [a.get("href") for a in home.iter("a")]
     assert len(feed_specs(settings)) == 2 + len(settings.categories.names)
 
 

@@ -107,6 +107,9 @@ def test_conditional_get_is_304_until_a_new_day_is_ingested(site: Site, tmp_path
     again = site.feed("cond@example.org", **{"If-None-Match": etag})
     assert again.status_code == 304 and again.content == b"" and again.headers["ETag"] == etag
     assert site.feed("cond@example.org", **{"If-None-Match": '"stale"'}).content == first.content
+    assert site.feed("cond@example.org", **{"If-None-Match": f'"other", {etag}'}).status_code == 304
+    url = local(site.show("cond@example.org")["feed_url"], site.base)
+    assert requests.head(url, headers={"If-None-Match": etag}, timeout=10).status_code == 304
 
     day = write_day(tmp_path / "digests", "2026-11-23.md", "2026-11-23", [
         row("2611.09001", "Tool-Using Agents That Plan Ahead", "Agents that plan their tool calls ahead."),

@@ -64,15 +64,14 @@ class PrivateFeeds:
             body = self._bodies.get(key)
             if body is not None:
                 self._bodies.move_to_end(key)
-        if computed is None or computed.filter != filt:
-            computed, body = None, None
-        elif request.if_none_match.contains_weak(computed.etag):
-            return self._answer(b"", computed.etag, kind)  # make_conditional turns it into a 304
-        if body is None:
-            body = self._build(subscriber, filt, kind, marker)
-            computed = _Computed(filt, strong_etag(body))
-            self._keep(marker, key, computed, body)
-        assert computed is not None
+        if computed is not None and computed.filter == filt:  # else the filter changed since
+            if request.if_none_match.contains_weak(computed.etag):
+                return self._answer(b"", computed.etag, kind)  # make_conditional turns it into a 304
+            if body is not None:
+                return self._answer(body, computed.etag, kind)
+        body = self._build(subscriber, filt, kind, marker)
+        computed = _Computed(filt, strong_etag(body))
+        self._keep(marker, key, computed, body)
         return self._answer(body, computed.etag, kind)
 
     def _answer(self, body: bytes, etag: str, kind: str) -> BaseResponse:

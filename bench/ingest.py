@@ -3,7 +3,8 @@
 Usage: python bench/ingest.py [--runs N] [--corpus PATH]
 Targets: parsing >= 50,000 papers/s; classifying adds <= 20 % to parsing; cold ingest <= 1 s;
 unchanged re-ingest <= 0.3 s. Classifying is timed alternately with parsing, for the shipped model
-and for keywords (the same five categories renamed, as an operator's own taxonomy would be).
+and for keywords (the same five categories renamed, as an operator's own taxonomy would be), and so
+is splitting every paper into the words the model reads: what any classifier of the whole text pays.
 Ingest times are the whole `newsletter ingest` path: parse, classify and upsert into a real SQLite file.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from machine import describe
 
-from newsletter.categories import Classifier
+from newsletter.categories import Classifier, paper_words
 from newsletter.config import CategorySettings, Settings
 from newsletter.ingest import ingest_files, parse_files
 from newsletter.parsing import expand_paths
@@ -45,22 +46,29 @@ def main() -> None:
     renamed = {f"{name} (own)": keywords for name, keywords in settings.categories.taxonomy.items()}
     keywords = Classifier(CategorySettings(fallback=f"{settings.categories.fallback} (own)", taxonomy=renamed))
     assert classifier.model is not None and keywords.model is None
-    parse_times, model_times, keyword_times = [], [], []
+    parse_times, model_times, keyword_times, word_times = [], [], [], []
     for _ in range(args.runs):
         start = time.perf_counter()
         results = [parse_file(f) for f in files]
         parse_times.append(time.perf_counter() - start)
         days = [day for result in results for day in result.days]
+        start = time.perf_counter()
+        for day in days:
+            for paper in day.papers:
+                paper_words(paper)
+        word_times.append(time.perf_counter() - start)
         for chosen, times in ((classifier, model_times), (keywords, keyword_times)):
             start = time.perf_counter()
             chosen.assign(days)
             times.append(time.perf_counter() - start)
     parse_s = statistics.median(parse_times)
     print(f"parse:            median {parse_s * 1000:7.1f} ms  {papers / parse_s:10,.0f} papers/s  (target >= 50,000)")
-    for label, times in (("classify, model", model_times), ("classify, keywords", keyword_times)):
+    for label, times, note in (("classify, model", model_times, "target <= 20 %"),
+                               ("classify, keywords", keyword_times, "target <= 20 %"),
+                               ("split into words", word_times, "part of classifying by the model")):
         s = statistics.median(times)
         print(f"{label + ':':<18}median {s * 1000:7.1f} ms  {papers / s:10,.0f} papers/s  "
-              f"(+{s / parse_s * 100:.0f} % of parsing; target <= 20 %)")
+              f"(+{s / parse_s * 100:.0f} % of parsing; {note})")
 
     cold, warm = [], []
     for _ in range(args.runs):

@@ -17,7 +17,7 @@ import string
 from collections import Counter
 from collections.abc import Iterable
 
-from newsletter.category_model import CategoryModel, paper_text, shipped_model
+from newsletter.category_model import TITLE_REPEATS, TOPIC_POINT, CategoryModel, shipped_model
 from newsletter.config import DEFAULT_TAXONOMY, CategorySettings
 from newsletter.keywords import KeywordIndex
 from newsletter.models import Day, Paper, ParseWarning, summary_of
@@ -51,14 +51,15 @@ def _name_key(name: str) -> bytes:
 
 
 def paper_words(paper: Paper) -> list[bytes]:
-    """The words the category model reads, split as it was trained (see ``newsletter.category_model``)."""
-    return _words(paper_text(paper).casefold())
+    """The words the category model reads, split as it was trained (see ``newsletter.category_model``):
+    the title's ``TITLE_REPEATS`` times, then a cards paper's "Topic and Domain" point and the summary."""
+    topic = next((point.text for point in paper.points if point.label.casefold() == TOPIC_POINT), "")
+    return _words(paper.title.casefold()) * TITLE_REPEATS + _words(f"{topic}\n{summary_of(paper)}".casefold())
 
 
-def model_for(settings: CategorySettings) -> CategoryModel | None:
-    """The shipped model when the taxonomy has exactly its categories; None means keywords classify."""
-    model = shipped_model()
-    return model if set(settings.taxonomy) == set(model.categories) else None
+def uses_shipped_model(settings: CategorySettings) -> bool:
+    """Whether the taxonomy has exactly the shipped categories, which the shipped model was trained on."""
+    return set(settings.taxonomy) == set(DEFAULT_TAXONOMY)
 
 
 def added_keywords(taxonomy: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -81,11 +82,16 @@ class Classifier:
 
     def __init__(self, settings: CategorySettings) -> None:
         self.settings = settings
-        self.model = model_for(settings)
-        keyword_taxonomy = settings.taxonomy if self.model is None else added_keywords(settings.taxonomy)
+        self._uses_model = uses_shipped_model(settings)
+        keyword_taxonomy = added_keywords(settings.taxonomy) if self._uses_model else settings.taxonomy
         self._order = {name: i for i, name in enumerate(settings.taxonomy)}
         self._names = {_name_key(name): name for name in settings.taxonomy}
         self._keywords = KeywordIndex(keyword_taxonomy)
+
+    @property
+    def model(self) -> CategoryModel | None:
+        """The shipped model, read when a paper first needs it; None when keywords classify."""
+        return shipped_model() if self._uses_model else None
 
     def scores(self, paper: Paper) -> dict[str, int]:
         title_hits = self._keywords.count(paper.title.casefold())
@@ -99,8 +105,8 @@ class Classifier:
             known = self._names.get(_name_key(paper.category))
             if known is not None:
                 return [known]
-        if self.model is not None:
-            return self._model_choice(self.model, paper)
+        if self._uses_model:
+            return self._model_choice(shipped_model(), paper)
         scores = self.scores(paper)
         if not scores:
             return [self.settings.fallback]

@@ -38,3 +38,23 @@ def test_parse_imports_neither_store_nor_web_nor_email(tmp_path: Path) -> None:
 def test_help_loads_no_config_or_metadata() -> None:
     modules = loaded_modules("--help")
     assert "newsletter.config" not in modules and "importlib.metadata" not in modules
+
+
+def test_parse_json_puts_each_paper_on_a_line_of_its_own_with_the_same_data(corpus_dir: Path, tmp_path: Path) -> None:
+    from newsletter.categories import Classifier
+    from newsletter.config import CategorySettings
+    from newsletter.ingest import parse_files
+    from newsletter.models import day_as_dict
+    from newsletter.parsing import expand_paths
+
+    files = [str(path) for path in expand_paths([str(corpus_dir / "seeds")])][:3]
+    no_config = tmp_path / "absent.toml"  # the built-in settings, as CategorySettings() below
+    run = subprocess.run([sys.executable, "-m", "newsletter", "--config", str(no_config), "parse", "--json", *files],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    days = parse_files(expand_paths(files), Classifier(CategorySettings())).days
+    assert json.loads(run.stdout) == {"days": [day_as_dict(day) for day in days]}
+    paper_lines = [line for line in run.stdout.splitlines() if line.startswith('        {"arxiv_id": ')]
+    assert [json.loads(line.rstrip(","))["arxiv_id"] for line in paper_lines] == [
+        paper.arxiv_id for day in days for paper in day.papers]
+    assert run.stdout.startswith('{\n  "days": [\n    {\n      "date": ')

@@ -17,13 +17,15 @@ import feedparser
 import pytest
 import requests
 from lxml import etree
+from sqlalchemy import text
 
 from feed_rules import ATOM, check_atom, check_rss
-from helpers import row, run, write_day
+from helpers import row, run, write_config, write_day
 from newsletter.config import load_settings
 from newsletter.feeds import OPML_PATH, feed_specs
 from newsletter.models import Day, Paper, Subscriber
 from newsletter.store import Store
+from newsletter.store.migrations import VERSION_TABLE
 from web_support import BASE_URL, SECRET, SECRET_ENV, check_page, local, newsletter_serve, web_config
 
 FEED_URL = re.compile(re.escape(BASE_URL) + r"/private/[A-Za-z0-9_-]+\.atom")
@@ -240,14 +242,14 @@ def test_the_opml_lists_every_public_feed_and_the_index_links_it(site: Site) -> 
     assert len(feed_specs(settings)) == 2 + len(settings.categories.names)
 
 
-def test_existing_subscribers_get_a_feed_token_when_the_store_is_upgraded(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    with Store(url) as store:
+def test_existing_subscribers_get_a_feed_token_when_the_store_is_upgraded(tmp_path: Path, store_url: str) -> None:
+    with Store(store_url) as store, store.engine.begin() as conn:  # back to revision 0002, before feed tokens
         store.add_subscriber(Subscriber(email="old@example.org"))
-        with store.engine.begin() as conn:  # as a store of schema version 2 was: no feed tokens
-            conn.exec_driver_sql("DELETE FROM feed_tokens")
-            conn.exec_driver_sql("UPDATE schema_version SET version = 2")
-    with Store(url) as store:
+        conn.execute(text("DROP TABLE feed_tokens"))
+        conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0002'"))
+    upgraded = run(write_config(tmp_path, store_url=store_url), "db", "upgrade")
+    assert upgraded.exit_code == 0 and "upgraded from revision 0002" in upgraded.output, upgraded.output
+    with Store(store_url) as store:
         found = store.get_subscriber("old@example.org")
         assert found is not None and len(found.feed_token) >= 43
         assert opened_by(store, found.feed_token) == found

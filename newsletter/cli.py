@@ -493,6 +493,126 @@ def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
     click.echo(f"{len(found)} subscriber{'s' if len(found) != 1 else ''}")
 
 
+def _stored_subscriber(store: Any, email: str) -> Any:
+    from newsletter.errors import SubscriberNotFoundError
+
+    stored = store.get_subscriber(email)
+    if stored is None:
+        raise SubscriberNotFoundError(f"{email} is not a subscriber",
+                                      "check the spelling; `newsletter subscribers list` shows every address")
+    return stored
+
+
+@subscribers.command("show")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, with \"feed_url\" and \"feed_url_rss\".")
+@pass_app
+@handle_errors
+def subscribers_show(app: AppContext, email: str, as_json: bool) -> None:
+    """Show EMAIL's filter, status and private feed addresses (an unknown address exits 1).
+
+    The private feed holds the papers the subscriber's filter selects, as their email does; it
+    answers only while they are active.
+
+    \b
+    newsletter subscribers show ada@example.org
+    newsletter subscribers show ada@example.org --json
+    """
+    from newsletter.links import private_feed_url
+    from newsletter.selection import Filter
+    from newsletter.store import Store
+
+    with Store.from_settings(app.settings) as store:
+        found = _stored_subscriber(store, email)
+    feed_url, feed_url_rss = (private_feed_url(app.settings, found.feed_token, kind) for kind in ("atom", "rss"))
+    if as_json:
+        echo_json({"email": found.email, "name": found.name, "status": found.status, "categories": found.categories,
+                   "keywords": found.keywords, "excluded": found.excluded_keywords, "authors": found.authors,
+                   "filter": Filter.of(found).describe(),
+                   "created_at": found.created_at.isoformat() if found.created_at else None,
+                   "feed_url": feed_url, "feed_url_rss": feed_url_rss})
+        return
+    inactive = "" if found.status == "active" else f" (answers 404 while {found.status})"
+    for label, value in (("email", found.email), ("name", found.name), ("status", found.status),
+                         ("filter", Filter.of(found).describe()),
+                         ("created", found.created_at.isoformat() if found.created_at else ""),
+                         ("feed", feed_url + inactive), ("feed (RSS)", feed_url_rss + inactive)):
+        click.echo(f"{label + ':':<12}{value}")
+
+
+@subscribers.command("rotate-feed")
+@click.argument("email")
+@pass_app
+@handle_errors
+def subscribers_rotate_feed(app: AppContext, email: str) -> None:
+    """Give EMAIL's private feed a new address; the old one then answers 404, like any unknown one.
+
+    For a feed address that got out. The next emails and the preferences page show the new one.
+
+    \b
+    newsletter subscribers rotate-feed ada@example.org
+    """
+    from newsletter.links import private_feed_url
+    from newsletter.store import Store
+
+    with Store.from_settings(app.settings) as store:
+        found = _stored_subscriber(store, email)
+        token = store.rotate_feed_token(found.id)
+    click.echo(f"new feed address for {found.email}: {private_feed_url(app.settings, token)}")
+
+
+@subscribers.command("preview")
+@click.argument("email")
+@click.option("--days", type=click.IntRange(1, 3660), default=14, show_default=True,
+              help="Calendar days up to the newest digest.")
+@click.option("--category", "categories", multiple=True, help="Preview with these categories instead (repeatable).")
+@click.option("--keyword", "keywords", multiple=True, help="Preview with these keywords instead (repeatable).")
+@click.option("--exclude", "excluded", multiple=True, help="Preview with these excluded keywords instead (repeatable).")
+@click.option("--author", "authors", multiple=True, help="Preview following these authors instead (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print {\"days\": [{\"date\", \"papers\": [...]}]}.")
+@pass_app
+@handle_errors
+def subscribers_preview(app: AppContext, email: str, days: int, categories: tuple[str, ...],
+                        keywords: tuple[str, ...], excluded: tuple[str, ...], authors: tuple[str, ...],
+                        as_json: bool) -> None:
+    """Show which papers of the last --days days EMAIL's filter selects, each with why, and the count per day.
+
+    --category, --keyword, --exclude and --author each replace that part of the stored filter, to
+    try a filter before saving it (nothing is saved). A followed author's papers are selected
+    whatever the other parts say. Each paper's id, title and reasons ("category Computer Vision",
+    "keyword diffusion in the summary", "author Jane Doe") come from the filter the emails and the
+    private feed use.
+
+    \b
+    newsletter subscribers preview ada@example.org --days 14
+    newsletter subscribers preview ada@example.org --keyword diffusion --author "Jane Doe" --json
+    """
+    from dataclasses import replace
+
+    from newsletter.preview import preview, preview_as_dict
+    from newsletter.render import count_label
+    from newsletter.selection import Filter
+    from newsletter.store import Store
+    from newsletter.subscribers import SubscriberChange, apply_change
+
+    change = SubscriberChange(categories=list(categories) or None, keywords=list(keywords) or None,
+                              excluded_keywords=list(excluded) or None)
+    with Store.from_settings(app.settings) as store:
+        tried = apply_change(_stored_subscriber(store, email), change, app.settings.categories.names)
+        filt = Filter.of(replace(tried, authors=list(authors)) if authors else tried)
+        found = preview(store, filt, days)
+    if as_json:
+        echo_json(preview_as_dict(found))
+        return
+    for day in found:
+        click.echo(f"{day.date.isoformat()}: {count_label(len(day.papers))}")
+        for item in day.papers:
+            click.echo(f"  {item.paper.arxiv_id}  {item.paper.title}")
+            click.echo(f"      {'; '.join(item.reasons)}")
+    total = sum(len(day.papers) for day in found)
+    click.echo(f"{count_label(total)} over {len(found)} digest days for {filt.describe()}")
+
+
 @subscribers.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @pass_app

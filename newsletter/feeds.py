@@ -36,12 +36,15 @@ from newsletter.links import archive_url
 from newsletter.models import Day, Paper
 from newsletter.render import FeedPaper, feed_digest_html, feed_paper
 from newsletter.sanitize import absolute_url, strip_invalid_xml
+from newsletter.selection import Filter
 from newsletter.store import Store
 
 ATOM_TYPE = "application/atom+xml"
 CONTENT_NAMESPACE = "http://purl.org/rss/1.0/modules/content/"
 DC_NAMESPACE = "http://purl.org/dc/elements/1.1/"
 RSS_TYPE = "application/rss+xml"
+OPML_PATH = "feeds.opml"
+"""The outline of every public feed, written beside them, for readers that import a whole list."""
 FEEDS_URL_PATH = "feeds"
 """The feeds are published at ``<site.base_url>/feeds/``; self links and ids of feeds use it."""
 GENERATOR = "newsletter"
@@ -62,6 +65,8 @@ class FeedSpec:
     """The feed's part of its tag: id, e.g. ``feed/papers``."""
     title: str
     subtitle: str
+    url: str = ""
+    """Its address without suffix when it is not a file under ``/feeds/`` (a private feed)."""
 
 
 @dataclass
@@ -270,15 +275,15 @@ def _first_appearances(store: Store, arxiv_ids: list[str]) -> dict[str, dt.date]
 
 
 def _serialise(
-    site: _Site, spec: FeedSpec, entries: Sequence[_EntryXml], updated: dt.datetime, rss: bool
+    site: _Site, spec: FeedSpec, entries: Sequence[_EntryXml], updated: dt.datetime, kinds: Sequence[str]
 ) -> dict[str, bytes]:
-    """The Atom feed (and its RSS twin) for ``spec``, keyed by path relative to ``[feeds] dir``.
+    """The feed for ``spec`` in each of ``kinds`` (``atom``, ``rss``), keyed by path relative to ``[feeds] dir``.
 
     feedgen writes the feed itself; the entries, serialised once each, are spliced in before its
     closing tag.
     """
     fg = FeedGenerator()
-    if rss:
+    if "rss" in kinds:
         fg.load_extension("dc", atom=False, rss=True)
     fg.id(site.tag(spec.key))
     fg.title(spec.title)
@@ -289,12 +294,14 @@ def _serialise(
     # feedgen defaults updated/lastBuildDate to now; the feed's date is its newest entry's instead.
     fg.updated(updated)
     outputs = {}
-    formats = [(f"{spec.path}.atom", ATOM_TYPE, fg.atom_str, b"</feed>", [e.atom for e in entries])]
-    if rss:
-        formats.append((f"{spec.path}.rss", RSS_TYPE, fg.rss_str, b"</channel>", [e.rss for e in entries]))
-    for path, media_type, serialise, closing_tag, parts in formats:
+    formats = {"atom": (ATOM_TYPE, fg.atom_str, b"</feed>", [e.atom for e in entries]),
+               "rss": (RSS_TYPE, fg.rss_str, b"</channel>", [e.rss for e in entries])}
+    for kind in kinds:
+        media_type, serialise, closing_tag, parts = formats[kind]
+        path = f"{spec.path}.{kind}"
         # The RSS channel <link> is the last link given, so the alternate goes after self.
-        fg.link(href=site.self_url(path), rel="self", type=media_type, replace=True)
+        fg.link(href=spec.url + f".{kind}" if spec.url else site.self_url(path), rel="self", type=media_type,
+                replace=True)
         fg.link(href=site.base_url + "/", rel="alternate", type="text/html")
         head, tag, tail = serialise(pretty=False, encoding="UTF-8", xml_declaration=True).rpartition(closing_tag)
         outputs[path] = b"".join([head, *parts, tag, tail, b"\n"])
@@ -316,10 +323,25 @@ def feed_specs(settings: Settings) -> list[FeedSpec]:
     return specs
 
 
-def render_feeds(settings: Settings, store: Store) -> tuple[dict[str, bytes], FeedReport]:
-    """Every feed file and index.html as bytes, keyed by path relative to ``[feeds] dir``."""
+@dataclass
+class FeedWindow:
+    """The newest ``[feeds] window_days`` digest days and their papers, each rendered once: what the
+    public feeds and every private feed are cut from, until the store changes."""
+
+    days: list[Day]
+    """Newest first."""
+    items: dict[str, _PaperItem]
+    """arXiv id -> the paper's entry, newest listing first, each paper once."""
+    papers: dict[str, Paper]
+    empty_feed_date: dt.datetime
+    """The date of a feed with no entries: the newest digest day's."""
+
+    def newest_of(self, entries: Sequence[_PaperItem]) -> dt.datetime:
+        return max((i.updated for i in entries), default=self.empty_feed_date)
+
+
+def load_window(settings: Settings, store: Store) -> FeedWindow:
     site = _Site(settings)
-    rss = settings.feeds.rss
     window = settings.feeds.window_days
     latest = store.latest_date()
     # The window counts digest days, not calendar days: a late or early file among them (a day
@@ -337,23 +359,31 @@ def render_feeds(settings: Settings, store: Store) -> tuple[dict[str, bytes], Fe
             oldest_loaded[paper.arxiv_id] = day.date
     first_seen = _first_appearances(store, list(newest)) if start is not None else oldest_loaded
 
-    items: dict[str, _PaperItem] = {}
-    for arxiv_id, (paper, updated) in newest.items():
-        items[arxiv_id] = _paper_item(site, paper, first_seen.get(arxiv_id, oldest_loaded[arxiv_id]), updated)
     # Days come newest first and papers in digest order, so `items` is already newest first.
+    items = {arxiv_id: _paper_item(site, paper, first_seen.get(arxiv_id, oldest_loaded[arxiv_id]), updated)
+             for arxiv_id, (paper, updated) in newest.items()}
     empty_feed_date = midnight(latest if latest is not None else tag_date_start(settings.feeds.tag_date))
+    return FeedWindow(days, items, {arxiv_id: paper for arxiv_id, (paper, _) in newest.items()}, empty_feed_date)
 
-    def newest_of(entries: Sequence[_PaperItem]) -> dt.datetime:
-        return max((i.updated for i in entries), default=empty_feed_date)
 
+def _kinds(settings: Settings) -> tuple[str, ...]:
+    return ("atom", "rss") if settings.feeds.rss else ("atom",)
+
+
+def render_feeds(settings: Settings, store: Store) -> tuple[dict[str, bytes], FeedReport]:
+    """Every feed file, index.html and feeds.opml as bytes, keyed by path relative to ``[feeds] dir``."""
+    site = _Site(settings)
+    kinds = _kinds(settings)
+    window = load_window(settings, store)
+    days, items = window.days, window.items
     specs = feed_specs(settings)
     outputs: dict[str, bytes] = {}
     paper_items = list(items.values())
-    outputs.update(_serialise(site, specs[0], [i.xml for i in paper_items], newest_of(paper_items), rss))
+    outputs.update(_serialise(site, specs[0], [i.xml for i in paper_items], window.newest_of(paper_items), kinds))
 
     digest_entries = [_digest_entry(site, day, [items[p.arxiv_id] for p in day.papers]) for day in days]
-    digest_updated = midnight(days[0].date) if days else empty_feed_date
-    outputs.update(_serialise(site, specs[1], digest_entries, digest_updated, rss))
+    digest_updated = midnight(days[0].date) if days else window.empty_feed_date
+    outputs.update(_serialise(site, specs[1], digest_entries, digest_updated, kinds))
 
     by_category: dict[str, list[_PaperItem]] = {}
     for item in paper_items:
@@ -361,10 +391,26 @@ def render_feeds(settings: Settings, store: Store) -> tuple[dict[str, bytes], Fe
             by_category.setdefault(category, []).append(item)
     for name, spec in zip(settings.categories.names, specs[2:], strict=True):
         members = by_category.get(_clean(name), [])
-        outputs.update(_serialise(site, spec, [i.xml for i in members], newest_of(members), rss))
+        outputs.update(_serialise(site, spec, [i.xml for i in members], window.newest_of(members), kinds))
 
-    outputs["index.html"] = index_html(site, specs, rss)
+    outputs["index.html"] = index_html(site, specs, settings.feeds.rss)
+    outputs[OPML_PATH] = opml(site, specs)
     return outputs, FeedReport(papers=len(items), days=len(days))
+
+
+def private_feed(settings: Settings, window: FeedWindow, filt: Filter, *, feed_id: str, url: str,
+                 kind: str) -> bytes:
+    """A subscriber's private feed (``kind`` ``atom`` or ``rss``): the window's papers that ``filt``,
+    the filter their email uses, selects. Its entries are the public feeds' own, byte for byte.
+
+    ``feed_id`` is the feed's part of its tag: id (not the secret token, which rotates); ``url`` its
+    address without suffix, for the self link.
+    """
+    site = _Site(settings)
+    selected = [window.items[paper.arxiv_id] for paper in filt.select(window.papers.values())]
+    spec = FeedSpec("private", f"feed/private/{feed_id}", f"{site.title}: your papers",
+                    f"Papers in {filt.describe()}.", url=url)
+    return _serialise(site, spec, [i.xml for i in selected], window.newest_of(selected), (kind,))[f"private.{kind}"]
 
 
 def index_html(site: _Site, specs: Sequence[FeedSpec], rss: bool) -> bytes:
@@ -398,12 +444,25 @@ def index_html(site: _Site, specs: Sequence[FeedSpec], rss: bool) -> bytes:
         "<ul>",
         *rows,
         "</ul>",
+        f'<p><a href="{OPML_PATH}">Every feed as one OPML file</a>: import it to follow them all in one step.</p>',
         f'<p><a href="{esc(site.base_url)}/">{esc(site.title)}</a></p>',
         "</body>",
         "</html>",
         "",
     ])
     return page.encode("utf-8")
+
+
+def opml(site: _Site, specs: Sequence[FeedSpec]) -> bytes:
+    """OPML 2.0 listing every public feed (its Atom address: the RSS twin is the same feed), so that a
+    reader imports them all in one step. No date in it, so that it changes only when the feeds do."""
+    root = etree.Element("opml", version="2.0")
+    etree.SubElement(etree.SubElement(root, "head"), "title").text = f"{site.title}: feeds"
+    body = etree.SubElement(root, "body")
+    for spec in specs:
+        etree.SubElement(body, "outline", type="rss", text=spec.title, title=spec.title, description=spec.subtitle,
+                         xmlUrl=site.self_url(f"{spec.path}.atom"), htmlUrl=f"{site.base_url}/")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:

@@ -41,6 +41,17 @@ def subscriber_links(settings: Settings, subscriber: Subscriber) -> dict[str, st
     }
 
 
+PRIVATE_FEED_PATH = "private"
+"""Private feeds live at ``/private/TOKEN.atom`` (and ``.rss``), apart from ``/feeds/``, which may be
+served as static files."""
+
+
+def private_feed_url(settings: Settings, feed_token: str, kind: str = "atom") -> str:
+    """The subscriber's private feed (``kind`` ``atom`` or ``rss``; ``""``: without the suffix). The
+    token is URL-safe as the store makes it."""
+    return site_url(settings, f"{PRIVATE_FEED_PATH}/{feed_token}") + (f".{kind}" if kind else "")
+
+
 def sender_domain(settings: Settings) -> str:
     address = parseaddr(settings.email.sender)[1]
     domain = address.rpartition("@")[2]

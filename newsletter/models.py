@@ -198,6 +198,9 @@ class Subscriber:
     status: SubscriberStatus = "active"
     token: str = ""
     """Random, URL-safe; identifies the subscriber in unsubscribe and preference links."""
+    feed_token: str = ""
+    """Random, URL-safe, 256 bits: the secret in the private feed's URL. Apart from ``token`` so that
+    rotating one leaves the other working; the store gives every subscriber one."""
     created_at: dt.datetime | None = None
     id: int | None = None
 

@@ -11,8 +11,8 @@ from newsletter.store.migrations.versions.v0001_baseline import metadata as befo
 
 def back_to_day_keyed(conn: Connection) -> None:
     """Revision 0002: the delivery log and notes keyed by day, subscribers without cadence, weekday or
-    authors (the tables as the baseline made them)."""
-    for table in ("deliveries", "editions", "edition_notes"):
+    authors (the tables as the baseline made them), and without the tables of later revisions."""
+    for table in ("deliveries", "editions", "edition_notes", "feed_tokens"):
         conn.execute(text(f"DROP TABLE {table}"))
     for column in ("authors", "cadence", "weekday"):
         conn.execute(text(f"ALTER TABLE subscribers DROP COLUMN {column}"))

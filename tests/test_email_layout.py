@@ -148,7 +148,8 @@ def test_a_paper_listed_by_title_only_always_links_to_the_archive() -> None:
         site_title="T", sender="T <t@example.org>", date=dt.date(2025, 5, 13), papers=[*papers(), bare],
         filt=Filter(), category_order=["Natural Language Processing", "Computer Vision"],
         archive_url="https://papers.example.org/archive/2025-05-13", postal_address="",
-        personal={"greeting": "Hi,", "email": "e", "unsubscribe_url": "u", "preferences_url": "p", "followed": ""},
+        personal={"greeting": "Hi,", "email": "e", "unsubscribe_url": "u", "preferences_url": "p", "feed_url": "f",
+                  "followed": ""},
         layout=render.Layout(summary="brief", detailed=0), fitted=True)
     views = [view for group in context["groups"] for view in group.papers]
     assert context["title_only"] == 3 and not any(view.detailed for view in views)

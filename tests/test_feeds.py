@@ -94,7 +94,8 @@ def test_every_feed_is_written_and_passes_the_validator_rules(settings: Settings
     store.ingest(fixture_days())
     report = build_feeds(settings, store)
     folder = out_dir(settings)
-    assert sorted(str(p.relative_to(folder)) for p in report.written) == sorted([*feed_paths(settings), "index.html"])
+    written = sorted(str(p.relative_to(folder)) for p in report.written)
+    assert written == sorted([*feed_paths(settings), "index.html", "feeds.opml"])
     for relative in feed_paths(settings):
         data = (folder / relative).read_bytes()
         location = f"{BASE_URL}/feeds/{relative}"
@@ -332,9 +333,9 @@ def test_feeds_command_reports_written_then_unchanged(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     first = run(config, "feeds")
     assert first.exit_code == 0, first.output
-    assert "15 files written, 0 unchanged" in first.output
+    assert "16 files written, 0 unchanged" in first.output
     second = run(config, "feeds")
-    assert second.exit_code == 0 and "0 files written, 15 unchanged" in second.output
+    assert second.exit_code == 0 and "0 files written, 16 unchanged" in second.output
     assert (tmp_path / "feeds" / "papers.atom").is_file()
 
 

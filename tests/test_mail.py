@@ -39,6 +39,7 @@ REGENERATE = os.environ.get("NEWSLETTER_REGEN_GOLDEN") == "1"
 def test_golden_rendition() -> None:
     """The whole message for one rendition; Date, Message-ID and the boundary are masked."""
     subscriber = Subscriber(email="reader@example.org", name="Rae Reader", token="golden-token",
+                            feed_token="golden-feed-token",
                             categories=["Computer Vision", "Natural Language Processing"])
     plan = build(sample_papers(), [subscriber])
     raw = plan.message_bytes(plan.messages[0])

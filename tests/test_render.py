@@ -23,8 +23,8 @@ def rendered_html() -> str:
         site_title="Test Papers", sender=settings.email.sender, date=dt.date(2025, 5, 13),
         papers=sample_papers(), filt=Filter(), category_order=settings.categories.names,
         archive_url="https://papers.example.org/archive/2025-05-13", postal_address="",
-        personal={"greeting": "Hi,", "email": "e@example.org", "unsubscribe_url": "https://u", "preferences_url": "https://p",
-                  "followed": ""},
+        personal={"greeting": "Hi,", "email": "e@example.org", "unsubscribe_url": "https://u",
+                  "preferences_url": "https://p", "feed_url": "https://f", "followed": ""},
     )
     return render.render_digest(context, ids).html
 

@@ -27,11 +27,11 @@ from urllib.parse import quote
 from newsletter import render
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
-from newsletter.links import list_id, sender_domain, subscriber_links, unsubscribe_mailbox
+from newsletter.links import list_id, private_feed_url, sender_domain, subscriber_links, unsubscribe_mailbox
 from newsletter.links import message_id as message_id  # a digest's Message-ID, read here as before the move
 from newsletter.models import Subscriber
 
-PERSONAL_FIELDS = ("greeting", "email", "unsubscribe_url", "preferences_url", "followed")
+PERSONAL_FIELDS = ("greeting", "email", "unsubscribe_url", "preferences_url", "feed_url", "followed")
 """``followed``: a sentence naming the papers in this message by authors the reader follows ("" for most),
 which marks them there instead of sending an alert; per reader, so that it never splits a rendition."""
 
@@ -208,6 +208,10 @@ def personal_values(settings: Settings, subscriber: Subscriber, followed: str = 
         "unsubscribe_url": links["unsubscribe"],
         "preferences_url": links["preferences"],
         "followed": followed,
+        # A subscriber held only in memory (a preview, a benchmark) has no feed yet: its preferences
+        # page is where the feed's address will be.
+        "feed_url": private_feed_url(settings, subscriber.feed_token) if subscriber.feed_token
+        else links["preferences"],
     }
 
 
@@ -241,6 +245,8 @@ def widest_html_values(settings: Settings, subscribers: Iterable[Subscriber],
 
     Greetings and addresses are measured for everyone; the links only for the longest token, since a
     signed link's length follows from its token's (tokens are ASCII, see store.subscribers.new_token).
+    The feed link counts as the longer of a feed URL and a preferences URL, which stands in for it
+    where a subscriber has no feed token (see ``personal_values``).
     """
     widest = dict.fromkeys(PERSONAL_FIELDS, 0)
     longest_token: Subscriber | None = None
@@ -251,8 +257,10 @@ def widest_html_values(settings: Settings, subscribers: Iterable[Subscriber],
         if longest_token is None or len(quote(subscriber.token, safe="")) > len(quote(longest_token.token, safe="")):
             longest_token = subscriber
     if longest_token is not None:
-        for purpose, url in subscriber_links(settings, longest_token).items():
-            widest[f"{purpose}_url"] = len(_segment(html.escape(url, quote=True)))
+        for name, url in personal_values(settings, longest_token).items():
+            if name.endswith("_url"):
+                widest[name] = len(_segment(html.escape(url, quote=True)))
+        widest["feed_url"] = max(widest["feed_url"], widest["preferences_url"])
     widest["followed"] = max((len(_segment(" " + html.escape(note, quote=True))) for note in followed if note),
                              default=0)
     return widest

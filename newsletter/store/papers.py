@@ -45,6 +45,19 @@ class IngestCounts:
     unchanged: int = 0
 
 
+def content_marker_columns() -> list[Any]:
+    """Values that together change whenever the days, listings or papers change, for caches of what
+    is computed from them (the private feeds). Cheap, since they are read on every request: the
+    counts come from indexes, the newest time from the small days table, where every ingest or prune
+    that changes a day's listings stamps that day (a paper's text changes only with a listing)."""
+    return [
+        select(func.count()).select_from(days).scalar_subquery(),
+        select(func.max(days.c.ingested_at)).scalar_subquery(),
+        select(func.count()).select_from(appearances).scalar_subquery(),
+        select(func.count()).select_from(papers).scalar_subquery(),
+    ]
+
+
 def _canonical_json(row: dict[str, Any]) -> str:
     return json.dumps(row, sort_keys=True, ensure_ascii=False)
 
@@ -138,6 +151,7 @@ class PaperStore:
                 conn.execute(days.insert(), [{"date": d, "ingested_at": now} for d in new_dates])
 
             changed_ids: set[str] = set()
+            changed_dates: set[dt.date] = set()
             new_rows: list[dict[str, Any]] = []
             for (date, source), rows in sorted(listings.items()):
                 encoded = {a: _canonical_json(row) for a, row in rows.items()}
@@ -145,6 +159,7 @@ class PaperStore:
                 before = stored.get((date, source), [])
                 if before == wanted:
                     continue
+                changed_dates.add(date)
                 changed_ids.update(a for a, _ in before)
                 changed_ids.update(rows)
                 if before:
@@ -158,6 +173,7 @@ class PaperStore:
                 )
             if new_rows:
                 conn.execute(appearances.insert(), new_rows)
+            self._stamp_days(conn, changed_dates - set(new_dates), now)
             self._record_notes(conn, notes)
             if changed_ids:
                 inserted, updated = self._refresh_papers(conn, sorted(changed_ids), now)
@@ -234,7 +250,14 @@ class PaperStore:
             ids = sorted({r.arxiv_id for rows in listed.values() for r in rows})
             self._refresh_papers(conn, ids, now or utc_now())
             self._delete_unlisted(conn, ids, set().union(*dates.values()))
+            self._stamp_days(conn, set().union(*dates.values()), now or utc_now())
         return [PrunedSource(path, tuple(sorted(dates[path])), len(listed[path])) for path in wanted]
+
+    @staticmethod
+    def _stamp_days(conn: Connection, dates: set[dt.date], now: dt.datetime) -> None:
+        """Mark these days' listings as changed now: ``content_marker_columns`` reads the newest such time."""
+        if dates:
+            conn.execute(update(days).where(days.c.date.in_(sorted(dates))).values(ingested_at=now))
 
     @staticmethod
     def _delete_unlisted(conn: Connection, arxiv_ids: list[str], dates: set[dt.date]) -> None:

@@ -46,6 +46,7 @@ days = Table(
     "days",
     metadata,
     Column("date", Date, primary_key=True),
+    # When the day's listings last changed (first ingested, re-ingested with changes, pruned).
     Column("ingested_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -219,4 +220,17 @@ relay_limits = Table(
     Column("refused_in_a_row", Integer, nullable=False),
     Column("paused_at", DateTime(timezone=True)),
     Column("pause_reason", Text),
+)
+
+# Each subscriber's private feed token (``/private/TOKEN.atom``). A table of its own, so that the
+# subscribers table needs no migration. A request is looked up by ``token_hash`` (SHA-256 of the
+# token), so that no database comparison ever runs on the secret itself; ``token`` is kept to put the
+# URL in emails and on the preferences page.
+feed_tokens = Table(
+    "feed_tokens",
+    metadata,
+    Column("subscriber_id", Integer, primary_key=True),
+    Column("token", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

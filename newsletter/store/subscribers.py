@@ -12,6 +12,7 @@ taxonomy by the callers that know the config (CLI, importer).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
@@ -24,7 +25,8 @@ from newsletter.clock import as_utc, utc_now
 from newsletter.errors import SubscriberExistsError, SubscriberNotFoundError
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.store.locking import take_write_lock
-from newsletter.store.schema import status_changes
+from newsletter.store.papers import content_marker_columns
+from newsletter.store.schema import feed_tokens, status_changes
 from newsletter.store.schema import subscribers as table
 from newsletter.subscribers import check_status, email_key, lookup_key, validated
 
@@ -34,6 +36,22 @@ _PROFILE_FIELDS = ("email", "name", "categories", "keywords", "excluded_keywords
 
 def new_token() -> str:
     return secrets.token_urlsafe(24)
+
+
+def feed_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def feed_token_row(subscriber_id: int, now: dt.datetime, token: str = "") -> dict[str, Any]:
+    """A feed_tokens row: a new 256-bit token unless one is given, and the hash it is looked up by."""
+    token = token or secrets.token_urlsafe(32)
+    return {"subscriber_id": subscriber_id, "token": token, "token_hash": feed_token_hash(token), "created_at": now}
+
+
+# Every read of a subscriber brings its feed token along (absent only between an old store's open and
+# its migration, which gives every subscriber one).
+_SELECT = select(table, feed_tokens.c.token.label("feed_token")).join_from(
+    table, feed_tokens, feed_tokens.c.subscriber_id == table.c.id, isouter=True)
 
 
 def _row(sub: Subscriber) -> dict[str, Any]:
@@ -66,6 +84,7 @@ def _subscriber(row: Any) -> Subscriber:
         weekday=row.weekday,
         status=row.status,
         token=row.token,
+        feed_token=row.feed_token or "",
         created_at=as_utc(row.created_at) if row.created_at is not None else None,
     )
 
@@ -129,8 +148,30 @@ class SubscriberStore:
         if not token:
             return None
         with self.engine.connect() as conn:
-            row = conn.execute(select(table).where(table.c.token == token)).one_or_none()
+            row = conn.execute(_SELECT.where(table.c.token == token)).one_or_none()
         return _subscriber(row) if row is not None else None
+
+    def feed_reader(self, token: str) -> tuple[Subscriber, str] | None:
+        """The subscriber whose private feed this token opens (whatever their status: the caller
+        decides), with the store's content marker, in one query (a feed poll costs one); else None."""
+        if not token:
+            return None
+        marker = content_marker_columns()
+        query = _SELECT.add_columns(*marker).where(feed_tokens.c.token_hash == feed_token_hash(token))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).one_or_none()
+        return None if row is None else (_subscriber(row), repr(tuple(row)[-len(marker):]))
+
+    def rotate_feed_token(self, subscriber_id: int) -> str:
+        """Give the subscriber a new private feed token (the old one then opens nothing); returns it."""
+        row = feed_token_row(subscriber_id, utc_now())
+        with self.engine.begin() as conn:
+            take_write_lock(conn)
+            if self._find_id(conn, subscriber_id) is None:
+                raise SubscriberNotFoundError(f"no subscriber has id {subscriber_id}")
+            conn.execute(delete(feed_tokens).where(feed_tokens.c.subscriber_id == subscriber_id))
+            conn.execute(feed_tokens.insert().values(row))
+        return str(row["token"])
 
     def update_subscriber(self, sub: Subscriber) -> Subscriber:
         """Write every field of ``sub`` (found by id) except its creation time."""
@@ -204,6 +245,7 @@ class SubscriberStore:
         with self.engine.begin() as conn:
             stale = select(table.c.id).where(table.c.status == "pending", table.c.created_at < as_utc(cutoff))
             conn.execute(delete(status_changes).where(status_changes.c.subscriber_id.in_(stale)))
+            conn.execute(delete(feed_tokens).where(feed_tokens.c.subscriber_id.in_(stale)))
             return conn.execute(delete(table).where(table.c.id.in_(stale))).rowcount
 
     def remove_subscriber(self, email: str) -> bool:
@@ -211,11 +253,12 @@ class SubscriberStore:
         with self.engine.begin() as conn:
             found = select(table.c.id).where(table.c.email_key == lookup_key(email))
             conn.execute(delete(status_changes).where(status_changes.c.subscriber_id.in_(found)))
+            conn.execute(delete(feed_tokens).where(feed_tokens.c.subscriber_id.in_(found)))
             return conn.execute(delete(table).where(table.c.email_key == lookup_key(email))).rowcount > 0
 
     def subscribers(self, status: SubscriberStatus | None = "active") -> list[Subscriber]:
         """Subscribers with ``status`` (every one when None), oldest first: plans list them in this order."""
-        query = select(table).order_by(table.c.id)
+        query = _SELECT.order_by(table.c.id)
         if status is not None:
             query = query.where(table.c.status == check_status(status))
         with self.engine.connect() as conn:
@@ -228,16 +271,21 @@ class SubscriberStore:
 
     @staticmethod
     def _insert(conn: Connection, sub: Subscriber) -> int:
-        return int(conn.execute(table.insert().values(_row(sub)).returning(table.c.id)).scalar_one())
+        """Insert the subscriber and its feed token (``sub.feed_token`` is set to it); returns the id."""
+        subscriber_id = int(conn.execute(table.insert().values(_row(sub)).returning(table.c.id)).scalar_one())
+        row = feed_token_row(subscriber_id, sub.created_at or utc_now())
+        conn.execute(feed_tokens.insert().values(row))
+        sub.feed_token = row["token"]
+        return subscriber_id
 
     @staticmethod
     def _find(conn: Connection, key: str) -> Subscriber | None:
-        row = conn.execute(select(table).where(table.c.email_key == key)).one_or_none()
+        row = conn.execute(_SELECT.where(table.c.email_key == key)).one_or_none()
         return _subscriber(row) if row is not None else None
 
     @staticmethod
     def _find_id(conn: Connection, subscriber_id: int | None) -> Subscriber | None:
-        row = conn.execute(select(table).where(table.c.id == subscriber_id)).one_or_none()
+        row = conn.execute(_SELECT.where(table.c.id == subscriber_id)).one_or_none()
         return _subscriber(row) if row is not None else None
 
     @staticmethod

@@ -33,7 +33,7 @@ from newsletter.dispatch.site_mail import Mailer
 from newsletter.logs import configure_logging
 from newsletter.shutdown import StopSignals
 from newsletter.store import Store
-from newsletter.web import archive, site, subscriber, subscribing
+from newsletter.web import archive, private, site, subscriber, subscribing
 from newsletter.web.guards import CSP, local_location
 from newsletter.web.state import Clock, SiteState
 from newsletter.web.subscribing import remove_stale_pending
@@ -63,7 +63,7 @@ def create_app(settings: Settings, *, store: Store | None = None, mailer: Mailer
     ctx = SiteState(settings, store, tokens.Tokens(tokens.load_secret(settings), clock=clock),
                     mailer if mailer is not None else Mailer(settings), clock)
     _register_hooks(app, ctx)
-    for area in (site, archive, subscribing, subscriber):
+    for area in (site, archive, private, subscribing, subscriber):
         app.register_blueprint(area.blueprint(ctx))
     return app
 

@@ -13,11 +13,12 @@ from werkzeug.exceptions import NotFound
 from werkzeug.security import safe_join
 from werkzeug.wrappers import Response as BaseResponse
 
-from newsletter.feeds import ATOM_TYPE, RSS_TYPE, feed_specs
+from newsletter.feeds import ATOM_TYPE, OPML_PATH, RSS_TYPE, feed_specs
 from newsletter.subscribers import WEEKDAY_CHOICES
 from newsletter.web.state import SiteState, static_file, strong_etag
 
-FEED_TYPES = {".atom": ATOM_TYPE, ".rss": RSS_TYPE, ".html": "text/html"}  # werkzeug adds the charset
+# werkzeug adds the charset; OPML has no registered type, text/x-opml is what readers expect.
+FEED_TYPES = {".atom": ATOM_TYPE, ".rss": RSS_TYPE, ".html": "text/html", Path(OPML_PATH).suffix: "text/x-opml"}
 
 
 def blueprint(ctx: SiteState) -> Blueprint:
@@ -83,6 +84,6 @@ def index_page(ctx: SiteState, status: int = 200, error: str = "", email: str = 
     return ctx.page("index.html", status, description=settings.site.description, feeds=feeds, error=error,
                     email=email, name=name, categories=ctx.choices(selected), cadence=cadence, weekday=weekday,
                     weekdays=WEEKDAY_CHOICES,
-                    subscribe_url=url_for("subscribing.subscribe"),
+                    subscribe_url=url_for("subscribing.subscribe"), opml_url=url_for("site.feed", name=OPML_PATH),
                     latest_url=url_for("archive.archive_day", day=latest.isoformat()) if latest else None,
                     latest_label=latest.isoformat() if latest else "")

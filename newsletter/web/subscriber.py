@@ -9,7 +9,10 @@ from flask import Blueprint, Response, request, url_for
 
 from newsletter import tokens
 from newsletter.errors import InvalidSubscriberError
+from newsletter.links import private_feed_url
 from newsletter.models import Subscriber
+from newsletter.preview import DEFAULT_DAYS as PREVIEW_DAYS
+from newsletter.preview import PreviewDay, preview
 from newsletter.selection import Filter
 from newsletter.subscribers import (
     WEEKDAY_CHOICES,
@@ -72,7 +75,7 @@ def blueprint(ctx: SiteState) -> Blueprint:
         if change.subscriber.token != subscriber.token:
             token = ctx.signer.make(tokens.PREFERENCES, change.subscriber.token)
         return preferences_page(ctx, change.subscriber, token, notice=change.notice,
-                                ask_unsubscribe=change.ask_unsubscribe)
+                                ask_unsubscribe=change.ask_unsubscribe, shown=change.shown, preview=change.preview)
 
     return bp
 
@@ -83,16 +86,22 @@ def unsubscribed_page(ctx: SiteState, subscriber: Subscriber) -> Response:
 
 
 def preferences_page(ctx: SiteState, subscriber: Subscriber, token: str, *, notice: str = "", error: str = "",
-                     status: int = 200, ask_unsubscribe: bool = False) -> Response:
+                     status: int = 200, ask_unsubscribe: bool = False, shown: Subscriber | None = None,
+                     preview: list[PreviewDay] | None = None) -> Response:
+    """``shown``: the filter the form holds, when it is not the stored one (a preview of ``preview``)."""
+    form = shown or subscriber
     # Every box ticked for "all categories": unticking them all then means what it looks like.
     return ctx.page("preferences.html", status, private=True, subscriber=subscriber, notice=notice, error=error,
-                    ask_unsubscribe=ask_unsubscribe, categories=ctx.choices(subscriber.categories or ctx.taxonomy),
-                    categories_hint="(each one ticked: all of them)",
-                    keywords=f"{KEYWORD_SEPARATOR} ".join(subscriber.keywords),
-                    excluded=f"{KEYWORD_SEPARATOR} ".join(subscriber.excluded_keywords),
-                    filter_description=Filter.of(subscriber).describe(), cadence=subscriber.cadence,
-                    weekday=subscriber.weekday, weekdays=WEEKDAY_CHOICES, authors="\n".join(subscriber.authors),
+                    ask_unsubscribe=ask_unsubscribe, categories=ctx.choices(form.categories or ctx.taxonomy),
+                    categories_hint="(each one ticked: all of them)", name=form.name,
+                    keywords=f"{KEYWORD_SEPARATOR} ".join(form.keywords),
+                    excluded=f"{KEYWORD_SEPARATOR} ".join(form.excluded_keywords),
+                    filter_description=Filter.of(subscriber).describe(), cadence=form.cadence,
+                    weekday=form.weekday, weekdays=WEEKDAY_CHOICES, authors="\n".join(form.authors),
                     cadence_description="every day" if subscriber.cadence == "daily" else cadence_wording(subscriber),
+                    preview=preview, preview_filter=Filter.of(form).describe(), preview_days=PREVIEW_DAYS,
+                    feed_url=private_feed_url(ctx.settings, subscriber.feed_token),
+                    feed_url_rss=private_feed_url(ctx.settings, subscriber.feed_token, "rss"),
                     action_url=url_for("subscriber.preferences", token=token))
 
 
@@ -102,6 +111,9 @@ class PreferenceChange:
     notice: str = ""
     ask_unsubscribe: bool = False
     """The reader unticked every category: ask whether they mean to stop everything."""
+    shown: Subscriber | None = None
+    """The filter the form shows, when it is not the stored one (a preview)."""
+    preview: list[PreviewDay] | None = None
 
 
 class PreferencesForm:
@@ -127,9 +139,13 @@ class PreferencesForm:
             return PreferenceChange(renewed, "Your links are renewed: the old preferences and unsubscribe links "
                                              "no longer work. Keep the address of this page; new emails carry the "
                                              "new links.")
+        if action == "rotate-feed" and self.subscriber.id is not None:
+            renewed = replace(self.subscriber, feed_token=self.store.rotate_feed_token(self.subscriber.id))
+            return PreferenceChange(renewed, "Your feed has a new address: the old one no longer works. Put the "
+                                             "new one in your feed reader.")
         if "drop" in self.form:
             return self._drop(self.form["drop"])
-        return self._save()
+        return self._preview() if action == "preview" else self._save()
 
     def _drop(self, dropped: str) -> PreferenceChange:
         current = self.subscriber.categories or self.ctx.taxonomy
@@ -140,6 +156,21 @@ class PreferencesForm:
         return PreferenceChange(self.store.update_subscriber(changed), f"You will get no more papers in {dropped}.")
 
     def _save(self) -> PreferenceChange:
+        changed, ask = self._changed()
+        if changed == self.subscriber:
+            return PreferenceChange(self.subscriber, "" if ask else "Nothing changed.", ask)
+        saved = self.store.update_subscriber(changed)
+        return PreferenceChange(saved, "Your other changes are saved." if ask else "Your preferences are saved.", ask)
+
+    def _preview(self) -> PreferenceChange:
+        """The papers the filter as typed would have selected; nothing is saved."""
+        tried, _ask = self._changed()
+        found = preview(self.store, Filter.of(tried), PREVIEW_DAYS)
+        return PreferenceChange(self.subscriber, "A preview: nothing is saved until you press Save.",
+                                shown=tried, preview=found)
+
+    def _changed(self) -> tuple[Subscriber, bool]:
+        """The subscriber as the form would change it, and whether to ask about unsubscribing."""
         form, changed = self.form, self.subscriber
         if "name" in form:
             changed = replace(changed, name=check_name(form["name"]))
@@ -159,10 +190,7 @@ class PreferencesForm:
             ask = not categories and self.subscriber.status == "active"
             if categories:
                 changed = replace(changed, categories=[] if len(categories) == len(self.ctx.taxonomy) else categories)
-        if changed == self.subscriber:
-            return PreferenceChange(self.subscriber, "" if ask else "Nothing changed.", ask)
-        saved = self.store.update_subscriber(changed)
-        return PreferenceChange(saved, "Your other changes are saved." if ask else "Your preferences are saved.", ask)
+        return changed, ask
 
 
 def _split(field: str) -> list[str]:

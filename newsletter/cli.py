@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the config module is imported when a command runs, not for 
 
     from newsletter.config import Settings
     from newsletter.models import Day
+    from newsletter.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -674,7 +675,8 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
 @pass_app
 @handle_errors
 def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
-    """Show the last ingest's health when it had warnings, errors or layout drift; then, per day, how
+    """Show which daemon leads the schedule and the sends paused in the last day (when several share the
+    store), the last ingest's health when it had warnings, errors or layout drift; then, per day, how
     many messages are in each delivery state, then the same per edition when the day sent more than
     its daily edition (daily/DAY, weekly/FIRST..LAST, alert/ARXIV_ID), the failures with the
     server's reply, and the days noted as having no issue (with the reason). With --json, such a
@@ -686,6 +688,7 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
 
     dates = None if date is None else [date]
     with Store.from_settings(app.settings) as store:
+        sharing = shared_state_lines(store)
         last_ingest = store.last_ingest_run()
         counts = store.delivery_counts(dates)
         per_edition = store.edition_counts(dates)
@@ -702,6 +705,8 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
             **({"editions": per_edition[day]} if several_editions(per_edition, day) else {}),
         } for day in days])
         return
+    for line in sharing:
+        click.echo(line)
     if last_ingest is not None:
         echo_ingest_health(*last_ingest)
     if not days:
@@ -740,6 +745,24 @@ def several_editions(per_edition: dict[dt.date, dict[str, Any]], day: dt.date) -
     return set(per_edition.get(day, {})) - {f"daily/{day.isoformat()}"} != set()
 
 
+def shared_state_lines(store: Store) -> list[str]:
+    """What daemons and sends sharing the store need watched: the schedule's leader, recent pauses."""
+    from newsletter.clock import utc_now
+    from newsletter.dispatch.delivery import describe_owner
+    from newsletter.store.leadership import SCHEDULE_LEADER
+
+    now, lines = utc_now(), []
+    held = store.role_holder(SCHEDULE_LEADER)
+    if held is not None:
+        holder, until = held
+        lines.append(f"schedule: led by {describe_owner(holder)}, lease until {until:%Y-%m-%d %H:%M:%S} UTC"
+                     if until > now else
+                     f"schedule: no leader; {describe_owner(holder)} let its lease run out at {until:%H:%M:%S} UTC")
+    for relay, paused_at, reason in store.relay_pauses(now - dt.timedelta(days=1)):
+        lines.append(f"sending to {relay} paused at {paused_at:%Y-%m-%d %H:%M} UTC: {reason}")
+    return lines
+
+
 def echo_ingest_health(finished_at: dt.datetime, summary: dict[str, Any]) -> None:
     """`last ingest …` and, when a layout drifted, what and where (the warnings say file:line); nothing
     when the last ingest went cleanly, so that a healthy status stays about deliveries."""
@@ -755,6 +778,62 @@ def echo_ingest_health(finished_at: dt.datetime, summary: dict[str, Any]) -> Non
         more = len(summary["drifted_files"]) - len(shown)
         click.echo(f"  layout drift: {kinds} in {', '.join(shown)}" + (f" and {more} more" if more else "")
                    + "; run `newsletter ingest` again to see the warnings")
+
+
+@cli.group()
+def db() -> None:
+    """The store's schema: which revision it is at, and upgrading it after installing a new release.
+
+    \b
+    Examples:
+      newsletter db current
+      newsletter db upgrade
+    """
+
+
+@db.command("current")
+@pass_app
+@handle_errors
+def db_current(app: AppContext) -> None:
+    """Print the store's schema revision and whether it matches this release; changes nothing.
+
+    \b
+    Example:
+      $ newsletter db current
+      sqlite:////srv/newsletter/var/newsletter.db: revision 0001 (head): up to date
+    """
+    from newsletter.store import resolve_url, schema_state, shown_url
+
+    settings = app.settings
+    url = resolve_url(settings.store.url, settings.base_dir)
+    click.echo(f"{shown_url(url)}: {schema_state(url).describe()}")
+
+
+@db.command("upgrade")
+@pass_app
+@handle_errors
+def db_upgrade(app: AppContext) -> None:
+    """Bring the store's schema to this release's revision, keeping every row. Back the database up
+    first. Run it once after installing a new release, before restarting `newsletter schedule`, `send`
+    or `serve`: until then they refuse to open a store with an older schema. Safe to run again, and
+    from several machines at once (one upgrades, the others find it done). A store made before
+    revisions existed (a `schema_version` table) is adopted.
+
+    \b
+    Example:
+      $ newsletter db upgrade
+      upgraded from schema_version 2, from a release before revisions; this newsletter needs revision 0001
+      now at revision 0001 (head): up to date
+    """
+    from newsletter.store import resolve_url, upgrade_schema
+
+    settings = app.settings
+    before, after = upgrade_schema(resolve_url(settings.store.url, settings.base_dir))
+    if before.status == "current":
+        click.echo(f"already at {after.describe()}")
+        return
+    click.echo(f"upgraded from {before.describe()}")
+    click.echo(f"now at {after.describe()}")
 
 
 @cli.command()

@@ -24,6 +24,9 @@ from urllib.parse import urlsplit
 from newsletter.errors import ConfigError
 
 CONFIG_ENV = "NEWSLETTER_CONFIG"
+# Overrides [store] url: a PostgreSQL URL carries a password, which belongs in the environment (or a
+# systemd credential), not in a config file that is copied between machines.
+STORE_URL_ENV = "NEWSLETTER_STORE_URL"
 DEFAULT_CONFIG = "config.toml"
 
 DEFAULT_TAXONOMY: dict[str, list[str]] = {
@@ -74,7 +77,8 @@ class DigestSettings:
 @dataclass
 class StoreSettings:
     url: str = "sqlite:///var/newsletter.db"
-    """SQLAlchemy URL. A relative SQLite path resolves against the config file's folder."""
+    """SQLAlchemy URL. A relative SQLite path resolves against the config file's folder.
+    $NEWSLETTER_STORE_URL, when set, replaces it."""
 
 
 @dataclass
@@ -139,7 +143,8 @@ class SmtpSettings:
     connections: int = 1
     """Connections used in parallel; each one is reused across messages."""
     rate_limit: float = 0.0
-    """At most this many messages per second over all connections; 0: no limit."""
+    """At most this many messages per second over all connections, and over every send process to this
+    host:port that shares the store (dispatch/relay_limits.py); 0: no limit."""
     max_attempts: int = 3
     """Attempts per message within one run on a temporary (4xx) reply; the next run tries again."""
     retry_delay: float = 1.0
@@ -212,6 +217,10 @@ class ScheduleSettings:
     deadline: str | int = 240
     """"HH:MM" (local, on the issue's date) or minutes after the scheduled time: then record "no issue"."""
     log_level: str = "INFO"
+    leader_lease_seconds: int = 30
+    """Daemons sharing one store elect a leader, the only one that runs jobs; it renews its lease every
+    third of this. Another daemon takes over once the lease has run out (at its next renewal on the same
+    machine when the leader's process is gone)."""
 
     def crons(self) -> dict[str, str]:
         """Job id -> cron expression, for every job key (empty: not scheduled)."""
@@ -291,6 +300,9 @@ def settings_from_dict(raw: dict[str, Any], path: Path) -> Settings:
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: [{name}] must be a table, got {_type_name(value)}")
         sections[name] = _build_section(hints[name], value, name, path)
+    if os.environ.get(STORE_URL_ENV):
+        sections["store"] = dataclasses.replace(sections.get("store", StoreSettings()),
+                                                url=os.environ[STORE_URL_ENV])
     settings = Settings(path=path, **sections)
     _check(settings)
     return settings
@@ -447,7 +459,8 @@ _IN_MEMORY_SQLITE = re.compile(r"sqlite(\+\w+)?://(/?$|/:memory:|/file::memory:|
 def _check_store_url(url: str, path: Path) -> None:
     """An in-memory SQLite store would forget everything when the command ends, and share nothing."""
     if _IN_MEMORY_SQLITE.match(url.strip()):
-        raise ConfigError(f"{path}: store.url {url!r} is an in-memory database, which every command would start "
+        where = f"${STORE_URL_ENV}" if os.environ.get(STORE_URL_ENV) else f"{path}: store.url"
+        raise ConfigError(f"{where} {url!r} is an in-memory database, which every command would start "
                           "empty and lose at its end", "give a file, e.g. url = \"sqlite:///var/newsletter.db\"")
 
 
@@ -566,12 +579,14 @@ def _check_schedule(schedule: ScheduleSettings, path: Path) -> None:
     if not (schedule.publish or schedule.send):
         raise ConfigError(f"{path}: schedule.publish and schedule.send are both empty, so nothing would be sent",
                           "set publish (ingest, feeds and send) or send to a cron expression")
-    for key in ("misfire_grace_time", "recheck_minutes"):
+    for key in ("misfire_grace_time", "recheck_minutes", "leader_lease_seconds"):
         if getattr(schedule, key) <= 0:
             raise ConfigError(f"{path}: schedule.{key} must be greater than 0, got {getattr(schedule, key)}")
     _check_at_most(path, "schedule.misfire_grace_time", schedule.misfire_grace_time, 86400,
                    "seconds (a day): an older run belongs to another day's issue")
     _check_at_most(path, "schedule.recheck_minutes", schedule.recheck_minutes, 1440, "minutes (a day)")
+    _check_at_most(path, "schedule.leader_lease_seconds", schedule.leader_lease_seconds, 600,
+                   "seconds: another daemon takes over only once it has run out")
     try:
         deadline = parse_deadline(schedule.deadline)
     except ValueError as exc:

@@ -10,8 +10,15 @@ are too old. When today's sending time passed longer ago than that but today is 
 deadline is still ahead, the start runs the day's recheck at once instead, so a digest that comes
 late is still sent after a restart. A run that comes back "waiting" (no digest yet) or "incomplete"
 (messages deferred, the send paused, a stage failed) is run again by a ``{job}-recheck`` job at the
-time the publisher names, until the deadline. Two daemons by mistake cannot mail anyone twice: the
-delivery log leases each message.
+time the publisher names, until the deadline.
+
+Several daemons may share one store (on several machines): they elect a leader through a lease in
+the store (store/leadership.py), and only the leader has jobs. It renews the lease every third of
+``[schedule] leader_lease_seconds``; the others try at the same pace and take over once the lease has
+run out, or at once when the leader was a process on their machine that is gone. A new leader adds
+the jobs as a restarted daemon does, so it catches up a run the old one missed. Should two daemons
+ever run a job at once (a leader stalled past its lease), nobody gets mail twice: the delivery log
+leases each message.
 
 Cron expressions are read on the local wall clock of ``[schedule] timezone`` by WallClockCronTrigger
 (newsletter/calendar.py).
@@ -31,9 +38,11 @@ from apscheduler.triggers.date import DateTrigger
 from newsletter.calendar import WallClockCronTrigger, zone
 from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
+from newsletter.dispatch.delivery import describe_owner, make_owner, owner_is_dead
 from newsletter.publish import Publisher, PublishResult, Stage
 from newsletter.shutdown import POLL_SECONDS, StopSignals
 from newsletter.store import Store
+from newsletter.store.leadership import SCHEDULE_LEADER
 
 log = logging.getLogger("newsletter.schedule")
 
@@ -61,25 +70,69 @@ class Daemon:
         self.scheduler = BackgroundScheduler(timezone=self.timezone, job_defaults={
             "max_instances": 1, "coalesce": True, "misfire_grace_time": cfg.misfire_grace_time})
         self.scheduler.add_listener(self._job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        self.owner = make_owner()
+        self.lease = dt.timedelta(seconds=cfg.leader_lease_seconds)
+        self.leading = False
+        self._leader_seen: str | None = None
+
+    # -- leadership ---------------------------------------------------------------------------
+
+    def campaign(self, store: Store, now: dt.datetime) -> bool:
+        """Hold the leader's lease, or take it when it is free, has run out, or its holder's process on
+        this machine is gone. Becoming leader adds the jobs; losing the lease removes them. Whether this
+        daemon leads."""
+        holder = store.hold_role(SCHEDULE_LEADER, self.owner, now, now + self.lease)
+        if holder != self.owner and owner_is_dead(holder):
+            holder = store.hold_role(SCHEDULE_LEADER, self.owner, now, now + self.lease, dead_holder=holder)
+        leading = holder == self.owner
+        if leading and not self.leading:
+            log.info("leading the schedule (lease %ss)", self.settings.schedule.leader_lease_seconds)
+            self.add_jobs(store)
+            self._log_jobs()
+        elif not leading and self.leading:
+            log.warning("%s took over the schedule: this daemon's jobs are removed", describe_owner(holder))
+            self.scheduler.remove_all_jobs()
+        elif not leading and holder != self._leader_seen:
+            log.info("%s leads the schedule; standing by to take over", describe_owner(holder))
+        self.leading, self._leader_seen = leading, holder
+        return leading
+
+    def resign(self, store: Store) -> None:
+        """Give up the lead at shutdown, so that another daemon takes over at its next try."""
+        if self.leading:
+            store.give_up_role(SCHEDULE_LEADER, self.owner)
+            self.leading = False
+
+    def _campaign_or_step_down(self, store: Store) -> None:
+        try:
+            self.campaign(store, self.clock())
+        except Exception as exc:  # the store is unreachable: another daemon may take over, so stop leading
+            log.error("cannot reach the store to hold the schedule's lead: %s", exc)
+            if self.leading:
+                self.scheduler.remove_all_jobs()
+                self.leading = False
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    def add_jobs(self) -> None:
+    def add_jobs(self, store: Store | None = None) -> None:
         """Add (or replace) one job per configured cron; safe to call again, e.g. after a restart."""
+        if store is None:
+            with Store.from_settings(self.settings) as opened:  # one store for every job's start-up check
+                self.add_jobs(opened)
+            return
         now = self.clock()
-        with Store.from_settings(self.settings) as store:  # one store for every job's start-up check
-            for job_id, trigger in self.triggers.items():
-                options: dict[str, Any] = {}
-                missed = self.catch_up_time(store, job_id, now)
-                if missed is not None:
-                    options["next_run_time"] = missed
-                    log.warning("job %s missed its run at %s (within misfire_grace_time); catching up once now",
-                                job_id, missed.isoformat())
-                self.scheduler.add_job(self.run_job, trigger, args=(job_id,), id=job_id, name=f"newsletter {job_id}",
-                                       replace_existing=True, max_instances=1, coalesce=True,
-                                       misfire_grace_time=self.settings.schedule.misfire_grace_time, **options)
-                if missed is None:
-                    self.recheck_unsettled_today(store, job_id, now)
+        for job_id, trigger in self.triggers.items():
+            options: dict[str, Any] = {}
+            missed = self.catch_up_time(store, job_id, now)
+            if missed is not None:
+                options["next_run_time"] = missed
+                log.warning("job %s missed its run at %s (within misfire_grace_time); catching up once now",
+                            job_id, missed.isoformat())
+            self.scheduler.add_job(self.run_job, trigger, args=(job_id,), id=job_id, name=f"newsletter {job_id}",
+                                   replace_existing=True, max_instances=1, coalesce=True,
+                                   misfire_grace_time=self.settings.schedule.misfire_grace_time, **options)
+            if missed is None:
+                self.recheck_unsettled_today(store, job_id, now)
 
     def catch_up_time(self, store: Store, job_id: str, now: dt.datetime) -> dt.datetime | None:
         """The earliest fire time missed within the grace time, unless that day's issue is settled."""
@@ -150,16 +203,21 @@ class Daemon:
 
     def run(self) -> int:
         """Run in the foreground until SIGTERM or SIGINT; returns the exit status (0)."""
-        with StopSignals() as stop:
-            self.add_jobs()
+        renew_every = self.lease.total_seconds() / 3
+        with StopSignals() as stop, Store.from_settings(self.settings) as store:
             self.scheduler.start()
-            for job in self.scheduler.get_jobs():
-                log.info("job %s: %s, next run %s", job.id, job.trigger,
-                         job.next_run_time.isoformat() if job.next_run_time else "never")
-            stop.wait()
+            self._campaign_or_step_down(store)
+            while stop.wait(renew_every) is None:
+                self._campaign_or_step_down(store)
             log.info("received %s: finishing the message in flight, then exiting", stop.name)
             self.shutdown()
+            self.resign(store)
         return 0
+
+    def _log_jobs(self) -> None:
+        for job in self.scheduler.get_jobs():
+            next_run = getattr(job, "next_run_time", None)  # unset until the scheduler has started
+            log.info("job %s: %s, next run %s", job.id, job.trigger, next_run.isoformat() if next_run else "never")
 
     def shutdown(self) -> None:
         self.publisher.stop()

@@ -38,9 +38,10 @@ class StopSignals:
         if self.raise_exit:
             raise SystemExit(0)
 
-    def wait(self) -> int:
-        """Block until a stop signal comes; its number."""
-        while self.received is None:
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Block until a stop signal comes (its number), or ``timeout`` seconds have passed (None)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.received is None and (deadline is None or time.monotonic() < deadline):
             time.sleep(POLL_SECONDS)
         return self.received
 

@@ -17,6 +17,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from newsletter.store.migrations import VERSION_TABLE
+
 # The delivery log of schema version 2: one row per (day, subscriber), no edition.
 _day_keyed = MetaData()
 Table(
@@ -47,11 +49,11 @@ Table(
 
 
 def back_to_day_keyed(conn: Connection) -> None:
-    """Schema version 2: the delivery log and notes keyed by day, subscribers without cadence, weekday or
+    """Revision 0002: the delivery log and notes keyed by day, subscribers without cadence, weekday or
     authors."""
     for table in ("deliveries", "editions", "edition_notes"):
         conn.exec_driver_sql(f"DROP TABLE {table}")
     for column in ("authors", "cadence", "weekday"):
         conn.exec_driver_sql(f"ALTER TABLE subscribers DROP COLUMN {column}")
     _day_keyed.create_all(conn)
-    conn.exec_driver_sql("UPDATE schema_version SET version = 2")
+    conn.exec_driver_sql(f"UPDATE {VERSION_TABLE} SET version_num = '0002'")

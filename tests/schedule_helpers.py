@@ -16,7 +16,8 @@ from newsletter.store import Store
 EXAMPLE_DIGEST = Path(__file__).resolve().parent.parent / "examples" / "digests" / "2026-11-20.md"
 
 
-def make_site(folder: Path, smtp_port: int, schedule: str = "", subscribers: int = 5, smtp: str = "") -> Settings:
+def make_site(folder: Path, smtp_port: int, schedule: str = "", subscribers: int = 5, smtp: str = "",
+              store_url: str = "sqlite:///var/test.db") -> Settings:
     """A config in ``folder`` sending to 127.0.0.1:``smtp_port``, with ``subscribers`` active readers;
     ``schedule`` and ``smtp`` are extra lines for those sections."""
     (folder / "digests").mkdir(parents=True, exist_ok=True)
@@ -29,7 +30,7 @@ lease_seconds = 30
 {smtp}
 [schedule]
 {schedule}
-""")
+""", store_url=store_url)
     settings = load_settings(path)
     with Store.from_settings(settings) as store:
         for i in range(subscribers):

@@ -7,12 +7,10 @@ through the real `newsletter send`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import uuid
@@ -42,8 +40,8 @@ DAY = dt.date(2025, 3, 4)
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Any:
-    with delivery_project(tmp_path, DAY) as opened:
+def project(tmp_path: Path, store_url: str) -> Any:
+    with delivery_project(tmp_path, DAY, store_url) as opened:
         yield opened
 
 
@@ -77,41 +75,42 @@ def test_happy_path_sends_each_once_records_the_reply_and_a_rerun_sends_nothing(
     assert handler.count() == 30
 
 
-def sent_in_log(database: Path) -> int:
-    with contextlib.closing(sqlite3.connect(database)) as conn:
-        return int(conn.execute("select count(*) from deliveries where state = 'sent'").fetchone()[0])
+def sent_in_log(store: Store) -> int:
+    """Rows marked sent as any other connection sees them: committed ones."""
+    return store.delivery_counts([DAY]).get(DAY, {}).get("sent", 0)
 
 
 @dataclasses.dataclass
 class LogWatcher(Recorder):
     """Notes, as each RCPT TO arrives, how many rows the log marks sent."""
 
-    database: Path = Path()
+    store: Store | None = None
     sent_at_rcpt: list[int] = dataclasses.field(default_factory=list)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
-        self.sent_at_rcpt.append(sent_in_log(self.database))
+        assert self.store is not None
+        self.sent_at_rcpt.append(sent_in_log(self.store))
         return await super().handle_RCPT(server, session, envelope, address, options)
 
 
-def test_each_accepted_message_is_recorded_before_the_next_goes_out(project: DeliveryProject, tmp_path: Path) -> None:
+def test_each_accepted_message_is_recorded_before_the_next_goes_out(project: DeliveryProject) -> None:
     """The exactly-once rule: the k messages accepted so far are marked sent before message k's
     content goes out. The mark is committed while the server reads MAIL FROM, so by RCPT TO."""
     add_subscribers(project.store, 12)
-    handler = LogWatcher(database=tmp_path / "test.db")
+    handler = LogWatcher(store=project.store)
     with smtp_server(handler) as server:
         assert send(project, server.port).report.sent == 12
     assert handler.sent_at_rcpt == list(range(12))
 
 
-def test_a_rate_limit_wait_comes_after_the_last_message_is_recorded(project: DeliveryProject, tmp_path: Path) -> None:
+def test_a_rate_limit_wait_comes_after_the_last_message_is_recorded(project: DeliveryProject) -> None:
     """A long wait must not leave an accepted message unrecorded: its lease would run out meanwhile,
     and another send could take it over and mail it again."""
     add_subscribers(project.store, 6)
     sent_at_wait: list[int] = []
     with smtp_server(Recorder()) as server:
         run = DeliveryRun(project.store, project.plan(DAY), smtp_settings(server.port, rate_limit=0.001), SENDER,
-                          sleep=lambda _seconds: sent_at_wait.append(sent_in_log(tmp_path / "test.db")))
+                          sleep=lambda _seconds: sent_at_wait.append(sent_in_log(project.store)))
         run.prepare()
         assert run.run().sent == 6
     assert sent_at_wait == [1, 2, 3, 4, 5]  # the first message needs no wait

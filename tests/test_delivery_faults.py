@@ -23,7 +23,6 @@ from sqlalchemy import select
 
 import smtp_helpers
 from helpers import run, write_config
-from legacy_schema import back_to_day_keyed
 from newsletter.clock import utc_now
 from newsletter.config import Settings, load_settings
 from newsletter.dispatch.delivery import (
@@ -41,7 +40,6 @@ from newsletter.models import Subscriber
 from newsletter.publish import Publisher
 from newsletter.schedule import Daemon
 from newsletter.store import Store
-from newsletter.store.migrations import CURRENT_VERSION
 from newsletter.store.schema import deliveries
 from schedule_helpers import make_site, write_digest
 from smtp_helpers import (
@@ -426,20 +424,3 @@ def test_a_send_that_cannot_reach_the_server_says_so_once(tmp_path: Path) -> Non
     assert result.output.count(f"could not connect to 127.0.0.1:{port}") == 1, result.output
     assert "in a row" not in result.output and "not accepted" not in result.output
     assert states(load_settings(config)) == {"pending": 6}
-
-
-def test_a_store_of_the_previous_version_gains_the_unknown_outcome_count(store_url: str) -> None:
-    url = store_url
-    with Store(url) as store, store.engine.begin() as conn:  # back to version 1, with a row in the log
-        back_to_day_keyed(conn)
-        conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN unknown_outcomes")
-        conn.exec_driver_sql("UPDATE schema_version SET version = 1")
-        conn.exec_driver_sql("INSERT INTO deliveries (date, subscriber_id, email, message_id, state, attempts, "
-                             "updated_at) VALUES ('2025-03-04', 1, 'a@example.com', '<m@x>', 'pending', 0, "
-                             "'2025-03-04 07:00:00')")
-    with Store(url) as store:
-        now = utc_now()
-        (claimed,) = store.claim_deliveries(TINY_DAY, "me", now, now + dt.timedelta(minutes=1), 5)
-        with store.engine.connect() as conn:
-            version = conn.exec_driver_sql("SELECT version FROM schema_version").scalar_one()
-    assert (claimed.email, claimed.unknown_outcomes, version) == ("a@example.com", 0, CURRENT_VERSION)

@@ -29,8 +29,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digests"
 DAY = "2026-11-19"
 
 
-def setup_project(folder: Path, port: int, subscribers: int, connections: int = 1) -> Path:
-    config = write_config(folder, digests=f'["{EXAMPLES / (DAY + ".md")}"]', extra=f"""
+def setup_project(folder: Path, store_url: str, port: int, subscribers: int, connections: int = 1) -> Path:
+    config = write_config(folder, digests=f'["{EXAMPLES / (DAY + ".md")}"]', store_url=store_url, extra=f"""
 [smtp]
 host = "127.0.0.1"
 port = {port}
@@ -57,13 +57,13 @@ def logged(config: Path) -> dict[str, tuple[str, str]]:
             select(deliveries).where(deliveries.c.date == dt.date.fromisoformat(DAY)))}
 
 
-def test_kill_9_mid_send_then_rerun_delivers_everyone_once(tmp_path: Path) -> None:
+def test_kill_9_mid_send_then_rerun_delivers_everyone_once(tmp_path: Path, store_url: str) -> None:
     total = 2000
     # The server queues message 1,000 but holds back its reply; the kill lands then, so the dead
     # send leaves it in flight: accepted by the server, still leased and unrecorded in the log.
     handler = Recorder(hold_at=total // 2)
     with smtp_server(handler) as server:
-        config = setup_project(tmp_path, server.port, total)
+        config = setup_project(tmp_path, store_url, server.port, total)
         proc = start_send(config, tmp_path, "killed")
         while not handler.held.wait(0.05):
             assert proc.poll() is None, (tmp_path / "killed.log").read_text()
@@ -100,11 +100,11 @@ def test_kill_9_mid_send_then_rerun_delivers_everyone_once(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("connections", [1, 2])
-def test_two_sends_at_once_never_mail_anyone_twice(tmp_path: Path, connections: int) -> None:
+def test_two_sends_at_once_never_mail_anyone_twice(tmp_path: Path, store_url: str, connections: int) -> None:
     total = 300
     handler = Recorder()
     with smtp_server(handler) as server:
-        config = setup_project(tmp_path, server.port, total, connections)
+        config = setup_project(tmp_path, store_url, server.port, total, connections)
         procs = [start_send(config, tmp_path, f"send{n}") for n in (1, 2)]
         for proc in procs:
             proc.wait(timeout=120)
@@ -117,11 +117,11 @@ def test_two_sends_at_once_never_mail_anyone_twice(tmp_path: Path, connections: 
           f"{outputs[1].strip().splitlines()[-1]}")
 
 
-def test_dry_run_records_nothing_then_send_and_status_report_failures(tmp_path: Path) -> None:
+def test_dry_run_records_nothing_then_send_and_status_report_failures(tmp_path: Path, store_url: str) -> None:
     handler = Recorder(rcpt_fault=lambda rcpt, _n: {"reader00001@example.com": "550 5.1.1 no such user",
                                                     "reader00002@example.com": "554 5.0.0 refused"}.get(rcpt))
     with smtp_server(handler) as server:
-        config = setup_project(tmp_path, server.port, 5)
+        config = setup_project(tmp_path, store_url, server.port, 5)
         assert run(config, "send", "--dry-run", "--date", DAY).exit_code == 0
         assert logged(config) == {} and handler.count() == 0
         sent = run(config, "send", "--date", DAY)
@@ -140,11 +140,11 @@ def test_dry_run_records_nothing_then_send_and_status_report_failures(tmp_path: 
     assert "2026-11-18  no issue: no digest for this day" in run(config, "status").output
 
 
-def test_send_json_prints_the_report_with_the_same_exit_codes(tmp_path: Path) -> None:
+def test_send_json_prints_the_report_with_the_same_exit_codes(tmp_path: Path, store_url: str) -> None:
     handler = Recorder(rcpt_fault=lambda rcpt, _n: {"reader00001@example.com": "550 5.1.1 no such user",
                                                     "reader00002@example.com": "554 5.0.0 refused"}.get(rcpt))
     with smtp_server(handler) as server:
-        config = setup_project(tmp_path, server.port, 5)
+        config = setup_project(tmp_path, store_url, server.port, 5)
         first = run(config, "send", "--date", DAY, "--json")
         again = run(config, "send", "--date", DAY, "--json")
     assert first.exit_code == 1  # a message failed

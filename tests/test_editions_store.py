@@ -9,7 +9,7 @@ from legacy_schema import back_to_day_keyed
 from newsletter import links
 from newsletter.clock import utc_now
 from newsletter.models import Edition, PlannedMessage, Subscriber
-from newsletter.store import Store
+from newsletter.store import Store, upgrade_schema
 
 DAY = dt.date(2026, 11, 19)
 
@@ -30,7 +30,8 @@ def test_the_upgrade_keeps_each_days_message_id_so_a_resend_is_the_same_message(
                 f"VALUES ('{DAY}', {ada.id}, 'ada@example.org', '{old_id}', 'sent', 1, '2026-11-19 07:00:00')")
             conn.exec_driver_sql("INSERT INTO day_notes (date, reason, recorded_at) "
                                  "VALUES ('2026-11-18', 'no digest', '2026-11-18 12:00:00')")
-    with Store(store_url) as store:  # upgrades
+    upgrade_schema(store_url)
+    with Store(store_url) as store:
         [stored] = store.subscribers()
         assert (stored.cadence, stored.weekday, stored.authors, stored.name) == ("daily", "mon", [], "Ada")
         daily = planned(stored, Edition.daily(DAY))

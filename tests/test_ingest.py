@@ -1,4 +1,5 @@
-"""Ingest into a real SQLite file, through the real CLI."""
+"""Ingest through the real CLI into a real SQLite file, and (where nothing reads the file directly) into a
+real PostgreSQL server too."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from cards_pages_2025 import cards_text, make_card
 from helpers import row, run, run_json, write_config, write_day
 from newsletter.config import load_settings
 from newsletter.store import Store
+from newsletter.store.schema import papers
 
 
 def stored(config: Path) -> Store:
@@ -30,11 +33,11 @@ def test_ingest_twice_changes_nothing(tmp_path, corpus_dir):
     assert sqlite3.connect(db).execute("select count(*), max(updated_at) from papers").fetchone() == before
 
 
-def test_corrected_file_updates_its_papers(tmp_path):
+def test_corrected_file_updates_its_papers(tmp_path, store_url):
     digests = tmp_path / "digests"
     path = write_day(digests, "day.md", "2026-01-05", [row("2601.00001", "One", "First text."),
                                                        row("2601.00002", "Two", "Second text.")])
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, store_url=store_url)
     assert run_json(config, "ingest")["papers"] == {"new": 2, "updated": 0, "unchanged": 0}
     path.write_text(path.read_text().replace("Second text.", "Second text, corrected."))
     assert run_json(config, "ingest")["papers"] == {"new": 0, "updated": 1, "unchanged": 1}
@@ -44,10 +47,10 @@ def test_corrected_file_updates_its_papers(tmp_path):
     assert [p.summary for p in day.papers] == ["First text.", "Second text, corrected."]
 
 
-def test_removed_row_leaves_the_day(tmp_path):
+def test_removed_row_leaves_the_day(tmp_path, store_url):
     digests = tmp_path / "digests"
     write_day(digests, "day.md", "2026-01-05", [row("2601.00001", "One", "x"), row("2601.00002", "Two", "y")])
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, store_url=store_url)
     run_json(config, "ingest")
     write_day(digests, "day.md", "2026-01-05", [row("2601.00002", "Two", "y")])
     run_json(config, "ingest")
@@ -55,12 +58,12 @@ def test_removed_row_leaves_the_day(tmp_path):
         assert [p.arxiv_id for p in store.get_day(dt.date(2026, 1, 5)).papers] == ["2601.00002"]  # type: ignore[union-attr]
 
 
-def test_paper_on_two_days_is_one_paper_with_two_appearances(tmp_path):
+def test_paper_on_two_days_is_one_paper_with_two_appearances(tmp_path, store_url):
     digests = tmp_path / "digests"
     write_day(digests, "a.md", "2026-01-05", [row("2601.00001", "Shared", "Early text.")])
     write_day(digests, "b.md", "2026-01-06", [row("2601.00001", "Shared", "Later text."),
                                               row("2601.00009", "Other", "z")])
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, store_url=store_url)
     assert run_json(config, "ingest")["papers"]["new"] == 2
     with stored(config) as store:
         assert store.appearances_of(["2601.00001"]) == {"2601.00001": [dt.date(2026, 1, 5), dt.date(2026, 1, 6)]}
@@ -68,12 +71,12 @@ def test_paper_on_two_days_is_one_paper_with_two_appearances(tmp_path):
     assert [d.date for d in days] == [dt.date(2026, 1, 6), dt.date(2026, 1, 5)]
     # The newest day's text stands on both days, whatever order the files were read in.
     assert {d.papers[0].summary for d in days} == {"Later text."}
-    db = sqlite3.connect(tmp_path / "var" / "test.db")
-    assert db.execute("select count(*) from papers").fetchone() == (2,)
+    with stored(config) as store, store.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(papers)).scalar_one() == 2
 
 
-def test_table_and_cards_for_one_day_add_up(tmp_path, seed_files):
-    config = write_config(tmp_path, digests="[]")
+def test_table_and_cards_for_one_day_add_up(tmp_path, store_url, seed_files):
+    config = write_config(tmp_path, digests="[]", store_url=store_url)
     table, cards = seed_files[0], seed_files[1]
     run_json(config, "ingest", str(table))
     run_json(config, "ingest", str(cards))
@@ -91,13 +94,14 @@ def test_table_and_cards_for_one_day_add_up(tmp_path, seed_files):
 
 
 @pytest.mark.parametrize("cards_first", [True, False], ids=["cards-first", "table-first"])
-def test_a_paper_in_a_table_and_on_a_card_keeps_the_tables_summary_and_the_cards_points(tmp_path, cards_first):
+def test_a_paper_in_a_table_and_on_a_card_keeps_the_tables_summary_and_the_cards_points(
+        tmp_path, store_url, cards_first):
     card = make_card(1)
     table = write_day(tmp_path / "digests", "table.md", "2030-04-02",
                       [row(card.arxiv_id, "Card Paper 1", "The table's *own* summary.")])
     cards = tmp_path / "digests" / "cards.txt"
     cards.write_text(cards_text("2030-04-02", [card]), encoding="utf-8")
-    config = write_config(tmp_path, digests="[]")
+    config = write_config(tmp_path, digests="[]", store_url=store_url)
     for path in ([cards, table] if cards_first else [table, cards]):
         run_json(config, "ingest", str(path))
     with stored(config) as store:
@@ -108,11 +112,11 @@ def test_a_paper_in_a_table_and_on_a_card_keeps_the_tables_summary_and_the_cards
     assert [p.text for p in paper.points] == card.points
 
 
-def test_bad_file_is_reported_after_the_good_ones_are_stored(tmp_path):
+def test_bad_file_is_reported_after_the_good_ones_are_stored(tmp_path, store_url):
     digests = tmp_path / "digests"
     write_day(digests, "good.md", "2026-01-05", [row("2601.00001", "One", "x")])
     (digests / "notes.txt").write_text("shopping list: milk, eggs\n")
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, store_url=store_url)
     result = run(config, "ingest", "--json")
     assert result.exit_code == 1
     assert "notes.txt" in result.stderr and "not a digest" in result.stderr
@@ -120,24 +124,24 @@ def test_bad_file_is_reported_after_the_good_ones_are_stored(tmp_path):
         assert store.dates() == [dt.date(2026, 1, 5)]
 
 
-def test_malformed_row_warns_with_file_and_line_and_keeps_the_rest(tmp_path):
+def test_malformed_row_warns_with_file_and_line_and_keeps_the_rest(tmp_path, store_url):
     digests = tmp_path / "digests"
     write_day(digests, "day.md", "2026-01-05", [
         row("2601.00001", "One", "x"),
         "| A title with no link | Someone | text |",
         row("2601.00003", "Three", "z"),
     ])
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, store_url=store_url)
     report = run_json(config, "ingest")
     assert report["papers"]["new"] == 2
     (warning,) = report["warnings"]
     assert warning["file"].endswith("day.md") and warning["line"] == 6 and warning["message"]
 
 
-def test_nothing_stored_earlier_is_lost_when_a_later_run_has_bad_input(tmp_path):
+def test_nothing_stored_earlier_is_lost_when_a_later_run_has_bad_input(tmp_path, store_url):
     digests = tmp_path / "digests"
     write_day(digests, "day.md", "2026-01-05", [row("2601.00001", "One", "x")])
-    config = write_config(tmp_path)
+    config = write_config(tmp_path, store_url=store_url)
     run_json(config, "ingest")
     (digests / "day.md").write_bytes(b"\x00\xff garbage")
     assert run(config, "ingest").exit_code == 1

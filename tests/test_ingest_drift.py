@@ -11,6 +11,9 @@ from cards_pages_2026 import make_card, page_html, page_text
 from helpers import run, run_json, write_config
 from newsletter.config import load_settings
 from newsletter.store import Store
+from newsletter.store.migrations import VERSION_TABLE
+from newsletter.store.migrations.versions.v0001_baseline import metadata as previous_release
+from newsletter.store.schema import metadata
 
 TIPS = ("Read paper 2 first.", "先读第二篇。")
 
@@ -79,14 +82,19 @@ def test_the_day_note_is_stored_per_file_and_read_with_the_day(tmp_path: Path) -
     assert day is not None and day.note == "Then paper 2."
 
 
-def test_a_store_made_before_notes_and_health_still_opens(tmp_path: Path) -> None:
+def test_a_store_made_before_notes_and_health_opens_once_upgraded(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     write_week(tmp_path / "digests")
     assert run(config, "ingest").exit_code == 0
     database = tmp_path / "var" / "test.db"
-    with sqlite3.connect(database) as conn:  # as a store of the release before had it
-        for table in ("source_notes", "source_health", "ingest_runs"):
+    with sqlite3.connect(database) as conn:  # as a store of a release before revisions had it
+        later = set(metadata.tables) - set(previous_release.tables)  # added by revisions since
+        for table in ("source_notes", "source_health", "ingest_runs", VERSION_TABLE, *later):
             conn.execute(f"DROP TABLE {table}")
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY)")
+        conn.execute("INSERT INTO schema_version VALUES (2)")
+    assert "run `newsletter db upgrade`" in run(config, "status").output
+    assert run(config, "db", "upgrade").exit_code == 0
     status = run(config, "status")
     assert status.exit_code == 0 and "nothing sent yet" in status.stdout
     report = run_json(config, "ingest")

@@ -39,3 +39,5 @@ def test_the_wheel_holds_every_module_and_template(tmp_path: Path) -> None:
     missing = source_files() - shipped
     assert not missing, f"not in the wheel (add them to [tool.setuptools] in pyproject.toml): {sorted(missing)}"
     assert "newsletter/templates/digest.html" in shipped and "newsletter/templates/web/site.css" in shipped
+    # Alembic finds the revisions and env.py as files beside the package, so they must ship as such.
+    assert {"newsletter/store/migrations/env.py", "newsletter/store/migrations/versions/v0001_baseline.py"} <= shipped

@@ -29,10 +29,10 @@ def today() -> dt.date:
     return dt.datetime.now(ZoneInfo(ZONE)).date()
 
 
-def test_publish_sends_today_once_and_a_rerun_sends_nothing(tmp_path: Path) -> None:
+def test_publish_sends_today_once_and_a_rerun_sends_nothing(tmp_path: Path, store_url: str) -> None:
     recorder = Recorder()
     with smtp_server(recorder) as server:
-        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n')
+        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n', store_url=store_url)
         write_digest(settings, today())
         first = run(settings.path, "publish")
         assert first.exit_code == 0, first.output
@@ -43,10 +43,10 @@ def test_publish_sends_today_once_and_a_rerun_sends_nothing(tmp_path: Path) -> N
     assert "5 sent by earlier runs" in second.output
 
 
-def test_publish_never_sends_an_older_day(tmp_path: Path) -> None:
+def test_publish_never_sends_an_older_day(tmp_path: Path, store_url: str) -> None:
     recorder = Recorder()
     with smtp_server(recorder) as server:
-        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\ndeadline = "23:59"\n')
+        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\ndeadline = "23:59"\n', store_url=store_url)
         write_digest(settings, today() - dt.timedelta(days=1))
         result = run(settings.path, "publish")
     assert recorder.count() == 0
@@ -61,10 +61,10 @@ def write_empty_digest(settings: Settings, date: dt.date) -> None:
         f"## Papers for {date}\n\n| Title | Authors | Summary |\n|-------|---------|---------|\n", encoding="utf-8")
 
 
-def test_an_empty_digest_sends_nothing_and_status_says_why(tmp_path: Path) -> None:
+def test_an_empty_digest_sends_nothing_and_status_says_why(tmp_path: Path, store_url: str) -> None:
     recorder = Recorder()
     with smtp_server(recorder) as server:
-        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n')
+        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n', store_url=store_url)
         date = today()
         write_empty_digest(settings, date)
         result = run(settings.path, "publish")
@@ -74,10 +74,10 @@ def test_an_empty_digest_sends_nothing_and_status_says_why(tmp_path: Path) -> No
     assert f"{date.isoformat()}  no issue: the digest lists no papers" in status.output
 
 
-def test_an_explicit_date_sends_a_day_noted_without_an_issue(tmp_path: Path) -> None:
+def test_an_explicit_date_sends_a_day_noted_without_an_issue(tmp_path: Path, store_url: str) -> None:
     recorder = Recorder()
     with smtp_server(recorder) as server:
-        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n')
+        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n', store_url=store_url)
         date = today()
         write_empty_digest(settings, date)
         assert run(settings.path, "publish").exit_code == 0  # empty: noted "no issue"
@@ -113,7 +113,7 @@ def test_an_unexpected_database_error_exits_1_with_a_message(tmp_path: Path) -> 
     assert recorder.count() == 0
 
 
-def test_two_publishes_at_once_mail_each_subscriber_once(tmp_path: Path) -> None:
+def test_two_publishes_at_once_mail_each_subscriber_once(tmp_path: Path, store_url: str) -> None:
     recorder = Recorder()
 
     async def slow_data(server: Any, session: Any, envelope: Any) -> str:
@@ -122,7 +122,7 @@ def test_two_publishes_at_once_mail_each_subscriber_once(tmp_path: Path) -> None
 
     recorder.handle_DATA = slow_data  # type: ignore[method-assign]
     with smtp_server(recorder) as server:
-        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n', subscribers=40)
+        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n', subscribers=40, store_url=store_url)
         write_digest(settings, today())
         processes = [newsletter_process(settings, "publish") for _ in range(2)]
         outputs = [p.communicate(timeout=120) for p in processes]
@@ -130,7 +130,7 @@ def test_two_publishes_at_once_mail_each_subscriber_once(tmp_path: Path) -> None
     assert sorted(recorder.per_recipient().values()) == [1] * 40
 
 
-def test_sigterm_finishes_the_message_in_flight_and_exits_0(tmp_path: Path) -> None:
+def test_sigterm_finishes_the_message_in_flight_and_exits_0(tmp_path: Path, store_url: str) -> None:
     recorder = Recorder()
 
     async def slow_data(server: Any, session: Any, envelope: Any) -> str:
@@ -142,7 +142,8 @@ def test_sigterm_finishes_the_message_in_flight_and_exits_0(tmp_path: Path) -> N
         # The publish time passed a minute ago, so the daemon's start-up catch-up begins sending at once.
         local = dt.datetime.now(ZoneInfo(ZONE)) - dt.timedelta(minutes=1)
         cron = f"{local.minute} {local.hour} * * *"
-        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\npublish = "{cron}"\n', subscribers=30)
+        settings = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\npublish = "{cron}"\n', subscribers=30,
+                             store_url=store_url)
         write_digest(settings, local.date())
         daemon = newsletter_process(settings, "schedule")
         deadline = time.monotonic() + 60
@@ -163,7 +164,7 @@ def test_sigterm_finishes_the_message_in_flight_and_exits_0(tmp_path: Path) -> N
     assert "SIGTERM" in err and " INFO " in err
 
     with smtp_server(recorder) as server:
-        rest = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n', subscribers=0)
+        rest = make_site(tmp_path, server.port, f'timezone = "{ZONE}"\n', subscribers=0, store_url=store_url)
         result = run(rest.path, "publish", "--date", local.date().isoformat())
         assert result.exit_code == 0, result.output
     assert sorted(recorder.per_recipient().values()) == [1] * 30

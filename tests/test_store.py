@@ -14,6 +14,7 @@ from pathlib import Path
 from helpers import row, run, run_json, write_config, write_day
 from newsletter.config import load_settings
 from newsletter.store import Store
+from newsletter.store.migrations import VERSION_TABLE
 
 
 def newsletter_cli(config: Path, *args: str) -> subprocess.Popen[str]:
@@ -36,7 +37,7 @@ def test_ingests_at_once_into_a_new_store_all_succeed(tmp_path, corpus_dir):
     (stored,) = db.execute("select count(*) from papers").fetchone()
     assert stored > 2000
     assert sum(r["papers"]["new"] for r in reports) == stored
-    assert db.execute("select count(*) from schema_version").fetchone() == (1,)
+    assert db.execute(f"select count(*) from {VERSION_TABLE}").fetchone() == (1,)  # created once
 
 
 def test_opening_a_new_store_waits_for_another_writer(tmp_path):

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from newsletter.dispatch.transport import (
     ConnectError,
     ConnectionLost,
-    RateLimiter,
     Reply,
     SmtpReplyError,
     SmtpTransport,
@@ -224,13 +223,3 @@ def test_the_password_comes_only_from_the_named_variable(monkeypatch: pytest.Mon
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "pw")
     assert smtp_password(settings) == "pw"
     assert smtp_password(smtp_settings(25)) is None
-
-
-def test_rate_limiter_spaces_calls() -> None:
-    import time
-
-    limiter = RateLimiter(50.0)
-    start = time.monotonic()
-    for _ in range(11):
-        limiter.wait()
-    assert time.monotonic() - start >= 10 / 50 * 0.95

@@ -40,11 +40,11 @@ from typing import Literal
 from newsletter.clock import utc_now
 from newsletter.config import SmtpSettings
 from newsletter.dispatch.plan import Plan
+from newsletter.dispatch.relay_limits import RelayLimits
 from newsletter.dispatch.transport import (
     ConnectError,
     ConnectionLost,
     OutcomeUnknown,
-    RateLimiter,
     Reply,
     SmtpReplyError,
     SmtpStage,
@@ -344,14 +344,12 @@ class DeliveryRun:
         self.report = DeliveryReport(plan.date, planned=len(plan.messages))
         self._planned = {(m.edition.key, m.subscriber.id): m for m in plan.messages}
         self._lease = dt.timedelta(seconds=smtp.lease_seconds)
-        self._limiter = RateLimiter(smtp.rate_limit, sleep)
+        self._relay = RelayLimits(store, smtp, clock, sleep)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._run_attempts: dict[int, int] = {}
         self._excluded: set[int] = set()
         """Rows this run will not claim again: retries exhausted here, or not in this run's plan."""
-        self._refused_in_a_row = 0
-        """Refusals in a row that are about the server or the sender (see about_the_server)."""
         self._held = _HeldBounces(smtp.pause_after_failures)
         self._on_message: Callable[[MessageOutcome], None] = lambda _outcome: None
 
@@ -479,9 +477,13 @@ class DeliveryRun:
         return True
 
     def _deliver(self, transport: Transport, marks: _SentMarks, claimed: Claimed, message: bytes) -> None:
-        if self._limiter.interval:  # the wait may be long, and the accepted message's lease runs on
+        if self._relay.interval:  # the wait may be long, and the accepted message's lease runs on
             marks.commit()
-        self._limiter.wait()
+        paused_elsewhere = self._relay.before_send()
+        if paused_elsewhere is not None:
+            marks.commit()
+            self._pause(claimed, paused_elsewhere, record=False)
+            return
         try:
             reply = self._send(transport, marks, claimed, message)
         except SmtpReplyError as exc:
@@ -508,8 +510,8 @@ class DeliveryRun:
             return
         marks.add(claimed.id, str(reply), self.clock())
         self._settle_bounces(confirmed=True)  # the server delivers to others: those mailboxes are dead
+        self._relay.sent()
         with self._lock:
-            self._refused_in_a_row = 0
             self.report.sent += 1
             self._on_message("sent")
 
@@ -581,9 +583,7 @@ class DeliveryRun:
             self._on_message(outcome)
 
     def _count_in_a_row(self, text: str) -> None:
-        with self._lock:
-            self._refused_in_a_row += 1
-            in_a_row = self._refused_in_a_row
+        in_a_row = self._relay.refused()  # about the server or the sender (see about_the_server), by any send
         if in_a_row >= self.smtp.pause_after_failures:
             self._stop_with(DeliveryError(
                 f"sending paused: {in_a_row} messages in a row were not accepted (last: {text})",
@@ -615,16 +615,20 @@ class DeliveryRun:
             else:
                 self.store.mark_unsent(claimed.id, self.owner, "retry", text, now, now)
 
-    def _pause(self, claimed: Claimed, error: DeliveryError) -> None:
+    def _pause(self, claimed: Claimed, error: DeliveryError, record: bool = True) -> None:
         # The message itself is not at fault: give it back untouched for the next run.
         self.store.release_deliveries(self.owner, self.clock(), ids=[claimed.id])
-        self._stop_with(error)
+        self._stop_with(error, record)
 
-    def _stop_with(self, error: DeliveryError) -> None:
+    def _stop_with(self, error: DeliveryError, record: bool = True) -> None:
+        """Pause this run; ``record``: and the other sends to this relay (not when they paused first)."""
         with self._lock:
-            if self.report.paused is None:
+            first = self.report.paused is None
+            if first:
                 self.report.paused = error
         self._stop.set()
+        if first and record:
+            self._relay.paused(error)
 
 
 def summary_line(report: DeliveryReport) -> str:

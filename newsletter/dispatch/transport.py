@@ -19,8 +19,6 @@ import os
 import re
 import smtplib
 import ssl
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -236,23 +234,3 @@ class SmtpTransport:
             conn.quit()
         except (smtplib.SMTPException, OSError):
             conn.close()
-
-
-class RateLimiter:
-    """Spaces calls to ``wait`` at least ``1 / rate`` seconds apart, across threads; rate 0 means no limit."""
-
-    def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
-        self._sleep = sleep
-        self._next = time.monotonic()
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        if slot > now:
-            self._sleep(slot - now)

@@ -19,16 +19,23 @@ from newsletter.config import Settings
 from newsletter.errors import StoreError
 from newsletter.store.deliveries import DeliveryStore
 from newsletter.store.health import HealthStore
-from newsletter.store.migrations import migrate
+from newsletter.store.leadership import LeadershipStore
+from newsletter.store.limits import LimitStore
+from newsletter.store.migrations import SchemaState, check_schema, read_state, upgrade
 from newsletter.store.papers import IngestCounts, PaperStore, PrunedSource, SourceRecord
 from newsletter.store.subscribers import SubscriberStore
 
-__all__ = ["IngestCounts", "PrunedSource", "SourceRecord", "Store", "resolve_url"]
+__all__ = ["IngestCounts", "PrunedSource", "SchemaState", "SourceRecord", "Store", "resolve_url", "schema_state",
+           "shown_url", "upgrade_schema"]
 
 
 def resolve_url(url: str, base_dir: Path) -> str:
     """Make a relative SQLite path absolute against ``base_dir`` and create its folder."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except (ValueError, SQLAlchemyError) as exc:
+        raise StoreError(f"cannot use store URL {shown_url(url)}: {exc}",
+                         "check [store] url in the config (or NEWSLETTER_STORE_URL)") from exc
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return url
     path = Path(parsed.database)
@@ -77,21 +84,74 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Store(PaperStore, SubscriberStore, DeliveryStore, HealthStore):
+def shown_url(url: str) -> str:
+    """The URL as it may be printed or logged: any password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ValueError, SQLAlchemyError):
+        return "(an unreadable store URL)"  # it could hold a password in a shape make_url cannot find
+
+
+def _engine(url: str) -> Engine:
+    try:
+        engine = create_engine(url)
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
+        raise StoreError(f"cannot use store URL {shown_url(url)}: {_without_password(exc, url)}",
+                         "check [store] url in the config (or NEWSLETTER_STORE_URL)") from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _without_password(exc: BaseException, url: str) -> str:
+    """A driver's message with the URL's password, should the driver quote it, replaced by ***."""
+    said = str(getattr(exc, "orig", None) or exc)
+    try:
+        password = make_url(url).password
+    except (ValueError, SQLAlchemyError):
+        return said
+    return said.replace(str(password), "***") if password else said
+
+
+def _unreachable(exc: SQLAlchemyError, url: str) -> StoreError:
+    return StoreError(f"cannot open the store at {shown_url(url)}: {_without_password(exc, url)}",
+                      "check that the file or server is reachable and writable")
+
+
+def schema_state(url: str) -> SchemaState:
+    """Where the database's schema stands against this release's; changes nothing."""
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            return read_state(conn)
+    except SQLAlchemyError as exc:
+        raise _unreachable(exc, url) from exc
+    finally:
+        engine.dispose()
+
+
+def upgrade_schema(url: str) -> tuple[SchemaState, SchemaState]:
+    """Run the revisions the database lacks; returns its state before and after."""
+    engine = _engine(url)
+    try:
+        return upgrade(engine, shown_url(url))
+    except SQLAlchemyError as exc:
+        raise _unreachable(exc, url) from exc
+    finally:
+        engine.dispose()
+
+
+class Store(PaperStore, SubscriberStore, DeliveryStore, HealthStore, LeadershipStore, LimitStore):
     def __init__(self, url: str) -> None:
+        self.engine: Engine = _engine(url)
         try:
-            self.engine: Engine = create_engine(url)
-        except (SQLAlchemyError, ValueError, ImportError) as exc:
-            raise StoreError(f"cannot use store URL {url!r}: {exc}", "check [store] url in the config") from exc
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        try:
-            migrate(self.engine)
+            check_schema(self.engine, shown_url(url))
         except SQLAlchemyError as exc:
-            raise StoreError(
-                f"cannot open the store at {url}: {getattr(exc, 'orig', None) or exc}",
-                "check that the file or server is reachable and writable",
-            ) from exc
+            self.engine.dispose()
+            raise _unreachable(exc, url) from exc
+        except StoreError:
+            self.engine.dispose()
+            raise
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:

@@ -1,8 +1,8 @@
 """The database schema: every table, on one MetaData, in SQLAlchemy Core.
 
 Types are portable (JSON, Date, DateTime) so that a PostgreSQL URL works as well as SQLite.
-Add a table here and it is created on the next open; changing an existing table needs a step in
-``migrations.py``.
+This is the head of the schema: every change here needs a revision in ``migrations/versions/`` that
+brings existing databases to it (the module docstring of ``migrations`` says how).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -23,12 +24,6 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
-
-schema_version = Table(
-    "schema_version",
-    metadata,
-    Column("version", Integer, primary_key=True),
-)
 
 papers = Table(
     "papers",
@@ -200,4 +195,27 @@ status_changes = Table(
     metadata,
     Column("subscriber_id", Integer, primary_key=True),
     Column("count", Integer, nullable=False),
+)
+
+# Roles one process at a time may hold, such as the scheduler's leader among daemons sharing this store
+# (store/leadership.py): the holder renews its lease; another takes the role once the lease has run out.
+leader_leases = Table(
+    "leader_leases",
+    metadata,
+    Column("role", String(64), primary_key=True),
+    Column("owner", String(255), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+)
+
+# What every send to one relay (host:port) shares, whichever machine it runs on (store/limits.py): the
+# next send slot of the rate limit (seconds since the epoch), refusals in a row, and the last pause.
+relay_limits = Table(
+    "relay_limits",
+    metadata,
+    Column("relay", String(300), primary_key=True),
+    Column("next_slot_at", Float, nullable=False),
+    Column("refused_in_a_row", Integer, nullable=False),
+    Column("paused_at", DateTime(timezone=True)),
+    Column("pause_reason", Text),
 )

@@ -1,0 +1,118 @@
+"""Several `newsletter schedule` daemons on one store: one leader publishes, the others take over when it dies.
+
+The end-to-end case runs two real daemons publishing every minute against a real aiosmtpd server, on a real
+SQLite file and a real PostgreSQL server, and waits for real cron minutes (up to ~2.5 min per store).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import run
+from newsletter.clock import utc_now
+from newsletter.config import Settings
+from newsletter.dispatch.delivery import Owner
+from newsletter.schedule import Daemon
+from newsletter.store import Store
+from newsletter.store.leadership import SCHEDULE_LEADER
+from schedule_helpers import make_site, newsletter_process, write_digest
+from smtp_helpers import Recorder, free_port, smtp_server
+
+LEASE = 6
+
+
+def leader_pid(settings: Settings) -> int | None:
+    with Store.from_settings(settings) as store:
+        held = store.role_holder(SCHEDULE_LEADER)
+    owner = Owner.parse(held[0]) if held else None
+    return owner.pid if owner else None
+
+
+def wait_for(condition: object, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.2)
+
+
+def stop(daemon: subprocess.Popen[str]) -> str:
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+    _out, err = daemon.communicate(timeout=30)
+    return err
+
+
+@pytest.mark.slow
+def test_one_leader_publishes_and_another_takes_over_when_it_is_killed(tmp_path: Path, store_url: str) -> None:
+    recorder = Recorder()
+    with smtp_server(recorder) as server:
+        settings = make_site(tmp_path, server.port, f'timezone = "UTC"\npublish = "* * * * *"\n'
+                                                    f"leader_lease_seconds = {LEASE}\n", subscribers=4,
+                             store_url=store_url)
+        write_digest(settings, utc_now().date())
+        write_digest(settings, utc_now().date() + dt.timedelta(days=1))  # should the run cross midnight
+        daemons = [newsletter_process(settings, "schedule") for _ in range(2)]
+        try:
+            wait_for(lambda: recorder.count() >= 4, 90)
+            first = leader_pid(settings)
+            assert first in [d.pid for d in daemons]
+            (leader,) = [d for d in daemons if d.pid == first]
+            (follower,) = [d for d in daemons if d.pid != first]
+            time.sleep(2)  # a second publish, if the follower made one, would show up here
+            assert sorted(recorder.per_recipient().values()) == [1] * 4
+
+            leader.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            assert run(settings.path, "subscribers", "add", "late@example.org").exit_code == 0
+            wait_for(lambda: leader_pid(settings) == follower.pid, 60)
+            took_over = time.monotonic() - killed_at
+            wait_for(lambda: recorder.count() >= 5, 75)  # the next minute's run
+        finally:
+            logs = {d.pid: stop(d) for d in daemons}
+
+    assert took_over < 60
+    assert recorder.per_recipient()["late@example.org"] == 1
+    assert sorted(recorder.per_recipient().values()) == [1] * 5
+    assert "job publish for" in logs[leader.pid]
+    before, _, after = logs[follower.pid].partition("leading the schedule")
+    assert "job publish for" not in before and "job publish for" in after
+    assert follower.returncode == 0
+
+
+def test_a_live_leader_keeps_the_role_and_a_lapsed_one_loses_it(tmp_path: Path, store_url: str) -> None:
+    settings = make_site(tmp_path, free_port(), 'publish = "0 7 * * *"\nleader_lease_seconds = 30\n', subscribers=0,
+                         store_url=store_url)
+    elsewhere = "otherhost/another-machine/4242/cafe"  # a daemon on another machine: its pid cannot be checked
+    now = utc_now()
+    with Store.from_settings(settings) as store:
+        store.hold_role(SCHEDULE_LEADER, elsewhere, now, now + dt.timedelta(seconds=30))
+        daemon = Daemon(settings)
+        while_held = daemon.campaign(store, now + dt.timedelta(seconds=29))
+        shown_while_held = run(settings.path, "status").stdout
+        lapsed = daemon.campaign(store, now + dt.timedelta(seconds=31))
+        renewed = store.role_holder(SCHEDULE_LEADER)
+        other_then = store.hold_role(SCHEDULE_LEADER, elsewhere, now + dt.timedelta(seconds=40),
+                                     now + dt.timedelta(seconds=70))
+        jobs_while_leading = sorted(job.id for job in daemon.scheduler.get_jobs())
+        daemon.resign(store)
+        after_resigning = store.role_holder(SCHEDULE_LEADER)
+        assert daemon.campaign(store, now + dt.timedelta(seconds=41))  # free again: taken at once
+        # This daemon stalls past its lease (until 71 s) and the other takes the role: its jobs go.
+        taken = store.hold_role(SCHEDULE_LEADER, elsewhere, now + dt.timedelta(seconds=72),
+                                now + dt.timedelta(seconds=102))
+        deposed = daemon.campaign(store, now + dt.timedelta(seconds=73))
+
+    assert (while_held, lapsed) == (False, True)
+    assert shown_while_held.startswith("schedule: led by otherhost, pid 4242, lease until ")
+    assert renewed is not None and Owner.parse(renewed[0]).pid == os.getpid()  # type: ignore[union-attr]
+    assert renewed[1] == now + dt.timedelta(seconds=31 + 30)
+    assert other_then != elsewhere  # still ours: renewed until 61 s
+    assert jobs_while_leading == ["publish"]
+    assert after_resigning is None
+    assert (taken, deposed, daemon.scheduler.get_jobs()) == (elsewhere, False, [])

@@ -878,6 +878,47 @@ def schedule(app: AppContext) -> None:
 
 
 @cli.command()
+@click.option("--exit-when-idle", is_flag=True, help="Exit once nothing is due instead of waiting for more.")
+@pass_app
+@handle_errors
+def worker(app: AppContext, exit_when_idle: bool) -> None:
+    """Deliver the due messages of every open edition until stopped; run one or many, on any machines.
+
+    A worker claims due deliveries of any planned edition in small leased batches (never two
+    workers the same message), builds each message from its rendition stored in the database when
+    the edition was planned (by `newsletter send`, `publish` or the daemon), sends it over [smtp]
+    (on smtp.connections connections, within the rate limit and pauses every sender to the relay
+    shares) and marks it sent after the server's 250. Refusals are handled as by `newsletter send`.
+    A killed worker's messages are taken over when its lease runs out (at once by a worker on the
+    same machine). SIGTERM or SIGINT finishes the message in flight and exits 0. Its memory does not
+    grow with the number of subscribers.
+
+    With --exit-when-idle, exits once a pass finds nothing to send: 0 when everything went out, 1
+    when messages failed, were left for later or the sending paused.
+
+    Examples: newsletter worker; newsletter worker --exit-when-idle
+    """
+    from newsletter.dispatch.delivery import summary_line
+    from newsletter.dispatch.worker import Worker
+    from newsletter.logs import configure_logging
+    from newsletter.schedule import run_in_foreground_thread
+    from newsletter.store import Store
+
+    settings = app.settings
+    configure_logging(settings.schedule.log_level)
+    with Store.from_settings(settings) as store:
+        sender = Worker(settings, store, exit_when_idle=exit_when_idle)
+        report = run_in_foreground_thread(sender, sender.run)
+    click.echo(summary_line(report))
+    for email, reply in report.problems[:20]:
+        click.echo(f"  {email}: {reply}", err=True)
+    if report.paused is not None:
+        raise report.paused
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
 @click.option("--date", "date", callback=parse_date, metavar="YYYY-MM-DD",
               help="Issue date. Default: today in [schedule] timezone. Given explicitly, it also sends a "
                    "day noted as having no issue.")

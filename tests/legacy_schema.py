@@ -51,7 +51,7 @@ Table(
 def back_to_day_keyed(conn: Connection) -> None:
     """Revision 0002: the delivery log and notes keyed by day, subscribers without cadence, weekday or
     authors."""
-    for table in ("deliveries", "editions", "edition_notes"):
+    for table in ("deliveries", "editions", "edition_notes", "renditions"):
         conn.exec_driver_sql(f"DROP TABLE {table}")
     for column in ("authors", "cadence", "weekday"):
         conn.exec_driver_sql(f"ALTER TABLE subscribers DROP COLUMN {column}")

@@ -542,9 +542,12 @@ def subscribers_export(app: AppContext, output: Path | None) -> None:
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dry-run folder. Default: [email] outbox.")
 @click.option("--json", "as_json", is_flag=True, help="Print the delivery report as JSON (not with --dry-run).")
+@click.option("--plan-only", is_flag=True,
+              help="Record the day's messages and renditions for `newsletter worker` processes; send nothing.")
 @pass_app
 @handle_errors
-def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | None, as_json: bool) -> None:
+def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | None, as_json: bool,
+         plan_only: bool) -> None:
     """Email every edition due on the day to every active subscriber, each filtered to their categories.
 
     The editions due on DATE: the daily edition for daily readers, a weekly edition for weekly
@@ -565,16 +568,20 @@ def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | No
     have an unknown outcome, another send's messages are past their lease, or the run paused;
     `newsletter status` shows where each day stands. With --json, prints the report (counts,
     problems, paused) as JSON on stdout, with the same exit codes.
+
+    With --plan-only, records the messages and each rendition in the store and stops: `newsletter
+    worker` processes, on any machines, deliver them (newsletter send --plan-only --date 2026-11-23).
     """
     if dry_run:
-        if as_json:
-            raise click.UsageError("--json reports a real send; a dry run writes OUTBOX/DATE/plan.json instead")
+        if as_json or plan_only:
+            raise click.UsageError("--json and --plan-only are for a real send; a dry run writes "
+                                   "OUTBOX/DATE/plan.json instead")
         send_dry_run(app.settings, date, outbox)
     else:
-        send_for_real(app.settings, date, as_json)
+        send_for_real(app.settings, date, as_json, plan_only)
 
 
-def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = False) -> None:
+def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = False, plan_only: bool = False) -> None:
     """Deliver over [smtp], recording each message in the delivery log; a rerun continues where one stopped."""
     from newsletter.dispatch.delivery import leases_statement, summary_line
     from newsletter.dispatch.send import DaySend
@@ -585,6 +592,10 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
         plan = day_send.plan
         echo_warnings(plan.warnings)
         due = day_send.prepare()
+        if plan_only:
+            click.echo(f"Planned {plan.date.isoformat()}: {len(plan.messages)} messages in {len(plan.renditions)} "
+                       f"renditions, {due} due; `newsletter worker` sends them.")
+            return
         if due == 0:
             report = day_send.report
             held = leases_statement(report)

@@ -4,12 +4,15 @@ the history a plan reads (days covered, alerts sent)."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+from helpers import run, write_config
 from legacy_schema import back_to_day_keyed
 from newsletter import links
 from newsletter.clock import utc_now
 from newsletter.models import Edition, PlannedMessage, Subscriber
-from newsletter.store import Store, upgrade_schema
+from newsletter.store import Store
+from newsletter.store.migrations import head
 
 DAY = dt.date(2026, 11, 19)
 
@@ -19,7 +22,8 @@ def planned(sub: Subscriber, edition: Edition, date: dt.date = DAY) -> PlannedMe
                           message_id=links.edition_message_id(edition, sub, "example.org"), edition=edition)
 
 
-def test_the_upgrade_keeps_each_days_message_id_so_a_resend_is_the_same_message(store_url: str) -> None:
+def test_the_upgrade_keeps_each_days_message_id_so_a_resend_is_the_same_message(tmp_path: Path,
+                                                                                 store_url: str) -> None:
     with Store(store_url) as store:
         ada = store.add_subscriber(Subscriber("ada@example.org", name="Ada"))
         old_id = links.message_id(DAY, ada, "example.org")
@@ -30,7 +34,8 @@ def test_the_upgrade_keeps_each_days_message_id_so_a_resend_is_the_same_message(
                 f"VALUES ('{DAY}', {ada.id}, 'ada@example.org', '{old_id}', 'sent', 1, '2026-11-19 07:00:00')")
             conn.exec_driver_sql("INSERT INTO day_notes (date, reason, recorded_at) "
                                  "VALUES ('2026-11-18', 'no digest', '2026-11-18 12:00:00')")
-    upgrade_schema(store_url)
+    upgraded = run(write_config(tmp_path, store_url=store_url), "db", "upgrade")
+    assert upgraded.exit_code == 0 and f"now at revision {head()}" in upgraded.output, upgraded.output
     with Store(store_url) as store:
         [stored] = store.subscribers()
         assert (stored.cadence, stored.weekday, stored.authors, stored.name) == ("daily", "mon", [], "Ada")

@@ -78,10 +78,11 @@ subscribers = Table(
     Column("categories", JSON, nullable=False),
     Column("keywords", JSON, nullable=False),
     Column("excluded", JSON, nullable=False),
-    Column("authors", JSON, nullable=False),
+    # Server defaults: what the rows before editions (revision 0003) got.
+    Column("authors", JSON, nullable=False, server_default="[]"),
     # daily | weekly; a weekly subscriber's edition goes out on ``weekday`` (mon ... sun).
-    Column("cadence", String(10), nullable=False),
-    Column("weekday", String(3), nullable=False),
+    Column("cadence", String(10), nullable=False, server_default="daily"),
+    Column("weekday", String(3), nullable=False, server_default="mon"),
     Column("status", String(20), nullable=False, index=True),
     Column("token", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),

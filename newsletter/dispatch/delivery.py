@@ -1,8 +1,11 @@
 """Deliver a day's plan exactly once per edition and subscriber, through crashes, reruns and a moody server.
 
-The delivery log (store/deliveries.py) holds one row per (edition, subscriber). A run:
+The delivery log (store/deliveries.py) holds one row per (edition, subscriber), each referencing its
+rendition's message template, stored once (``StoredMessages`` builds any row's message from these).
+A send of a day (``DeliveryRun``) and a sender worker (dispatch/worker.py, any day's rows) run the
+same loop (``DeliveryLoop``). A send:
 
-1. adds the rows the plan needs (idempotent);
+1. stores the plan's renditions and adds the rows the plan needs (idempotent);
 2. takes over every row whose lease ran out, whoever held it (a send killed in another pid
    namespace, on another host or before a reboot cannot be checked, only outlived), and at once
    the rows of a send that died on this machine (same boot and pid namespace, its pid is gone);

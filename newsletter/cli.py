@@ -925,7 +925,7 @@ def worker(app: AppContext, exit_when_idle: bool) -> None:
         click.echo(f"  {email}: {reply}", err=True)
     if report.paused is not None:
         raise report.paused
-    if not report.ok:
+    if exit_when_idle and not report.ok:  # stopped by a signal, a worker has done its job: exit 0
         sys.exit(1)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cards_pages_2026 import make_card, page_html, page_text
 from helpers import run, run_json, write_config
+from legacy_schema import back_to_day_keyed
 from newsletter.config import load_settings
 from newsletter.store import Store
 from newsletter.store.migrations import VERSION_TABLE
@@ -87,10 +88,12 @@ def test_a_store_made_before_notes_and_health_opens_once_upgraded(tmp_path: Path
     write_week(tmp_path / "digests")
     assert run(config, "ingest").exit_code == 0
     database = tmp_path / "var" / "test.db"
+    with Store.from_settings(load_settings(config)) as store, store.engine.begin() as editions:
+        back_to_day_keyed(editions)  # the tables revision 0003 changed, as they were before it
     with sqlite3.connect(database) as conn:  # as a store of a release before revisions had it
         later = set(metadata.tables) - set(previous_release.tables)  # added by revisions since
         for table in ("source_notes", "source_health", "ingest_runs", VERSION_TABLE, *later):
-            conn.execute(f"DROP TABLE {table}")
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
         conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY)")
         conn.execute("INSERT INTO schema_version VALUES (2)")
     assert "run `newsletter db upgrade`" in run(config, "status").output

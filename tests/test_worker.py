@@ -165,3 +165,21 @@ def test_a_stopped_worker_finishes_the_message_in_flight_and_exits_0(tmp_path: P
     assert worker.returncode == 0, err
     assert "sent 5" in out
     assert handler.count() == 5 and counts[dt.date.fromisoformat(DAY)] == {"sent": 5, "pending": 45}
+
+
+def test_a_replan_replaces_a_rendition_under_its_id_and_workers_claim_only_buildable_rows(
+        tmp_path: Path, store_url: str) -> None:
+    date = dt.date.fromisoformat(DAY)
+    with delivery_project(tmp_path, date, store_url) as project:
+        project.store.upsert_subscribers([Subscriber(email="ada@example.com"), Subscriber(email="bob@example.com")])
+        plan = project.plan(date)
+        now = dt.datetime(2026, 11, 19, 7, tzinfo=dt.UTC)
+        first = project.store.store_renditions(date, {"k": "old"}, now)
+        again = project.store.store_renditions(date, {"k": "new"}, now)
+        ada, bob = plan.messages
+        project.store.create_deliveries([ada], now, first)  # no rendition "k" in the plan: no id
+        project.store.create_deliveries([bob], now, {bob.rendition_key: first["k"]})
+        claimed = project.store.claim_deliveries(None, "me", now, now + dt.timedelta(minutes=1), 10)
+        stored = project.store.rendition_template(first["k"])
+    assert first == again and stored == "new"
+    assert [(c.email, c.rendition_id) for c in claimed] == [("bob@example.com", first["k"])]

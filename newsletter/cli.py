@@ -662,9 +662,12 @@ def subscribers_export(app: AppContext, output: Path | None) -> None:
 @click.option("--outbox", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dry-run folder. Default: [email] outbox.")
 @click.option("--json", "as_json", is_flag=True, help="Print the delivery report as JSON (not with --dry-run).")
+@click.option("--plan-only", is_flag=True,
+              help="Record the day's messages and renditions for `newsletter worker` processes; send nothing.")
 @pass_app
 @handle_errors
-def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | None, as_json: bool) -> None:
+def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | None, as_json: bool,
+         plan_only: bool) -> None:
     """Email every edition due on the day to every active subscriber, each filtered to their categories.
 
     The editions due on DATE: the daily edition for daily readers, a weekly edition for weekly
@@ -685,16 +688,20 @@ def send(app: AppContext, dry_run: bool, date: dt.date | None, outbox: Path | No
     have an unknown outcome, another send's messages are past their lease, or the run paused;
     `newsletter status` shows where each day stands. With --json, prints the report (counts,
     problems, paused) as JSON on stdout, with the same exit codes.
+
+    With --plan-only, records the messages and each rendition in the store and stops: `newsletter
+    worker` processes, on any machines, deliver them (newsletter send --plan-only --date 2026-11-23).
     """
     if dry_run:
-        if as_json:
-            raise click.UsageError("--json reports a real send; a dry run writes OUTBOX/DATE/plan.json instead")
+        if as_json or plan_only:
+            raise click.UsageError("--json and --plan-only are for a real send; a dry run writes "
+                                   "OUTBOX/DATE/plan.json instead")
         send_dry_run(app.settings, date, outbox)
     else:
-        send_for_real(app.settings, date, as_json)
+        send_for_real(app.settings, date, as_json, plan_only)
 
 
-def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = False) -> None:
+def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = False, plan_only: bool = False) -> None:
     """Deliver over [smtp], recording each message in the delivery log; a rerun continues where one stopped."""
     from newsletter.dispatch.delivery import leases_statement, summary_line
     from newsletter.dispatch.send import DaySend
@@ -705,6 +712,10 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
         plan = day_send.plan
         echo_warnings(plan.warnings)
         due = day_send.prepare()
+        if plan_only:
+            click.echo(f"Planned {plan.date.isoformat()}: {len(plan.messages)} messages in {len(plan.renditions)} "
+                       f"renditions, {due} due; `newsletter worker` sends them.")
+            return
         if due == 0:
             report = day_send.report
             held = leases_statement(report)
@@ -995,6 +1006,47 @@ def schedule(app: AppContext) -> None:
     settings = app.settings
     configure_logging(settings.schedule.log_level)
     sys.exit(Daemon(settings).run())
+
+
+@cli.command()
+@click.option("--exit-when-idle", is_flag=True, help="Exit once nothing is due instead of waiting for more.")
+@pass_app
+@handle_errors
+def worker(app: AppContext, exit_when_idle: bool) -> None:
+    """Deliver the due messages of every open edition until stopped; run one or many, on any machines.
+
+    A worker claims due deliveries of any planned edition in small leased batches (never two
+    workers the same message), builds each message from its rendition stored in the database when
+    the edition was planned (by `newsletter send`, `publish` or the daemon), sends it over [smtp]
+    (on smtp.connections connections, within the rate limit and pauses every sender to the relay
+    shares) and marks it sent after the server's 250. Refusals are handled as by `newsletter send`.
+    A killed worker's messages are taken over when its lease runs out (at once by a worker on the
+    same machine). SIGTERM or SIGINT finishes the message in flight and exits 0. Its memory does not
+    grow with the number of subscribers.
+
+    With --exit-when-idle, exits once a pass finds nothing to send: 0 when everything went out, 1
+    when messages failed, were left for later or the sending paused.
+
+    Examples: newsletter worker; newsletter worker --exit-when-idle
+    """
+    from newsletter.dispatch.delivery import summary_line
+    from newsletter.dispatch.worker import Worker
+    from newsletter.logs import configure_logging
+    from newsletter.schedule import run_in_foreground_thread
+    from newsletter.store import Store
+
+    settings = app.settings
+    configure_logging(settings.schedule.log_level)
+    with Store.from_settings(settings) as store:
+        sender = Worker(settings, store, exit_when_idle=exit_when_idle)
+        report = run_in_foreground_thread(sender, sender.run)
+    click.echo(summary_line(report))
+    for email, reply in report.problems[:20]:
+        click.echo(f"  {email}: {reply}", err=True)
+    if report.paused is not None:
+        raise report.paused
+    if exit_when_idle and not report.ok:  # stopped by a signal, a worker has done its job: exit 0
+        sys.exit(1)
 
 
 @cli.command()

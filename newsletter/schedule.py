@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -225,8 +225,13 @@ class Daemon:
         log.info("stopped")
 
 
-def run_in_foreground_thread(publisher: Publisher, target: Any) -> Any:
-    """Run ``target()`` in a worker thread; SIGTERM/SIGINT stop ``publisher`` and the result still comes back."""
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+def run_in_foreground_thread(publisher: Stoppable, target: Any) -> Any:
+    """Run ``target()`` in a worker thread; SIGTERM/SIGINT stop ``publisher`` (a Publisher, a sender
+    worker) and the result still comes back."""
     outcome: dict[str, Any] = {}
 
     def worker() -> None:

@@ -21,7 +21,7 @@ from newsletter.models import Subscriber
 from newsletter.store import Store, schema_state
 from newsletter.store.migrations import VERSION_TABLE, head
 from newsletter.store.migrations.versions.v0001_baseline import metadata as previous_release
-from newsletter.store.schema import deliveries, metadata, papers, subscribers
+from newsletter.store.schema import deliveries, metadata, papers
 
 NOW = dt.datetime(2026, 11, 20, 7, 0, tzinfo=dt.UTC)
 
@@ -47,11 +47,13 @@ def build_previous_release(url: str, version: int) -> None:
             conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": version})
             if version < 2:
                 conn.execute(text("ALTER TABLE deliveries DROP COLUMN unknown_outcomes"))
-            conn.execute(insert(papers).values(arxiv_id="2611.00001", content="{}", content_hash="h", title="Kept",
-                                               first_seen=NOW.date(), updated_at=NOW))
-            conn.execute(insert(subscribers).values(email="Ada@example.org", email_key="ada@example.org", name="Ada",
-                                                    categories=[], keywords=["diffusion"], excluded=[],
-                                                    status="active", token="t" * 32, created_at=NOW))
+            old = previous_release.tables
+            conn.execute(insert(old["papers"]).values(arxiv_id="2611.00001", content="{}", content_hash="h",
+                                                      title="Kept", first_seen=NOW.date(), updated_at=NOW))
+            conn.execute(insert(old["subscribers"]).values(email="Ada@example.org", email_key="ada@example.org",
+                                                           name="Ada", categories=[], keywords=["diffusion"],
+                                                           excluded=[], status="active", token="t" * 32,
+                                                           created_at=NOW))
             conn.execute(text("INSERT INTO deliveries (date, subscriber_id, email, message_id, state, attempts, "
                               "updated_at) VALUES (:d, 1, 'Ada@example.org', '<m@example.org>', 'sent', 1, :now)"),
                          {"d": NOW.date(), "now": NOW})

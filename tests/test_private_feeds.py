@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from feed_rules import ATOM, check_atom, check_rss
 from helpers import row, run, write_config, write_day
+from legacy_schema import back_before_stored_renditions
 from newsletter.config import load_settings
 from newsletter.feeds import OPML_PATH, feed_specs
 from newsletter.models import Day, Paper, Subscriber
@@ -245,6 +246,7 @@ def test_the_opml_lists_every_public_feed_and_the_index_links_it(site: Site) -> 
 def test_existing_subscribers_get_a_feed_token_when_the_store_is_upgraded(tmp_path: Path, store_url: str) -> None:
     with Store(store_url) as store, store.engine.begin() as conn:  # back to revision 0003, before feed tokens
         store.add_subscriber(Subscriber(email="old@example.org"))
+        back_before_stored_renditions(conn)
         conn.execute(text("DROP TABLE feed_tokens"))
         conn.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0003'"))
     upgraded = run(write_config(tmp_path, store_url=store_url), "db", "upgrade")

@@ -1,8 +1,11 @@
 """Deliver a day's plan exactly once per edition and subscriber, through crashes, reruns and a moody server.
 
-The delivery log (store/deliveries.py) holds one row per (edition, subscriber). A run:
+The delivery log (store/deliveries.py) holds one row per (edition, subscriber), each referencing its
+rendition's message template, stored once (``StoredMessages`` builds any row's message from these).
+A send of a day (``DeliveryRun``) and a sender worker (dispatch/worker.py, any day's rows) run the
+same loop (``DeliveryLoop``). A send:
 
-1. adds the rows the plan needs (idempotent);
+1. stores the plan's renditions and adds the rows the plan needs (idempotent);
 2. takes over every row whose lease ran out, whoever held it (a send killed in another pid
    namespace, on another host or before a reboot cannot be checked, only outlived), and at once
    the rows of a send that died on this machine (same boot and pid namespace, its pid is gone);
@@ -33,12 +36,14 @@ import secrets
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from newsletter.clock import utc_now
-from newsletter.config import SmtpSettings
+from newsletter.config import Settings, SmtpSettings
+from newsletter.dispatch import mail
 from newsletter.dispatch.plan import Plan
 from newsletter.dispatch.relay_limits import RelayLimits
 from newsletter.dispatch.transport import (
@@ -53,6 +58,7 @@ from newsletter.dispatch.transport import (
     smtp_password,
 )
 from newsletter.errors import DeliveryError
+from newsletter.models import Subscriber
 from newsletter.store import Store
 from newsletter.store.deliveries import Claimed, OpenWork
 
@@ -324,54 +330,103 @@ class _HeldBounces:
             return [c.id for c, _ in self._held]
 
 
-class DeliveryRun:
-    """One send of one day's plan. ``prepare()`` writes the rows and returns how many are due;
-    ``run()`` sends them and returns the report (``report.paused`` set when it had to stop)."""
+RENDITION_CACHE = 64
+"""Templates a sender keeps in memory (at most Gmail's clip size, 102 KB, each): an edition has a few
+hundred renditions at most, and a worker goes through the due rows in id order, which plans wrote
+one edition after another."""
 
-    def __init__(self, store: Store, plan: Plan, smtp: SmtpSettings, envelope_from: str,
+
+class StoredMessages:
+    """Builds any delivery's message from the database: its stored rendition (see store_renditions),
+    its subscriber as stored now, its Message-ID and followed-authors note. What `send` and `worker`
+    share, so that a message is the same whichever process sends it."""
+
+    def __init__(self, store: Store, settings: Settings, clock: Callable[[], dt.datetime] = utc_now) -> None:
+        self.store = store
+        self.settings = settings
+        self._date_header = mail.DateHeader(clock)
+        self._templates: OrderedDict[int, mail.MessageTemplate] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def seed(self, templates: dict[int, mail.MessageTemplate]) -> None:
+        """Templates the caller has already (a send's own plan), so that it need not read them back."""
+        with self._lock:
+            for rendition_id, template in list(templates.items())[-RENDITION_CACHE:]:
+                self._templates[rendition_id] = template
+
+    def subscribers(self, batch: Sequence[Claimed]) -> dict[int, Subscriber]:
+        return self.store.subscribers_by_id({c.subscriber_id for c in batch})
+
+    def build(self, claimed: Claimed, subscribers: dict[int, Subscriber]) -> bytes | str | None:
+        """The message; a reason to cancel the row when its subscriber left (unsubscribed, bounced,
+        removed) after it was planned; None when it has no stored rendition."""
+        if claimed.rendition_id is None:
+            return None
+        subscriber = subscribers.get(claimed.subscriber_id)
+        if subscriber is None or subscriber.status != "active":
+            state = "removed" if subscriber is None else subscriber.status
+            return f"the subscriber is {state} since the edition was planned"
+        template = self._template(claimed.rendition_id)
+        if template is None:
+            return None
+        return template.message_bytes(self.settings, subscriber, claimed.message_id, self._date_header(),
+                                      claimed.followed_note)
+
+    def _template(self, rendition_id: int) -> mail.MessageTemplate | None:
+        with self._lock:
+            template = self._templates.get(rendition_id)
+            if template is not None:
+                self._templates.move_to_end(rendition_id)
+                return template
+        stored = self.store.rendition_template(rendition_id)
+        if stored is None:
+            return None
+        template = mail.MessageTemplate.from_json(stored)
+        with self._lock:
+            self._templates[rendition_id] = template
+            while len(self._templates) > RENDITION_CACHE:
+                self._templates.popitem(last=False)
+        return template
+
+
+class DeliveryLoop:
+    """Claims due rows, sends each message and records its outcome, on ``smtp.connections``
+    connections: the one delivery loop, which a day's send (DeliveryRun) and a worker share.
+    ``day``: the rows of that day only; None: any day's rows with a stored rendition (a worker)."""
+
+    def __init__(self, store: Store, smtp: SmtpSettings, envelope_from: str, messages: StoredMessages,
+                 day: dt.date | None, report: DeliveryReport,
                  transport_factory: Callable[[], Transport] | None = None,
                  clock: Callable[[], dt.datetime] = utc_now, sleep: Callable[[float], None] = time.sleep) -> None:
         self.store = store
-        self.plan = plan
         self.smtp = smtp
         self.envelope_from = envelope_from
+        self.messages = messages
+        self.day = day
         if transport_factory is None:
             password = smtp_password(smtp)
             transport_factory = lambda: SmtpTransport(smtp, password)  # noqa: E731
         self.transport_factory = transport_factory
         self.clock = clock
         self.owner = make_owner()
-        self.report = DeliveryReport(plan.date, planned=len(plan.messages))
-        self._planned = {(m.edition.key, m.subscriber.id): m for m in plan.messages}
+        self.report = report
         self._lease = dt.timedelta(seconds=smtp.lease_seconds)
         self._relay = RelayLimits(store, smtp, clock, sleep)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._run_attempts: dict[int, int] = {}
         self._excluded: set[int] = set()
-        """Rows this run will not claim again: retries exhausted here, or not in this run's plan."""
+        """Rows this run will not claim again: retries exhausted here, or not buildable by this run."""
         self._held = _HeldBounces(smtp.pause_after_failures)
         self._on_message: Callable[[MessageOutcome], None] = lambda _outcome: None
 
-    def prepare(self) -> int:
-        date, now = self.plan.date, self.clock()
-        self.store.create_deliveries(self.plan.messages, now)
-        # Release before cancelling: a dead send's row is "sending", which cancelling skips, so a
-        # reader who left the plan since the crash would otherwise come back as a pending row that
-        # no run sends and no run cancels. Expired leases go back whoever held them, also when
-        # nothing else is due.
-        self.store.release_expired(date, now)
-        for owner in self.store.lease_owners(date):
+    def take_over_dead(self, now: dt.datetime) -> None:
+        """Give back the rows whose lease ran out, whoever held them, and at once those of a send that
+        died on this machine."""
+        self.store.release_expired(self.day, now)
+        for owner in self.store.lease_owners(self.day):
             if owner_is_dead(owner):
-                self.store.release_deliveries(owner, now, date=date)
-        in_plan = {(key, sid) for key, sid in self._planned if sid is not None}
-        self.report.cancelled = self.store.cancel_deliveries(
-            date, in_plan, "not in the day's plan any more (unsubscribed, bounced or nothing selected)", now)
-        counts = self.store.delivery_counts([date]).get(date, {})
-        self.report.already_sent = counts.get("sent", 0)
-        self.report.due = counts.get("pending", 0) + counts.get("retry", 0)
-        self.report.note_leases(self.store.open_work(date, self.owner, now=now))
-        return self.report.due
+                self.store.release_deliveries(owner, now, date=self.day)
 
     def run(self, on_message: Callable[[MessageOutcome], None] | None = None) -> DeliveryReport:
         """Send until nothing is due. ``on_message(outcome)`` is called once per message this run
@@ -408,10 +463,10 @@ class DeliveryRun:
             # Held unknown-user replies stand when the run went through; after a pause or a stop
             # they are asked again by the next run rather than bouncing anyone on doubtful grounds.
             self._settle_bounces(confirmed=not self._stop.is_set() and not errors)
-            self.store.release_deliveries(self.owner, self.clock(), date=self.plan.date)
+            self.store.release_deliveries(self.owner, self.clock(), date=self.day)
         if errors:
             raise errors[0]
-        self.report.note_leases(self.store.open_work(self.plan.date, self.owner, now=self.clock()))
+        self.report.note_leases(self.store.open_work(self.day, self.owner, now=self.clock()))
         return self.report
 
     def stop(self) -> None:
@@ -425,6 +480,7 @@ class DeliveryRun:
         transport = self.transport_factory()
         marks = _SentMarks(self.store)
         batch: list[Claimed] = []
+        subscribers: dict[int, Subscriber] = {}
         lease_until = self.clock()
         try:
             while not self._stop.is_set():
@@ -434,10 +490,11 @@ class DeliveryRun:
                     lease_until = now + self._lease
                     with self._lock:
                         excluded = set(self._excluded)
-                    batch = self.store.claim_deliveries(self.plan.date, self.owner, now, lease_until,
+                    batch = self.store.claim_deliveries(self.day, self.owner, now, lease_until,
                                                         CLAIM_BATCH, excluded)
                     if not batch and not self._wait_for_retries():
                         return
+                    subscribers = self.messages.subscribers(batch)
                     continue
                 now = self.clock()
                 if lease_until - now < self._lease / 2:  # renew before a slow server lets it lapse
@@ -449,28 +506,35 @@ class DeliveryRun:
                 claimed = batch.pop(0)
                 # Built here, not ahead on another thread: a message takes a tenth of a millisecond to
                 # build, less than handing it between threads cost (bench/send.py measured both).
-                message = self._build(claimed)
-                if message is None:  # added by a concurrent send whose plan differs from ours; it sends it
+                message = self._build(claimed, subscribers)
+                if isinstance(message, str):
+                    self._cancel(claimed, message)
+                elif message is None:  # planned before renditions were stored, by a plan not ours
                     with self._lock:
                         self._excluded.add(claimed.id)
                     self.store.release_deliveries(self.owner, self.clock(), ids=[claimed.id])
-                    continue
-                self._deliver(transport, marks, claimed, message)
+                else:
+                    self._deliver(transport, marks, claimed, message)
         finally:
             marks.close()
             if batch:
                 self.store.release_deliveries(self.owner, self.clock(), ids=[c.id for c in batch])
             transport.close()
 
-    def _build(self, claimed: Claimed) -> bytes | None:
-        planned = self._planned.get((claimed.edition, claimed.subscriber_id))
-        return None if planned is None else self.plan.message_bytes(planned)
+    def _build(self, claimed: Claimed, subscribers: dict[int, Subscriber]) -> bytes | str | None:
+        return self.messages.build(claimed, subscribers)
+
+    def _cancel(self, claimed: Claimed, reason: str) -> None:
+        if self.store.cancel_claimed(claimed.id, self.owner, reason, self.clock()):
+            with self._lock:
+                self.report.cancelled += 1
+                self._excluded.add(claimed.id)
 
     def _wait_for_retries(self) -> bool:
         """Sleep until the earliest retry this run may still make; False when there is none."""
         with self._lock:
             excluded = set(self._excluded)
-        next_retry = self.store.open_work(self.plan.date, self.owner, excluded).next_retry_at
+        next_retry = self.store.open_work(self.day, self.owner, excluded).next_retry_at
         if next_retry is None:
             return False
         self._stop.wait(max(0.0, (next_retry - self.clock()).total_seconds()))
@@ -629,6 +693,48 @@ class DeliveryRun:
         self._stop.set()
         if first and record:
             self._relay.paused(error)
+
+
+
+class DeliveryRun(DeliveryLoop):
+    """One send of one day's plan. ``prepare()`` stores its renditions, writes the rows and returns how
+    many are due; ``run()`` sends them and returns the report (``report.paused`` set when it had to stop)."""
+
+    def __init__(self, store: Store, plan: Plan, smtp: SmtpSettings, envelope_from: str,
+                 transport_factory: Callable[[], Transport] | None = None,
+                 clock: Callable[[], dt.datetime] = utc_now, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(store, smtp, envelope_from, StoredMessages(store, plan.settings, clock), plan.date,
+                         DeliveryReport(plan.date, planned=len(plan.messages)), transport_factory, clock, sleep)
+        self.plan = plan
+        self._planned = {(m.edition.key, m.subscriber.id): m for m in plan.messages}
+
+    def prepare(self) -> int:
+        date, now = self.plan.date, self.clock()
+        renditions = self.plan.renditions
+        ids = self.store.store_renditions(date, {key: r.template.to_json() for key, r in renditions.items()}, now)
+        self.messages.seed({ids[key]: r.template for key, r in renditions.items()})
+        self.store.create_deliveries(self.plan.messages, now, ids,
+                                     lambda m: renditions[m.rendition_key].followed_note(m.followed))
+        # Release before cancelling: a dead send's row is "sending", which cancelling skips, so a
+        # reader who left the plan since the crash would otherwise come back as a pending row that
+        # no run sends and no run cancels. Expired leases go back whoever held them, also when
+        # nothing else is due.
+        self.take_over_dead(now)
+        in_plan = {(key, sid) for key, sid in self._planned if sid is not None}
+        self.report.cancelled = self.store.cancel_deliveries(
+            date, in_plan, "not in the day's plan any more (unsubscribed, bounced or nothing selected)", now)
+        counts = self.store.delivery_counts([date]).get(date, {})
+        self.report.already_sent = counts.get("sent", 0)
+        self.report.due = counts.get("pending", 0) + counts.get("retry", 0)
+        self.report.note_leases(self.store.open_work(date, self.owner, now=now))
+        return self.report.due
+
+
+    def _build(self, claimed: Claimed, subscribers: dict[int, Subscriber]) -> bytes | str | None:
+        if claimed.rendition_id is None:  # a row from before renditions were stored: from the plan
+            planned = self._planned.get((claimed.edition, claimed.subscriber_id))
+            return None if planned is None else self.plan.message_bytes(planned)
+        return super()._build(claimed, subscribers)
 
 
 def summary_line(report: DeliveryReport) -> str:

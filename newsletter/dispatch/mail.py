@@ -15,10 +15,11 @@ import binascii
 import datetime as dt
 import hashlib
 import html
+import json
 import re
 import secrets
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email import policy
 from email.utils import format_datetime, make_msgid
@@ -152,6 +153,23 @@ def _segment(data: str) -> bytes:
     """An encoded piece that ends at a line boundary, so the next piece starts a fresh line."""
     encoded = qp(data)
     return encoded if not encoded or encoded.endswith(CRLF) else encoded + SOFT_BREAK
+
+
+class DateHeader:
+    """The Date header for messages built now: formatting a date costs more than the rest of a header
+    block, so it is done once per second."""
+
+    def __init__(self, clock: Callable[[], dt.datetime]) -> None:
+        self._clock = clock
+        self._second = -1
+        self._text = ""
+
+    def __call__(self) -> str:
+        now = self._clock()
+        second = int(now.timestamp())
+        if second != self._second:
+            self._second, self._text = second, format_datetime(now.replace(microsecond=0))
+        return self._text
 
 
 @dataclass(frozen=True)
@@ -305,6 +323,32 @@ class MessageTemplate:
             f"\r\n--{boundary}--\r\n".encode(),
         )
         return cls(b"".join(shared), unsubscribe_mailbox(settings), body, sum(len(s) for s in html_part.segments))
+
+    def to_json(self) -> str:
+        """What the store keeps (see from_json). The bytes are ASCII but for a header or an address
+        that went out as UTF-8, so latin-1 carries any byte through JSON unchanged."""
+        def part(p: EncodedPart) -> dict[str, list[str]]:
+            return {"segments": [s.decode("latin-1") for s in p.segments], "slots": list(p.slots)}
+
+        head, text_part, middle, html_part, tail = self.body
+        return json.dumps({
+            "headers": self.shared_headers.decode("latin-1"), "unsubscribe_mailbox": self.unsubscribe_mailbox,
+            "body": [head.decode("latin-1"), part(text_part), middle.decode("latin-1"), part(html_part),
+                     tail.decode("latin-1")],
+            "html_part_bytes": self.html_part_bytes,
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> MessageTemplate:
+        data = json.loads(text)
+
+        def part(p: dict[str, list[str]]) -> EncodedPart:
+            return EncodedPart(tuple(s.encode("latin-1") for s in p["segments"]), tuple(p["slots"]))
+
+        head, text_part, middle, html_part, tail = data["body"]
+        return cls(data["headers"].encode("latin-1"), data["unsubscribe_mailbox"],
+                   (head.encode("latin-1"), part(text_part), middle.encode("latin-1"), part(html_part),
+                    tail.encode("latin-1")), data["html_part_bytes"])
 
     def html_part_bytes_for(self, widest: Mapping[str, int]) -> int:
         """The encoded HTML part's size with the widest personal values (see ``widest_html_values``)."""

@@ -24,7 +24,6 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from email.utils import format_datetime
 
 from newsletter import links, render
 from newsletter.clock import Clock, utc_now
@@ -118,22 +117,16 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     clock: Clock = utc_now
     """Stamps each message's Date header when its bytes are produced."""
-    _date_second: int = field(default=-1, init=False, repr=False)
-    _date_text: str = field(default="", init=False, repr=False)
+    _date_header: mail.DateHeader = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._date_header = mail.DateHeader(self.clock)
 
     def message_bytes(self, planned: PlannedMessage) -> bytes:
         """The final message for one subscriber: RFC 5322, CRLF line ends, ready for SMTP."""
         rendition = self.renditions[planned.rendition_key]
         return rendition.template.message_bytes(self.settings, planned.subscriber, planned.message_id,
                                                 self._date_header(), rendition.followed_note(planned.followed))
-
-    def _date_header(self) -> str:
-        # Formatting a date costs more than the rest of a header block; do it once per second.
-        now = self.clock()
-        second = int(now.timestamp())
-        if second != self._date_second:
-            self._date_second, self._date_text = second, format_datetime(now.replace(microsecond=0))
-        return self._date_text
 
     def recipients_per_rendition(self) -> Counter[str]:
         """Rendition key -> how many planned messages use it."""

@@ -11,7 +11,7 @@ PostgreSQL skips rows another transaction has locked.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.clock import as_utc, utc_now
 from newsletter.models import DIGEST_KINDS, Edition, PlannedMessage
-from newsletter.store.schema import deliveries, edition_notes, editions
+from newsletter.store.schema import deliveries, edition_notes, editions, renditions
 
 DeliveryState = Literal["pending", "sending", "sent", "retry", "failed", "bounced", "cancelled", "unknown"]
 """pending and retry wait to be sent; sending is leased to one process; the rest are final for the day.
@@ -55,6 +55,9 @@ class Claimed:
     attempts: int
     unknown_outcomes: int = 0
     """Earlier attempts whose outcome is unknown (no reply after the message): one more copy at most."""
+    rendition_id: int | None = None
+    """The stored rendition its message is built from (None: planned before renditions were stored)."""
+    followed_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,17 +94,20 @@ _MARK_SENT = update(deliveries).where(deliveries.c.id == bindparam("delivery_id"
     lease_owner=None, lease_until=None, next_attempt_at=None, updated_at=bindparam("now"))
 
 
-def _claim(due: ColumnElement[bool]) -> Executable:
-    """Lease the first ``max_rows`` rows of ``day`` that ``due`` selects, skipping the ids in ``skip``."""
+def _claim(due: ColumnElement[bool], any_day: bool = False) -> Executable:
+    """Lease the first ``max_rows`` rows of ``day`` that ``due`` selects, skipping the ids in ``skip``.
+    ``any_day``: of every day instead, those whose message a worker can build (a stored rendition)."""
     c = deliveries.c
-    candidates = (select(c.id).where(c.date == bindparam("day"), due, c.id.not_in(bindparam("skip", expanding=True)))
+    scope = c.rendition_id.is_not(None) if any_day else c.date == bindparam("day")
+    candidates = (select(c.id).where(scope, due, c.id.not_in(bindparam("skip", expanding=True)))
                   .order_by(c.id).limit(bindparam("max_rows", type_=Integer))
                   # SQLite ignores FOR UPDATE (its write lock already serialises this statement).
                   .with_for_update(skip_locked=True))
     return (update(deliveries).where(c.id.in_(candidates.scalar_subquery()))
             .values(state="sending", lease_owner=bindparam("owner"), lease_until=bindparam("until"),
                     updated_at=bindparam("now"))
-            .returning(c.id, c.edition, c.subscriber_id, c.email, c.message_id, c.attempts, c.unknown_outcomes))
+            .returning(c.id, c.edition, c.subscriber_id, c.email, c.message_id, c.attempts, c.unknown_outcomes,
+                       c.rendition_id, c.followed_note))
 
 
 # One kind at a time: `state = X` walks the (date, state) index in id order, which an OR would not.
@@ -109,11 +115,10 @@ def _claim(due: ColumnElement[bool]) -> Executable:
 # batches and keep everyone else waiting.
 # Built once: a send claims every CLAIM_BATCH messages, and building these cost more than running them.
 _EXPIRED = and_(deliveries.c.state == "sending", deliveries.c.lease_until < bindparam("now"))
-_CLAIMS = (
-    _claim(deliveries.c.state == "pending"),
-    _claim(_EXPIRED),
-    _claim(and_(deliveries.c.state == "retry", deliveries.c.next_attempt_at <= bindparam("now"))),
-)
+_DUE = (deliveries.c.state == "pending", _EXPIRED,
+        and_(deliveries.c.state == "retry", deliveries.c.next_attempt_at <= bindparam("now")))
+_CLAIMS = tuple(_claim(due) for due in _DUE)
+_CLAIMS_ANY_DAY = tuple(_claim(due, any_day=True) for due in _DUE)
 
 
 class SentMarksConnection:
@@ -138,13 +143,38 @@ class SentMarksConnection:
 class DeliveryStore:
     engine: Engine
 
-    def create_deliveries(self, messages: Iterable[PlannedMessage], now: dt.datetime) -> int:
+    def store_renditions(self, date: dt.date, templates: Mapping[str, str], now: dt.datetime) -> dict[str, int]:
+        """Store the day's rendition templates (key -> MessageTemplate JSON), replacing those of an
+        earlier plan of the day under the same key; returns key -> id."""
+        if not templates:
+            return {}
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        r = renditions.c
+        stmt = dialect.insert(renditions)
+        stmt = stmt.on_conflict_do_update(index_elements=["date", "key"],
+                                          set_={"template": stmt.excluded.template, "updated_at": now})
+        with self.engine.begin() as conn:
+            conn.execute(stmt, [{"date": date, "key": key, "template": template, "updated_at": now}
+                                for key, template in templates.items()])
+            return {key: rid for key, rid in conn.execute(
+                select(r.key, r.id).where(r.date == date, r.key.in_(list(templates))))}
+
+    def rendition_template(self, rendition_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(renditions.c.template).where(renditions.c.id == rendition_id)).scalar()
+
+    def create_deliveries(self, messages: Iterable[PlannedMessage], now: dt.datetime,
+                          rendition_ids: Mapping[str, int] | None = None,
+                          followed_note: Callable[[PlannedMessage], str] | None = None) -> int:
         """Add a pending row per planned message unless its (edition, subscriber) has one, and the
-        editions they belong to; returns how many rows were added."""
+        editions they belong to; returns how many rows were added. ``rendition_ids`` (rendition key ->
+        stored id) and ``followed_note`` give each row what a worker needs to build its message."""
         messages = list(messages)
+        ids = rendition_ids or {}
         rows = [{
             "date": m.date, "edition": m.edition.key, "subscriber_id": m.subscriber.id, "email": m.subscriber.email,
             "message_id": m.message_id, "state": "pending", "attempts": 0, "updated_at": now,
+            "rendition_id": ids.get(m.rendition_key), "followed_note": followed_note(m) if followed_note else "",
         } for m in messages]
         if any(r["subscriber_id"] is None for r in rows):
             raise ValueError("planned messages must carry stored subscribers (with an id)")
@@ -218,13 +248,13 @@ class DeliveryStore:
                     found.setdefault(sid, set()).add(key.removeprefix("alert/"))
         return found
 
-    def claim_deliveries(self, date: dt.date, owner: str, now: dt.datetime, lease_until: dt.datetime, limit: int,
-                         exclude: Collection[int] = ()) -> list[Claimed]:
+    def claim_deliveries(self, date: dt.date | None, owner: str, now: dt.datetime, lease_until: dt.datetime,
+                         limit: int, exclude: Collection[int] = ()) -> list[Claimed]:
         """Lease up to ``limit`` due rows of the day to ``owner``, in this order: pending, expired leases,
-        retries that are due."""
+        retries that are due. ``date`` None: of any day, among the rows with a stored rendition (a worker)."""
         claimed: list[Claimed] = []
         excluded = list(exclude)
-        for stmt in _CLAIMS:
+        for stmt in _CLAIMS if date is not None else _CLAIMS_ANY_DAY:
             if len(claimed) >= limit:
                 break
             with self.engine.begin() as conn:
@@ -232,7 +262,7 @@ class DeliveryStore:
                                                   "max_rows": limit - len(claimed), "skip": excluded}),
                               key=lambda row: row.id)
                 claimed += [Claimed(r.id, r.edition, r.subscriber_id, r.email, r.message_id, r.attempts,
-                                    r.unknown_outcomes) for r in rows]
+                                    r.unknown_outcomes, r.rendition_id, r.followed_note) for r in rows]
         return claimed
 
     def renew_leases(self, owner: str, ids: Sequence[int], now: dt.datetime, lease_until: dt.datetime) -> set[int]:
@@ -283,6 +313,15 @@ class DeliveryStore:
                      lease_owner=None, lease_until=None, updated_at=now))
         return bool(result.rowcount)
 
+    def cancel_claimed(self, delivery_id: int, owner: str, reason: str, now: dt.datetime) -> bool:
+        """Cancel a row this owner holds whose subscriber is no longer active (or gone)."""
+        c = deliveries.c
+        with self.engine.begin() as conn:
+            result = conn.execute(update(deliveries).where(
+                c.id == delivery_id, c.lease_owner == owner, c.state == "sending",
+            ).values(state="cancelled", last_reply=reason, lease_owner=None, lease_until=None, updated_at=now))
+        return bool(result.rowcount)
+
     def release_deliveries(self, owner: str, now: dt.datetime, ids: Sequence[int] | None = None,
                            date: dt.date | None = None) -> int:
         """Give back rows leased to ``owner`` (all of them, or ``ids``) so that any send can take them at once."""
@@ -299,28 +338,34 @@ class DeliveryStore:
                                               next_attempt_at=now, updated_at=now))
         return int(result.rowcount)
 
-    def release_expired(self, date: dt.date, now: dt.datetime) -> int:
-        """Give back the day's rows whose lease ran out, whoever held them: a send killed in another
-        pid namespace, on another host or before a reboot cannot be checked, only outlived."""
+    def release_expired(self, date: dt.date | None, now: dt.datetime) -> int:
+        """Give back the day's rows (any day's when None) whose lease ran out, whoever held them: a send
+        killed in another pid namespace, on another host or before a reboot cannot be checked, only outlived."""
+        stmt = update(deliveries).where(_EXPIRED)
+        if date is not None:
+            stmt = stmt.where(deliveries.c.date == date)
         with self.engine.begin() as conn:
-            result = conn.execute(update(deliveries).where(deliveries.c.date == date, _EXPIRED).values(
+            result = conn.execute(stmt.values(
                 state=_release_state(), lease_owner=None, lease_until=None, next_attempt_at=now, updated_at=now,
             ), {"now": now})
         return int(result.rowcount)
 
-    def lease_owners(self, date: dt.date) -> list[str]:
-        """Owners holding rows of the day in state sending."""
+    def lease_owners(self, date: dt.date | None) -> list[str]:
+        """Owners holding rows of the day (of any day when None) in state sending."""
         c = deliveries.c
+        query = select(c.lease_owner).where(c.state == "sending").distinct()
+        if date is not None:
+            query = query.where(c.date == date)
         with self.engine.connect() as conn:
-            return list(conn.execute(
-                select(c.lease_owner).where(c.date == date, c.state == "sending").distinct()
-            ).scalars())
+            return list(conn.execute(query).scalars())
 
-    def open_work(self, date: dt.date, owner: str, exclude: Collection[int] = (),
+    def open_work(self, date: dt.date | None, owner: str, exclude: Collection[int] = (),
                   now: dt.datetime | None = None) -> OpenWork:
+        """What is left of the day (of any day, among rows a worker can build, when None)."""
         c = deliveries.c
         now = now or utc_now()
-        retry_query = select(func.min(c.next_attempt_at)).where(c.date == date, c.state == "retry")
+        scope = c.date == date if date is not None else c.rendition_id.is_not(None)
+        retry_query = select(func.min(c.next_attempt_at)).where(scope, c.state == "retry")
         if exclude:
             retry_query = retry_query.where(c.id.not_in(list(exclude)))
         with self.engine.connect() as conn:
@@ -328,7 +373,7 @@ class DeliveryStore:
             leased = conn.execute(
                 select(c.lease_owner, func.count(), func.max(c.lease_until),
                        func.sum(case((c.lease_until < now, 1), else_=0)))
-                .where(c.date == date, c.state == "sending", c.lease_owner != owner)
+                .where(scope, c.state == "sending", c.lease_owner != owner)
                 .group_by(c.lease_owner)
             ).all()
         until = max((as_utc(u) for _, _, u, _ in leased if u is not None), default=None)

@@ -100,6 +100,21 @@ editions = Table(
     Column("last_day", Date, nullable=False),
 )
 
+# A rendition's message template (dispatch/mail.py MessageTemplate, as JSON): the message's bytes
+# with the per-subscriber values left out, stored once when its edition is planned, so that any
+# worker can build any delivery's message from the database alone. Keyed by the plan's day and the
+# rendition's key; a replan of the day replaces the template and keeps the id.
+renditions = Table(
+    "renditions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("date", Date, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("template", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("date", "key", name="uq_renditions_date_key"),
+)
+
 # The delivery log: one row per (edition, subscriber); ``date`` is the day the send ran for, which
 # every edition planned on it is due on. State moves pending -> sending (leased to one
 # send process until lease_until) -> sent | retry (next_attempt_at) | failed | bounced | unknown, or
@@ -124,9 +139,15 @@ deliveries = Table(
     Column("last_reply", Text),
     Column("sent_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The message's rendition, and its one personal sentence besides the subscriber's own values (the
+    # followed authors' papers it marks). NULL for rows planned before renditions were stored.
+    Column("rendition_id", Integer),
+    Column("followed_note", Text, nullable=False, server_default=""),
     UniqueConstraint("edition", "subscriber_id", name="uq_deliveries_edition_subscriber"),
     Index("ix_deliveries_date_state", "date", "state"),
     Index("ix_deliveries_subscriber", "subscriber_id"),
+    # Workers claim by state across every open edition, in id order.
+    Index("ix_deliveries_state_id", "state", "id"),
 )
 
 # Why an edition did not go out (no digest, nothing selected, skipped on purpose), for `newsletter

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -263,6 +263,13 @@ class SubscriberStore:
             query = query.where(table.c.status == check_status(status))
         with self.engine.connect() as conn:
             return [_subscriber(row) for row in conn.execute(query)]
+
+    def subscribers_by_id(self, ids: Collection[int]) -> dict[int, Subscriber]:
+        """The subscribers with these ids that exist, whatever their status."""
+        if not ids:
+            return {}
+        with self.engine.connect() as conn:
+            return {row.id: _subscriber(row) for row in conn.execute(_SELECT.where(table.c.id.in_(list(ids))))}
 
     @staticmethod
     def _prepare_new(sub: Subscriber, now: dt.datetime | None) -> Subscriber:

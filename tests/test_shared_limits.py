@@ -1,4 +1,4 @@
-"""The rate limit and the pause hold across concurrent `newsletter send` processes (real processes, a real
+"""The rate limit and the pause hold across concurrent `newsletter send` and `newsletter worker` processes (real processes, a real
 aiosmtpd server, a real SQLite file and a real PostgreSQL server)."""
 
 from __future__ import annotations
@@ -149,3 +149,22 @@ def test_a_success_after_a_refusal_starts_the_count_again_between_looks(tmp_path
             limits.sent()
         in_a_row = limits.refused()
     assert in_a_row == 1
+
+
+def test_three_workers_share_one_rate_limit(tmp_path: Path, store_url: str) -> None:
+    handler = TimedRecorder()
+    with smtp_server(handler) as server:
+        config = site(tmp_path, store_url, server.port, 400, "rate_limit = 50\nconnections = 2")
+        command = [sys.executable, "-m", "newsletter", "--config", str(config)]
+        planned = subprocess.run([*command, "send", "--plan-only", "--date", DAY], capture_output=True, text=True,
+                                 check=False)
+        assert planned.returncode == 0, planned.stderr
+        workers = [subprocess.Popen([*command, "worker", "--exit-when-idle"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        results = [(*worker.communicate(timeout=300), worker.returncode) for worker in workers]
+
+    assert [code for _, _, code in results] == [0, 0, 0], [err for _, err, _ in results]
+    assert sorted(handler.per_recipient().values()) == [1] * 400
+    times = sorted(handler.times)
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert 40 <= rate <= 50 * 1.05, rate

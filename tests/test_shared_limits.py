@@ -1,5 +1,5 @@
-"""The rate limit and the pause hold across concurrent `newsletter send` and `newsletter worker` processes (real processes, a real
-aiosmtpd server, a real SQLite file and a real PostgreSQL server)."""
+"""The rate limit and the pause hold across concurrent `newsletter send` and `newsletter worker`
+processes (real processes, a real aiosmtpd server, a real SQLite file and a real PostgreSQL server)."""
 
 from __future__ import annotations
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import json
 import math
+import pkgutil
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from itertools import repeat
 from operator import mul
 from typing import Any
@@ -150,5 +150,9 @@ def _list(data: dict[str, Any], key: str) -> list[Any]:
 @cache
 def shipped_model() -> CategoryModel:
     """The model shipped with the package (read once per process, when a paper first needs it)."""
-    text = resources.files("newsletter").joinpath(MODEL_RESOURCE).read_text(encoding="utf-8")
-    return CategoryModel.from_json(json.loads(text))
+    # pkgutil, not importlib.resources: it reads the same package data without importing zipfile,
+    # tempfile and the compression modules, a tenth of `newsletter parse`'s imports.
+    data = pkgutil.get_data(__package__ or "newsletter", MODEL_RESOURCE)
+    if data is None:
+        raise FileNotFoundError(f"{MODEL_RESOURCE} is missing from the newsletter package")
+    return CategoryModel.from_json(json.loads(data))

@@ -95,11 +95,25 @@ class AppContext:
 
     @property
     def settings(self) -> Settings:
+        return self._load(check_addresses=True)
+
+    @property
+    def settings_or_defaults(self) -> Settings:
+        """The config when the file exists, else built-in defaults: for commands that can do without.
+        They read only digests and categories and send no mail, so the mail addresses go unchecked
+        (a command uses either this or ``settings``, never both)."""
+        from newsletter.config import Settings
+
+        if self.config_path.is_file():
+            return self._load(check_addresses=False)
+        return Settings(path=self.config_path.resolve())
+
+    def _load(self, check_addresses: bool) -> Settings:
         if self._settings is None:
             from newsletter.config import load_settings, placeholder_warnings
 
             try:
-                self._settings = load_settings(self.config_path)
+                self._settings = load_settings(self.config_path, check_addresses=check_addresses)
             except NewsletterError as exc:
                 raise to_click_error(exc) from exc
             echo_warnings(placeholder_warnings(self._settings))
@@ -109,15 +123,6 @@ class AppContext:
 
                 render.use_templates(self._settings.template_folder)
         return self._settings
-
-    @property
-    def settings_or_defaults(self) -> Settings:
-        """The config when the file exists, else built-in defaults (for commands that can do without)."""
-        from newsletter.config import Settings
-
-        if self.config_path.is_file():
-            return self.settings
-        return Settings(path=self.config_path.resolve())
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from cards_pages_2026 import make_card, page_html
 
-HEAVY = ("sqlalchemy", "flask", "waitress", "jinja2", "premailer", "feedgen", "lxml", "apscheduler",
-         "newsletter.store", "newsletter.web", "newsletter.render", "newsletter.dispatch", "newsletter.feeds")
+HEAVY = ("sqlalchemy", "flask", "waitress", "jinja2", "premailer", "feedgen", "lxml", "apscheduler", "email_validator",
+         "email", "hashlib", "importlib.resources", "newsletter.store", "newsletter.web", "newsletter.render",
+         "newsletter.dispatch", "newsletter.feeds")
 PROBE = """
 import atexit, json, sys
 atexit.register(lambda: sys.stderr.write("MODULES " + json.dumps(sorted(sys.modules)) + "\\n"))

@@ -37,6 +37,15 @@ def test_parse_imports_neither_store_nor_web_nor_email(tmp_path: Path) -> None:
     assert [m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY)] == []
 
 
+def test_parse_of_tables_leaves_the_cards_parsers_unimported(tmp_path: Path) -> None:
+    day = tmp_path / "day.md"
+    day.write_text("## Papers for 2031-07-01\n\n| Title | Authors | Summary |\n|---|---|---|\n"
+                   "| A paper (https://arxiv.org/abs/3107.00001) | Ada | About it. |\n", encoding="utf-8")
+    modules = loaded_modules("parse", "--json", str(day))
+    assert "newsletter.parsing.table" in modules
+    assert "newsletter.parsing.cards" not in modules and "newsletter.parsing.cards_html" not in modules
+
+
 def test_help_loads_no_config_or_metadata() -> None:
     modules = loaded_modules("--help")
     assert "newsletter.config" not in modules and "importlib.metadata" not in modules

@@ -11,20 +11,22 @@ feature, weighted ``(1 + ln count) * idf`` and scaled to unit length over the vo
 per category, whether it applies at all, and a category other than the primary is given when that
 probability reaches a threshold calibrated by cross-validation on the training part.
 
-Scoring is a few C-level passes (``map``/``filter``/``sum``) over a paper's terms. Word pairs were
-added when the labelled set grew to 1,996 papers: cross-validated on the training part they raised
-the primary share and every category's balance of precision and recall by about a point, and on the
-test part the primary share by two, for about twice the time classifying (see README: Categories).
+Scoring is a few C-level passes (``map``/``filter``/``zip``/``sum``) over a paper's terms. Word
+pairs were added when the labelled set grew to 1,996 papers: cross-validated on the training part
+they raised the primary share and every category's balance of precision and recall by about a
+point, and on the test part the primary share by two, for about twice the time classifying (see
+README: Categories).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import pkgutil
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from itertools import repeat
 from operator import mul
 from typing import Any
 
@@ -35,7 +37,7 @@ TOPIC_POINT = "topic and domain"
 
 
 class _SublinearTf(dict[int, float]):
-    """1 + ln count, by count: a dict lookup from C instead of a Python call per feature."""
+    """1 + ln count, by count: computed once per count."""
 
     def __missing__(self, count: int) -> float:
         value = self[count] = 1 + math.log(count)
@@ -45,31 +47,44 @@ class _SublinearTf(dict[int, float]):
 _TF = _SublinearTf()
 
 
-@dataclass(frozen=True)
-class Linear:
-    """One linear score per category. ``weights[i][f]`` is idf × coefficient of feature index f."""
+class _FeatureRows(dict[tuple[int, int], tuple[float, ...]]):
+    """What a feature seen ``count`` times adds to every score, by ``(feature, count)``: one term per
+    score (tf × idf × coefficient), then tf² × idf² for the length of the paper's vector.
 
-    intercepts: tuple[float, ...]
-    weights: tuple[list[float], ...]
+    Laid out by feature, a paper's scores are one lookup per distinct feature, one C-level
+    transposition (``zip``) and one ``sum`` per score, where a layout by score would need a pass over
+    the paper's features for each of the scores. Rows for count 1 are the weights themselves; the
+    others are made when first needed (a few thousand over a large corpus). The products and the
+    order of the sums are those of the formula, so the scores are the same floats either way.
+    """
 
-    def scores(self, features: list[int], tfs: list[float], scale: float) -> list[float]:
-        return [
-            intercept + scale * sum(map(mul, tfs, map(weights.__getitem__, features)))
-            for intercept, weights in zip(self.intercepts, self.weights, strict=True)
-        ]
+    def __init__(self, weights: list[list[float]], idf_squared: list[float]) -> None:
+        keys = zip(range(len(idf_squared)), repeat(1, len(idf_squared)), strict=True)
+        super().__init__(zip(keys, zip(*weights, idf_squared, strict=True), strict=True))
+        self.scores = len(weights)
+
+    def __missing__(self, key: tuple[int, int]) -> tuple[float, ...]:
+        feature, count = key
+        tf = _TF[count]
+        once = self[feature, 1]
+        row = self[key] = (*map(mul, repeat(tf, self.scores), once), tf * tf * once[-1])
+        return row
 
 
 @dataclass(frozen=True)
 class CategoryModel:
-    """Weights of a trained model: which category is primary, and which categories apply at all."""
+    """Weights of a trained model: which category is primary, and which categories apply at all.
+
+    Two linear models score each category: the "primary" one (the highest score wins) and the
+    "applies" one (a logit, compared with ``applies_from``). Their intercepts and feature rows hold
+    the primary scores first, then the "applies" ones.
+    """
 
     categories: tuple[str, ...]
     index: dict[bytes, int]
     """Feature index of each word of the vocabulary, from 1 (0 is falsy: ``filter`` drops it)."""
-    idf_squared: list[float]
-    """Of every feature, for the length of a paper's feature vector."""
-    primary: Linear
-    applies: Linear
+    intercepts: tuple[float, ...]
+    rows: _FeatureRows
     applies_from: tuple[float, ...]
     """Score of the "applies" model (a logit) from which a category other than the best one is given."""
 
@@ -84,26 +99,28 @@ class CategoryModel:
         if len(idf) != len(words) + 1:
             raise ValueError("category model: features and idf do not line up")
 
-        def linear(part: Any) -> Linear:
+        def linear(part: Any) -> tuple[list[float], list[list[float]]]:
+            """Intercepts, and per category the weights of every feature (idf × coefficient)."""
             if not isinstance(part, dict):
                 raise ValueError("category model: a linear part must be an object")
             rows = [[0.0, *(float(value) / scale for value in row)] for row in _list(part, "coefficients")]
             rows = [list(map(mul, row, idf)) for row in rows]
-            intercepts = tuple(float(value) / scale for value in _list(part, "intercepts"))
+            intercepts = [float(value) / scale for value in _list(part, "intercepts")]
             if len(rows) != len(categories) or len(intercepts) != len(categories):
                 raise ValueError("category model: one row of coefficients per category expected")
             if any(len(row) != len(idf) for row in rows):
                 raise ValueError("category model: one coefficient per feature expected")
-            return Linear(intercepts, tuple(rows))
+            return intercepts, rows
 
         applies = data.get("applies")
         thresholds = [float(value) for value in _list(applies if isinstance(applies, dict) else {}, "thresholds")]
+        primary_intercepts, primary_weights = linear(data.get("primary"))
+        applies_intercepts, applies_weights = linear(applies)
         return cls(
             categories=categories,
             index={word: i for i, word in enumerate(words, start=1)},
-            idf_squared=list(map(mul, idf, idf)),
-            primary=linear(data.get("primary")),
-            applies=linear(applies),
+            intercepts=(*primary_intercepts, *applies_intercepts),
+            rows=_FeatureRows([*primary_weights, *applies_weights], list(map(mul, idf, idf))),
             applies_from=tuple(math.log(t / (1 - t)) for t in thresholds),
         )
 
@@ -113,12 +130,11 @@ class CategoryModel:
         counts = Counter(filter(None, map(self.index.get, words)))
         if not counts:
             return None
-        features = list(counts)
-        tfs = list(map(_TF.__getitem__, counts.values()))
-        scale = 1 / math.sqrt(sum(map(mul, map(mul, tfs, tfs), map(self.idf_squared.__getitem__, features))))
-        primary = self.primary.scores(features, tfs, scale)
+        *sums, length_squared = map(sum, zip(*map(self.rows.__getitem__, counts.items()), strict=True))
+        scale = 1 / math.sqrt(length_squared)
+        scores = [intercept + scale * total for intercept, total in zip(self.intercepts, sums, strict=True)]
+        primary, applies = scores[: len(self.categories)], scores[len(self.categories):]
         best = primary.index(max(primary))
-        applies = self.applies.scores(features, tfs, scale)
         others = sorted(
             (i for i, score in enumerate(applies) if i != best and score >= self.applies_from[i]),
             key=lambda i: -applies[i],
@@ -136,5 +152,9 @@ def _list(data: dict[str, Any], key: str) -> list[Any]:
 @cache
 def shipped_model() -> CategoryModel:
     """The model shipped with the package (read once per process, when a paper first needs it)."""
-    text = resources.files("newsletter").joinpath(MODEL_RESOURCE).read_text(encoding="utf-8")
-    return CategoryModel.from_json(json.loads(text))
+    # pkgutil, not importlib.resources: it reads the same package data without importing zipfile,
+    # tempfile and the compression modules, a tenth of `newsletter parse`'s imports.
+    data = pkgutil.get_data(__package__ or "newsletter", MODEL_RESOURCE)
+    if data is None:
+        raise FileNotFoundError(f"{MODEL_RESOURCE} is missing from the newsletter package")
+    return CategoryModel.from_json(json.loads(data))

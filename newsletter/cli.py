@@ -95,11 +95,25 @@ class AppContext:
 
     @property
     def settings(self) -> Settings:
+        return self._load(check_addresses=True)
+
+    @property
+    def settings_or_defaults(self) -> Settings:
+        """The config when the file exists, else built-in defaults: for commands that can do without.
+        They read only digests and categories and send no mail, so the mail addresses go unchecked
+        (a command uses either this or ``settings``, never both)."""
+        from newsletter.config import Settings
+
+        if self.config_path.is_file():
+            return self._load(check_addresses=False)
+        return Settings(path=self.config_path.resolve())
+
+    def _load(self, check_addresses: bool) -> Settings:
         if self._settings is None:
             from newsletter.config import load_settings, placeholder_warnings
 
             try:
-                self._settings = load_settings(self.config_path)
+                self._settings = load_settings(self.config_path, check_addresses=check_addresses)
             except NewsletterError as exc:
                 raise to_click_error(exc) from exc
             echo_warnings(placeholder_warnings(self._settings))
@@ -109,15 +123,6 @@ class AppContext:
 
                 render.use_templates(self._settings.template_folder)
         return self._settings
-
-    @property
-    def settings_or_defaults(self) -> Settings:
-        """The config when the file exists, else built-in defaults (for commands that can do without)."""
-        from newsletter.config import Settings
-
-        if self.config_path.is_file():
-            return self.settings
-        return Settings(path=self.config_path.resolve())
 
 
 pass_app = click.make_pass_decorator(AppContext)
@@ -1097,19 +1102,25 @@ def days_as_json(days: list[Day]) -> str:
     """``parse --json``: ``{"days": [...]}`` indented, each paper on one line of its own.
 
     A line per paper keeps the output readable in a pager and greppable, and lets the C encoder do
-    the work: an indented ``json.dumps`` runs in pure Python and cost a third of the command.
+    the work: an indented ``json.dumps`` runs in pure Python and cost a third of the command. The
+    pieces are joined once, at the end: the output is megabytes, and every join on the way copied it.
     """
     from newsletter.models import day_as_dict
 
     encode = json.JSONEncoder(ensure_ascii=False).encode
-    blocks = []
-    for day in days:
+    pieces = ['{\n  "days": [']
+    for number, day in enumerate(days):
         fields = day_as_dict(day)
         papers = cast(list[object], fields.pop("papers"))
-        paper_lines = ",".join(f"\n        {encode(paper)}" for paper in papers)
-        head = "".join(f"\n      {encode(key)}: {encode(value)}," for key, value in fields.items())
-        blocks.append(f'\n    {{{head}\n      "papers": [{paper_lines}\n      ]\n    }}')
-    return '{\n  "days": [' + ",".join(blocks) + "\n  ]\n}"
+        pieces.append(",\n    {" if number else "\n    {")
+        for key, value in fields.items():
+            pieces += ("\n      ", encode(key), ": ", encode(value), ",")
+        pieces.append('\n      "papers": [')
+        for paper_number, paper in enumerate(papers):
+            pieces += (",\n        " if paper_number else "\n        ", encode(paper))
+        pieces.append("\n      ]\n    }")
+    pieces.append("\n  ]\n}")
+    return "".join(pieces)
 
 
 def echo_warnings(warnings: list[Any]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -213,6 +212,8 @@ def source_key(path: Path, settings: Settings) -> str:
 
 def _fingerprint(data: bytes, context: bytes) -> str:
     """Changes when the file or ``context`` (what else shapes its stored papers) changes."""
+    import hashlib  # here: loading OpenSSL is a cost `newsletter parse`, which stores nothing, need not pay
+
     return hashlib.sha256(context + data).hexdigest()
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import subprocess
 import sys
 import tomllib
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from newsletter.categories import Classifier, paper_terms
 from newsletter.category_model import MODEL_RESOURCE, TITLE_REPEATS, CategoryModel, shipped_model
 from newsletter.config import DEFAULT_TAXONOMY, CategorySettings
 from newsletter.models import Paper, Point
+from newsletter.parsing import expand_paths, parse_file
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LABELS = PROJECT_ROOT / "tests" / "data" / "categories-labels.csv"
@@ -81,6 +84,47 @@ def test_the_shipped_model_knows_the_shipped_categories_and_refuses_another_form
     assert shipped_model().categories == tuple(DEFAULT_TAXONOMY)
     with pytest.raises(ValueError, match="unsupported category model format 1 \\(expected 2\\)"):
         CategoryModel.from_json({"format": 1})
+
+
+def formula_scores(data: dict, words: list[bytes]) -> tuple[list[float], list[float]] | None:
+    """The primary and "applies" scores of the shipped weights, written out the long way: sublinear
+    tf-idf scaled to unit length, then one dot product and intercept per category."""
+    scale = data["scale"]
+    index = {word.encode(): i for i, word in enumerate(data["features"])}
+    counts = Counter(index[word] for word in words if word in index)
+    if not counts:
+        return None
+    vector = {f: (1 + math.log(count)) * data["idf"][f] / scale for f, count in counts.items()}
+    length = math.sqrt(sum(value * value for value in vector.values()))
+
+    def scores(part: dict) -> list[float]:
+        return [intercept / scale + sum(value / length * row[f] / scale for f, value in vector.items())
+                for intercept, row in zip(part["intercepts"], part["coefficients"], strict=True)]
+
+    return scores(data["primary"]), scores(data["applies"])
+
+
+def test_the_model_chooses_what_the_formula_gives_for_every_corpus_paper(corpus_dir: Path):
+    data = json.loads(resources.files("newsletter").joinpath(MODEL_RESOURCE).read_text(encoding="utf-8"))
+    model = shipped_model()
+    applies_from = [math.log(t / (1 - t)) for t in data["applies"]["thresholds"]]
+    papers = [p for f in expand_paths([str(corpus_dir / "daily-ai-papers")]) for d in parse_file(f).days
+              for p in d.papers]
+    assert len(papers) > 1000
+    for item in papers:
+        terms = paper_terms(item)
+        scores = formula_scores(data, terms)
+        if scores is None:
+            assert model.choose(terms) is None
+            continue
+        primary, applies = scores
+        ranked = sorted(primary, reverse=True)
+        if ranked[0] - ranked[1] < 1e-9 or any(abs(s - t) < 1e-9 for s, t in zip(applies, applies_from, strict=True)):
+            continue  # a tie within rounding: either answer is the formula's
+        best = primary.index(ranked[0])
+        others = sorted((i for i, s in enumerate(applies) if i != best and s >= applies_from[i]),
+                        key=lambda i: -applies[i])
+        assert model.choose(terms) == (model.categories[best], [model.categories[i] for i in others]), item.arxiv_id
 
 
 def test_the_title_weighs_more_than_the_summary():

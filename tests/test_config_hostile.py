@@ -86,6 +86,19 @@ def test_email_from_must_be_one_valid_address(tmp_path: Path, value: str) -> Non
     assert "email.from" in result.stderr and "not a valid address" in result.stderr
 
 
+def test_parse_which_sends_no_mail_reads_digests_whatever_the_mail_addresses(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    text = config.read_text().replace('from = "Test Papers <papers@example.org>"', 'from = "not an address"')
+    config.write_text(text)
+    digest = tmp_path / "day.md"
+    digest.write_text("## Papers for 2031-07-01\n\n| Title | Authors | Summary |\n|---|---|---|\n"
+                      "| A paper (https://arxiv.org/abs/3107.00001) | Ada | About it. |\n", encoding="utf-8")
+    parsed = run(config, "parse", str(digest))
+    assert parsed.exit_code == 0, parsed.output
+    assert "3107.00001" in parsed.stdout
+    assert run(config, "status").exit_code == 2  # a command that may mail still refuses it
+
+
 def test_the_shipped_example_domain_is_a_warning_once_not_an_error(tmp_path: Path) -> None:
     result = run(write_config(tmp_path), "status")
     assert result.exit_code == 0

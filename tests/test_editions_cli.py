@@ -113,3 +113,28 @@ def test_update_switches_cadence_and_authors(tmp_path: Path) -> None:
     cleared = run(config, "subscribers", "update", "ada@example.org", "--no-authors", "--author", "X Y")
     assert cleared.exit_code == 2 and "contradict" in cleared.output
     assert "bad" in run(config, "subscribers", "add", "b@example.org", "--weekday", "bad").output
+
+
+def test_send_on_a_day_without_a_digest_plans_that_days_weekly_editions_or_says_none_is_due(tmp_path: Path) -> None:
+    config = project(tmp_path)
+    for args in (("saturday@example.org", "--cadence", "weekly", "--weekday", "sat"),
+                 ("daily@example.org",)):
+        assert run(config, "subscribers", "add", *args).exit_code == 0
+    sunday = run(config, "send", "--dry-run", "--date", "2026-11-22")
+    assert sunday.exit_code == 2
+    assert "no digest for 2026-11-22 in the store, and no weekly edition is due that day" in sunday.output
+    assert "the newest ingested day is 2026-11-20" in sunday.output
+
+    saturday = run(config, "send", "--dry-run", "--date", "2026-11-21")
+    assert saturday.exit_code == 0, saturday.output
+    plan = json.loads((tmp_path / "outbox" / "2026-11-21" / "plan.json").read_text())
+    (weekly,) = plan["messages"]
+    assert weekly["to"] == "saturday@example.org"
+    assert weekly["edition"] == {"key": "weekly/2026-11-15..2026-11-21", "kind": "weekly",
+                                 "first_day": "2026-11-15", "last_day": "2026-11-21"}
+    assert sorted(weekly["papers"]) == sorted(set(listed_papers(config, "2026-11-19"))
+                                              | set(listed_papers(config, "2026-11-20")))
+
+    sent = run(config, "send", "--date", "2026-11-21", "--plan-only")
+    assert sent.exit_code == 0, sent.output
+    assert "Planned 2026-11-21: 1 messages" in sent.output

@@ -10,7 +10,9 @@ from pathlib import Path
 from cards_pages_2026 import make_card, page_html
 
 HEAVY = ("sqlalchemy", "flask", "waitress", "jinja2", "premailer", "feedgen", "lxml", "apscheduler",
-         "newsletter.store", "newsletter.web", "newsletter.render", "newsletter.dispatch", "newsletter.feeds")
+         "newsletter.store", "newsletter.web", "newsletter.render", "newsletter.dispatch", "newsletter.feeds",
+         # the mail address checker, and what parsing needs no more than they: each cost `parse` 5-40 ms
+         "email_validator", "email", "hashlib", "importlib.resources")
 PROBE = """
 import atexit, json, sys
 atexit.register(lambda: sys.stderr.write("MODULES " + json.dumps(sorted(sys.modules)) + "\\n"))
@@ -33,6 +35,15 @@ def test_parse_imports_neither_store_nor_web_nor_email(tmp_path: Path) -> None:
     modules = loaded_modules("parse", "--json", str(page))
     assert "newsletter.parsing.cards_html" in modules
     assert [m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY)] == []
+
+
+def test_parse_of_tables_leaves_the_cards_parsers_unimported(tmp_path: Path) -> None:
+    day = tmp_path / "day.md"
+    day.write_text("## Papers for 2031-07-01\n\n| Title | Authors | Summary |\n|---|---|---|\n"
+                   "| A paper (https://arxiv.org/abs/3107.00001) | Ada | About it. |\n", encoding="utf-8")
+    modules = loaded_modules("parse", "--json", str(day))
+    assert "newsletter.parsing.table" in modules
+    assert "newsletter.parsing.cards" not in modules and "newsletter.parsing.cards_html" not in modules
 
 
 def test_help_loads_no_config_or_metadata() -> None:

@@ -168,8 +168,9 @@ def build_plan(settings: Settings, store: Store, date: dt.date | None = None, *,
     """Plan every edition due on ``date`` (default: the newest ingested day) to every active subscriber.
 
     ``subscribers`` replaces the store's active subscribers (the benchmark passes them in memory).
-    ``without_digest``: a day with no digest plans its weekly editions from the days before (the
-    publish pipeline, once the day's deadline has passed); otherwise it is refused.
+    A day with no digest plans only its weekly editions, from the days before: the publish pipeline
+    passes ``without_digest`` once the day's deadline has passed (it may return an empty plan); an
+    operator who names such a day gets them too, and is refused when none is due.
     """
     if date is None:
         date = store.latest_date()
@@ -177,11 +178,12 @@ def build_plan(settings: Settings, store: Store, date: dt.date | None = None, *,
             raise UsageError("nothing has been ingested yet, so there is no day to send",
                              "run `newsletter ingest` first")
     day = store.get_day(date)
-    if day is None and not without_digest:
+    recipients = store.subscribers(status="active") if subscribers is None else subscribers
+    if day is None and not without_digest and not any(weekly_due(s, date) for s in recipients):
         latest = store.latest_date()
         hint = f"the newest ingested day is {latest.isoformat()}" if latest else "run `newsletter ingest` first"
-        raise UsageError(f"no digest for {date.isoformat()} in the store", hint)
-    recipients = store.subscribers(status="active") if subscribers is None else subscribers
+        raise UsageError(f"no digest for {date.isoformat()} in the store, and no weekly edition is due that day",
+                         hint)
     coverage = store.coverage_before(date, since=date - dt.timedelta(days=HISTORY_DAYS))
     firsts = [weekly_first_day(date, coverage.get(s.id) if s.id is not None else None)
               for s in recipients if weekly_due(s, date)]

@@ -18,10 +18,7 @@ from pathlib import Path
 
 from newsletter.errors import DigestError
 from newsletter.models import DigestFormat, FileHealth, ParseResult, ParseWarning
-from newsletter.parsing.cards import parse_cards_text
-from newsletter.parsing.cards_html import parse_cards_html
 from newsletter.parsing.detect import detect_format
-from newsletter.parsing.table import parse_table
 
 __all__ = ["FORMAT_REVISION", "detect_format", "expand_paths", "parse_bytes", "parse_file", "parse_text", "run_parser"]
 
@@ -30,9 +27,6 @@ FORMAT_REVISION = 3
 DIGEST_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm"})
 NOT_A_DIGEST_HINT = "expected `## Papers for YYYY-MM-DD` followed by a Markdown table, or a paper-cards page"
 SUFFIX_LIST = ", ".join(sorted("*" + suffix for suffix in DIGEST_SUFFIXES))
-PARSERS: dict[DigestFormat, Callable[[str, str], ParseResult]] = {
-    "table": parse_table, "cards-text": parse_cards_text, "cards-html": parse_cards_html,
-}
 # UTF-32 first: its little-endian mark starts with UTF-16's.
 UNICODE_BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -65,8 +59,9 @@ def parse_text(text: str, source: str) -> ParseResult:
 
 def run_parser(digest_format: DigestFormat, text: str, source: str) -> ParseResult:
     """Run one format's parser; any failure inside it becomes a DigestError for ``source``."""
+    parser = parser_of(digest_format)
     try:
-        return PARSERS[digest_format](text, source)
+        return parser(text, source)
     except DigestError:
         raise
     except Exception as exc:  # a parser's own fault must stay with the file that caused it
@@ -79,6 +74,22 @@ def run_parser(digest_format: DigestFormat, text: str, source: str) -> ParseResu
             "run the command again, and report the file to the newsletter maintainers",
             line=line if isinstance(line, int) and line > 0 else None,
         ) from exc
+
+
+def parser_of(digest_format: DigestFormat) -> Callable[[str, str], ParseResult]:
+    """The format's parser, imported when a file of that format first comes: a run over tables
+    does not pay for compiling the cards parsers' regular expressions."""
+    if digest_format == "table":
+        from newsletter.parsing.table import parse_table
+
+        return parse_table
+    if digest_format == "cards-text":
+        from newsletter.parsing.cards import parse_cards_text
+
+        return parse_cards_text
+    from newsletter.parsing.cards_html import parse_cards_html
+
+    return parse_cards_html
 
 
 def parse_file(path: str | Path) -> ParseResult:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import string
 from collections import Counter
 from collections.abc import Iterable
+from itertools import pairwise
 
 from newsletter.category_model import TITLE_REPEATS, TOPIC_POINT, CategoryModel, shipped_model
 from newsletter.config import DEFAULT_TAXONOMY, CategorySettings
@@ -52,8 +53,8 @@ def _name_key(name: str) -> bytes:
 
 def _with_pairs(words: list[bytes]) -> list[bytes]:
     """The words, then each pair of adjacent words ("reinforcement learning", "language model"): pairs
-    tell apart what single words cannot, and cost little since ``b" ".join`` runs from C."""
-    return words + list(map(b" ".join, zip(words, words[1:])))
+    tell apart what single words cannot; ``pairwise`` and ``b" ".join`` run from C."""
+    return words + list(map(b" ".join, pairwise(words)))
 
 
 def paper_terms(paper: Paper) -> list[bytes]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from machine import describe
 
-from newsletter.categories import Classifier, paper_words
+from newsletter.categories import Classifier, paper_terms
 from newsletter.config import CategorySettings, Settings
 from newsletter.ingest import ingest_files, parse_files
 from newsletter.parsing import expand_paths
@@ -55,7 +55,7 @@ def main() -> None:
         start = time.perf_counter()
         for day in days:
             for paper in day.papers:
-                paper_words(paper)
+                paper_terms(paper)
         word_times.append(time.perf_counter() - start)
         for chosen, times in ((classifier, model_times), (keywords, keyword_times)):
             start = time.perf_counter()
@@ -65,7 +65,7 @@ def main() -> None:
     print(f"parse:            median {parse_s * 1000:7.1f} ms  {papers / parse_s:10,.0f} papers/s  (target >= 50,000)")
     for label, times, note in (("classify, model", model_times, "target <= 20 %"),
                                ("classify, keywords", keyword_times, "target <= 20 %"),
-                               ("split into words", word_times, "part of classifying by the model")):
+                               ("split into terms", word_times, "part of classifying by the model")):
         s = statistics.median(times)
         print(f"{label + ':':<18}median {s * 1000:7.1f} ms  {papers / s:10,.0f} papers/s  "
               f"(+{s / parse_s * 100:.0f} % of parsing; {note})")

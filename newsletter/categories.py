@@ -16,6 +16,7 @@ from __future__ import annotations
 import string
 from collections import Counter
 from collections.abc import Iterable
+from itertools import pairwise
 
 from newsletter.category_model import TITLE_REPEATS, TOPIC_POINT, CategoryModel, shipped_model
 from newsletter.config import DEFAULT_TAXONOMY, CategorySettings
@@ -50,11 +51,19 @@ def _name_key(name: str) -> bytes:
     return b" ".join(_words(name.casefold()))
 
 
-def paper_words(paper: Paper) -> list[bytes]:
-    """The words the category model reads, split as it was trained (see ``newsletter.category_model``):
-    the title's ``TITLE_REPEATS`` times, then a cards paper's "Topic and Domain" point and the summary."""
+def _with_pairs(words: list[bytes]) -> list[bytes]:
+    """The words, then each pair of adjacent words ("reinforcement learning", "language model"): pairs
+    tell apart what single words cannot; ``pairwise`` and ``b" ".join`` run from C."""
+    return words + list(map(b" ".join, pairwise(words)))
+
+
+def paper_terms(paper: Paper) -> list[bytes]:
+    """The terms the category model reads, split as it was trained (see ``newsletter.category_model``):
+    the title's words and word pairs ``TITLE_REPEATS`` times, then those of a cards paper's "Topic and
+    Domain" point and the summary."""
     topic = next((point.text for point in paper.points if point.label.casefold() == TOPIC_POINT), "")
-    return _words(paper.title.casefold()) * TITLE_REPEATS + _words(f"{topic}\n{summary_of(paper)}".casefold())
+    title = _with_pairs(_words(paper.title.casefold()))
+    return title * TITLE_REPEATS + _with_pairs(_words(f"{topic}\n{summary_of(paper)}".casefold()))
 
 
 def uses_shipped_model(settings: CategorySettings) -> bool:
@@ -121,7 +130,7 @@ class Classifier:
         if self._keywords:
             scores = self.scores(paper)
             rules = sorted(scores, key=lambda name: (-scores[name], self._order[name]))
-        choice = model.choose(paper_words(paper))
+        choice = model.choose(paper_terms(paper))
         if choice is None:
             return (rules or [self.settings.fallback])[: self.settings.max_per_paper]
         best, likely = choice

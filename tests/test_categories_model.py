@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from helpers import PROJECT_ROOT_CONFIG, run
-from newsletter.categories import Classifier, paper_words
+from newsletter.categories import Classifier, paper_terms
 from newsletter.category_model import MODEL_RESOURCE, TITLE_REPEATS, CategoryModel, shipped_model
 from newsletter.config import DEFAULT_TAXONOMY, CategorySettings
 from newsletter.models import Paper, Point
@@ -26,19 +26,16 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LABELS = PROJECT_ROOT / "tests" / "data" / "categories-labels.csv"
 
 # The targets: 85 % primary first, 80 % precision and recall for every category. On the
-# test part the shipped weights reach them for Multi-Modal, NLP and Computer Vision and for the recall
-# of Reinforcement Learning, which are asserted as targets. They do not reach the primary share
-# (84.0 %), Machine Learning's precision (72.1 %) and recall (78.6 %) nor Reinforcement Learning's
-# precision (77.6 %): those are held just under what the model reaches, so that they cannot slip
-# (README: Categories).
+# test part the shipped weights reach them all but Machine Learning's precision (74.1 %), which is
+# held just under what the model reaches, so that it cannot slip (README: Categories).
 TARGET = 0.80
-MEASURED_PRIMARY_FIRST = 0.83
+TARGET_PRIMARY_FIRST = 0.85
 FLOORS = {  # category: (precision, recall)
     "Multi-Modal": (TARGET, TARGET),
     "Natural Language Processing": (TARGET, TARGET),
     "Computer Vision": (TARGET, TARGET),
-    "Machine Learning": (0.72, 0.78),
-    "Reinforcement Learning": (0.77, TARGET),
+    "Machine Learning": (0.74, TARGET),
+    "Reinforcement Learning": (TARGET, TARGET),
 }
 
 
@@ -55,8 +52,8 @@ def test_shipped_weights_reach_the_targets_or_their_floors_on_the_test_part(corp
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout)
     assert figures["missing"] == []
-    assert figures["papers"] >= 300
-    assert figures["primary_first"] >= MEASURED_PRIMARY_FIRST
+    assert figures["papers"] >= 550
+    assert figures["primary_first"] >= TARGET_PRIMARY_FIRST
     for name, (precision, recall) in FLOORS.items():
         assert figures["categories"][name]["precision"] >= precision, name
         assert figures["categories"][name]["recall"] >= recall, name
@@ -115,10 +112,10 @@ def test_the_model_chooses_what_the_formula_gives_for_every_corpus_paper(corpus_
               for p in d.papers]
     assert len(papers) > 1000
     for item in papers:
-        words = paper_words(item)
-        scores = formula_scores(data, words)
+        terms = paper_terms(item)
+        scores = formula_scores(data, terms)
         if scores is None:
-            assert model.choose(words) is None
+            assert model.choose(terms) is None
             continue
         primary, applies = scores
         ranked = sorted(primary, reverse=True)
@@ -127,17 +124,18 @@ def test_the_model_chooses_what_the_formula_gives_for_every_corpus_paper(corpus_
         best = primary.index(ranked[0])
         others = sorted((i for i, s in enumerate(applies) if i != best and s >= applies_from[i]),
                         key=lambda i: -applies[i])
-        assert model.choose(words) == (model.categories[best], [model.categories[i] for i in others]), item.arxiv_id
+        assert model.choose(terms) == (model.categories[best], [model.categories[i] for i in others]), item.arxiv_id
 
 
 def test_the_title_weighs_more_than_the_summary():
     text = ("A policy for robot locomotion",
             "We study image segmentation networks for semantic segmentation of images.")
-    words = paper_words(paper(*text))
-    assert words.count(b"robot") == TITLE_REPEATS and words.count(b"images") == 1
+    terms = paper_terms(paper(*text))
+    assert terms.count(b"robot") == TITLE_REPEATS and terms.count(b"images") == 1
+    assert terms.count(b"robot locomotion") == TITLE_REPEATS and terms.count(b"semantic segmentation") == 1
     assert Classifier(CategorySettings()).classify(paper(*text))[0] == "Reinforcement Learning"
-    title_words = len(text[0].split())
-    choice = shipped_model().choose(words[title_words * (TITLE_REPEATS - 1):])  # the title counted once
+    title_terms = 2 * len(text[0].split()) - 1  # its words and the pairs of adjacent ones
+    choice = shipped_model().choose(terms[title_terms * (TITLE_REPEATS - 1):])  # the title counted once
     assert choice is not None and choice[0] == "Computer Vision"
 
 

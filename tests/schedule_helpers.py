@@ -17,9 +17,9 @@ EXAMPLE_DIGEST = Path(__file__).resolve().parent.parent / "examples" / "digests"
 
 
 def make_site(folder: Path, smtp_port: int, schedule: str = "", subscribers: int = 5, smtp: str = "",
-              store_url: str = "sqlite:///var/test.db") -> Settings:
+              store_url: str = "sqlite:///var/test.db", sections: str = "") -> Settings:
     """A config in ``folder`` sending to 127.0.0.1:``smtp_port``, with ``subscribers`` active readers;
-    ``schedule`` and ``smtp`` are extra lines for those sections."""
+    ``schedule`` and ``smtp`` are extra lines for those sections, ``sections`` more sections."""
     (folder / "digests").mkdir(parents=True, exist_ok=True)
     path = write_config(folder, f"""
 [smtp]
@@ -30,6 +30,7 @@ lease_seconds = 30
 {smtp}
 [schedule]
 {schedule}
+{sections}
 """, store_url=store_url)
     settings = load_settings(path)
     with Store.from_settings(settings) as store:

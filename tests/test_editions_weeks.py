@@ -133,7 +133,9 @@ def papers_in(message: Message) -> list[str]:
 def test_four_weeks_of_daily_weekly_and_alert_editions(tmp_path: Path) -> None:
     handler = Keeper()
     with smtp_server(handler) as server:
-        settings = make_site(tmp_path, server.port, subscribers=0, schedule='timezone = "UTC"')
+        # One category: a weekly email groups papers by category, and the order within one is what is checked.
+        settings = make_site(tmp_path, server.port, subscribers=0, schedule='timezone = "UTC"',
+                             sections='[categories]\nfallback = "Papers"\n[categories.taxonomy]\nPapers = ["paper"]')
         add_readers(settings)
         now = [dt.datetime.combine(START, dt.time(8), dt.UTC)]
         publisher = Publisher(settings, clock=lambda: now[0])
@@ -224,7 +226,9 @@ def test_a_weekday_without_a_digest_sends_its_weekly_editions_at_the_deadline(tm
 def test_switching_to_weekly_on_the_weekday_after_the_daily_went_out_repeats_nothing(tmp_path: Path) -> None:
     handler = Keeper()
     with smtp_server(handler) as server:
-        settings = make_site(tmp_path, server.port, subscribers=0, schedule='timezone = "UTC"')
+        # One category: a weekly email groups papers by category, and the order within one is what is checked.
+        settings = make_site(tmp_path, server.port, subscribers=0, schedule='timezone = "UTC"',
+                             sections='[categories]\nfallback = "Papers"\n[categories.taxonomy]\nPapers = ["paper"]')
         assert run(settings.path, "subscribers", "add", "switcher@example.com").exit_code == 0
         now = [dt.datetime.combine(day(1), dt.time(8), dt.UTC)]
         publisher = Publisher(settings, clock=lambda: now[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import settings
 
 from browser_helpers import CHROMEDRIVER, CHROMIUM, FLAGS
+from newsletter.config import STORE_URL_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CORPUS_DIR = PROJECT_ROOT.parent / "shared" / "corpus"
@@ -119,20 +121,27 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-@pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A new, empty database on the session's server, dropped after the test."""
+@contextlib.contextmanager
+def _fresh_database(server: str) -> Iterator[str]:
+    """A new, empty database on ``server``, dropped on leaving."""
     import psycopg
 
     name = f"newsletter_test_{uuid.uuid4().hex[:12]}"
-    admin = postgres_server.replace("postgresql+psycopg://", "postgresql://", 1)
+    admin = server.replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+        yield server.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A new, empty database on the session's server, dropped after the test."""
+    with _fresh_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -141,6 +150,27 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test that opens the store through a config (``write_config``, the CLI, a subprocess) on both
+    backends: on SQLite with the config's own file; on PostgreSQL with a fresh database, through
+    $NEWSLETTER_STORE_URL, which overrides [store] url in every config the test loads or hands to a process."""
+    if request.param == "postgresql":
+        monkeypatch.setenv(STORE_URL_ENV, request.getfixturevalue("postgres_url"))
+    return str(request.param)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_store_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The store URL for a module-wide site (one server for the module's tests), on both backends: the
+    default SQLite file beside the config, or a fresh PostgreSQL database that lives as long as the module."""
+    if request.param == "sqlite":
+        yield "sqlite:///var/test.db"
+        return
+    with _fresh_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
 
 
 @pytest.fixture

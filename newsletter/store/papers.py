@@ -62,6 +62,12 @@ def _canonical_json(row: dict[str, Any]) -> str:
     return json.dumps(row, sort_keys=True, ensure_ascii=False)
 
 
+def _without_nul(text: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL, which hostile input may carry; the copies for queries drop it,
+    the content JSON keeps it (escaped as \\u0000)."""
+    return text.replace("\x00", "") if text else text
+
+
 def _content_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -320,8 +326,8 @@ class PaperStore:
                 text = _canonical_json(merged)
                 digest = _content_hash(text)
             row = {
-                "arxiv_id": arxiv_id, "content": text, "content_hash": digest, "title": merged["title"],
-                "category": merged["category"],
+                "arxiv_id": arxiv_id, "content": text, "content_hash": digest, "title": _without_nul(merged["title"]),
+                "category": _without_nul(merged["category"]),
                 "published": dt.date.fromisoformat(merged["published"]) if merged["published"] else None,
                 "updated_at": now,
             }

@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -69,17 +70,8 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         import psycopg  # noqa: F401  (the driver comes with the test extras)
     except ImportError:
         pytest.skip("the PostgreSQL driver is missing: pip install -e '.[test]' installs psycopg")
-    env_file = tmp_path_factory.mktemp("postgres") / "env"
-    # The cluster lives as long as the `sleep`; killing it lets pg_virtualenv drop the cluster.
-    publish_env = f'env > "{env_file}.tmp" && mv "{env_file}.tmp" "{env_file}" && exec sleep 86400'
-    cluster = subprocess.Popen(
-        # -t: the cluster's configuration in a temporary folder even as root, so that two test runs at
-        # once (or one left over from a killed run) do not collide on the cluster name.
-        ["pg_virtualenv", "-t", "sh", "-c", publish_env],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )
+    cluster, env = _start_cluster(tmp_path_factory)
     try:
-        env = _wait_for_cluster(cluster, env_file)
         user, password = env.get("PGUSER", "postgres"), env.get("PGPASSWORD", "")
         host, port = env.get("PGHOST", "localhost"), env.get("PGPORT", "5432")
         yield f"postgresql+psycopg://{user}:{password}@{host}:{port}/postgres"
@@ -87,17 +79,43 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _stop_cluster(cluster)
 
 
-def _wait_for_cluster(cluster: subprocess.Popen[bytes], env_file: Path) -> dict[str, str]:
+def _start_cluster(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """pg_virtualenv's cluster and its environment. Other test runs on this machine start clusters too:
+    each try takes a port free at that moment, and a try that lost the port to another run is repeated."""
+    said = ""
+    for _attempt in range(3):
+        env_file = tmp_path_factory.mktemp("postgres") / "env"
+        # The cluster lives as long as the `sleep`; killing it lets pg_virtualenv drop the cluster.
+        publish_env = f'env > "{env_file}.tmp" && mv "{env_file}.tmp" "{env_file}" && exec sleep 86400'
+        cluster = subprocess.Popen(
+            # -t: the cluster's configuration in a temporary folder even as root, so that two test runs at
+            # once (or one left over from a killed run) do not collide on the cluster name.
+            ["pg_virtualenv", "-t", "sh", "-c", publish_env], env={**os.environ, "PGPORT": str(_free_port())},
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        )
+        env, said = _wait_for_cluster(cluster, env_file)
+        if env is not None:
+            return cluster, env
+    pytest.skip(f"pg_virtualenv could not start a PostgreSQL cluster: {said.strip()[-500:]}")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_cluster(cluster: subprocess.Popen[bytes], env_file: Path) -> tuple[dict[str, str] | None, str]:
+    """The cluster's environment, or None and what pg_virtualenv said when it gave up."""
     deadline = time.monotonic() + 120
     while not env_file.exists():
         if cluster.poll() is not None:
-            err = cluster.stderr.read().decode(errors="replace") if cluster.stderr else ""
-            pytest.skip(f"pg_virtualenv could not start a PostgreSQL cluster: {err.strip()[-500:]}")
+            return None, cluster.stderr.read().decode(errors="replace") if cluster.stderr else ""
         if time.monotonic() > deadline:
             pytest.skip("pg_virtualenv did not start a PostgreSQL cluster within 120 s")
         time.sleep(0.1)
     lines = env_file.read_text(encoding="utf-8").splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line)
+    return dict(line.split("=", 1) for line in lines if "=" in line), ""
 
 
 def _stop_cluster(cluster: subprocess.Popen[bytes]) -> None:

@@ -36,6 +36,20 @@ def test_ingest_twice_changes_nothing(tmp_path, corpus_dir):
     assert count_and_last_update(config) == before
 
 
+def test_a_category_cell_longer_than_the_column_is_stored_and_read_whole(tmp_path, store_url):
+    category = "Robotics and " * 30  # a digest's own Category cell has no length limit
+    digests = tmp_path / "digests"
+    digests.mkdir()
+    (digests / "day.md").write_text(
+        "## Papers for 2026-01-05\n\n| Title | Authors | Summary | Category |\n|---|---|---|---|\n"
+        f"{row('2601.00001', 'One', 'x')} {category} |\n", encoding="utf-8")
+    config = write_config(tmp_path, store_url=store_url)
+    assert run_json(config, "ingest")["papers"]["new"] == 1
+    with stored(config) as store:
+        (paper,) = store.get_day(dt.date(2026, 1, 5)).papers  # type: ignore[union-attr]
+    assert paper.category == category.strip()
+
+
 def test_corrected_file_updates_its_papers(tmp_path, store_url):
     digests = tmp_path / "digests"
     path = write_day(digests, "day.md", "2026-01-05", [row("2601.00001", "One", "First text."),

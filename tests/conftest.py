@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -15,6 +17,7 @@ import pytest
 from hypothesis import settings
 
 from browser_helpers import CHROMEDRIVER, CHROMIUM, FLAGS
+from newsletter.config import STORE_URL_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CORPUS_DIR = PROJECT_ROOT.parent / "shared" / "corpus"
@@ -67,17 +70,8 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         import psycopg  # noqa: F401  (the driver comes with the test extras)
     except ImportError:
         pytest.skip("the PostgreSQL driver is missing: pip install -e '.[test]' installs psycopg")
-    env_file = tmp_path_factory.mktemp("postgres") / "env"
-    # The cluster lives as long as the `sleep`; killing it lets pg_virtualenv drop the cluster.
-    publish_env = f'env > "{env_file}.tmp" && mv "{env_file}.tmp" "{env_file}" && exec sleep 86400'
-    cluster = subprocess.Popen(
-        # -t: the cluster's configuration in a temporary folder even as root, so that two test runs at
-        # once (or one left over from a killed run) do not collide on the cluster name.
-        ["pg_virtualenv", "-t", "sh", "-c", publish_env],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )
+    cluster, env = _start_cluster(tmp_path_factory)
     try:
-        env = _wait_for_cluster(cluster, env_file)
         user, password = env.get("PGUSER", "postgres"), env.get("PGPASSWORD", "")
         host, port = env.get("PGHOST", "localhost"), env.get("PGPORT", "5432")
         yield f"postgresql+psycopg://{user}:{password}@{host}:{port}/postgres"
@@ -85,17 +79,43 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _stop_cluster(cluster)
 
 
-def _wait_for_cluster(cluster: subprocess.Popen[bytes], env_file: Path) -> dict[str, str]:
+def _start_cluster(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """pg_virtualenv's cluster and its environment. Other test runs on this machine start clusters too:
+    each try takes a port free at that moment, and a try that lost the port to another run is repeated."""
+    said = ""
+    for _attempt in range(3):
+        env_file = tmp_path_factory.mktemp("postgres") / "env"
+        # The cluster lives as long as the `sleep`; killing it lets pg_virtualenv drop the cluster.
+        publish_env = f'env > "{env_file}.tmp" && mv "{env_file}.tmp" "{env_file}" && exec sleep 86400'
+        cluster = subprocess.Popen(
+            # -t: the cluster's configuration in a temporary folder even as root, so that two test runs at
+            # once (or one left over from a killed run) do not collide on the cluster name.
+            ["pg_virtualenv", "-t", "sh", "-c", publish_env], env={**os.environ, "PGPORT": str(_free_port())},
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        )
+        env, said = _wait_for_cluster(cluster, env_file)
+        if env is not None:
+            return cluster, env
+    pytest.skip(f"pg_virtualenv could not start a PostgreSQL cluster: {said.strip()[-500:]}")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_cluster(cluster: subprocess.Popen[bytes], env_file: Path) -> tuple[dict[str, str] | None, str]:
+    """The cluster's environment, or None and what pg_virtualenv said when it gave up."""
     deadline = time.monotonic() + 120
     while not env_file.exists():
         if cluster.poll() is not None:
-            err = cluster.stderr.read().decode(errors="replace") if cluster.stderr else ""
-            pytest.skip(f"pg_virtualenv could not start a PostgreSQL cluster: {err.strip()[-500:]}")
+            return None, cluster.stderr.read().decode(errors="replace") if cluster.stderr else ""
         if time.monotonic() > deadline:
             pytest.skip("pg_virtualenv did not start a PostgreSQL cluster within 120 s")
         time.sleep(0.1)
     lines = env_file.read_text(encoding="utf-8").splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line)
+    return dict(line.split("=", 1) for line in lines if "=" in line), ""
 
 
 def _stop_cluster(cluster: subprocess.Popen[bytes]) -> None:
@@ -119,20 +139,27 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-@pytest.fixture
-def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A new, empty database on the session's server, dropped after the test."""
+@contextlib.contextmanager
+def _fresh_database(server: str) -> Iterator[str]:
+    """A new, empty database on ``server``, dropped on leaving."""
     import psycopg
 
     name = f"newsletter_test_{uuid.uuid4().hex[:12]}"
-    admin = postgres_server.replace("postgresql+psycopg://", "postgresql://", 1)
+    admin = server.replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+        yield server.rsplit("/", 1)[0] + f"/{name}"
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A new, empty database on the session's server, dropped after the test."""
+    with _fresh_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -141,6 +168,27 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test that opens the store through a config (``write_config``, the CLI, a subprocess) on both
+    backends: on SQLite with the config's own file; on PostgreSQL with a fresh database, through
+    $NEWSLETTER_STORE_URL, which overrides [store] url in every config the test loads or hands to a process."""
+    if request.param == "postgresql":
+        monkeypatch.setenv(STORE_URL_ENV, request.getfixturevalue("postgres_url"))
+    return str(request.param)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_store_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The store URL for a module-wide site (one server for the module's tests), on both backends: the
+    default SQLite file beside the config, or a fresh PostgreSQL database that lives as long as the module."""
+    if request.param == "sqlite":
+        yield "sqlite:///var/test.db"
+        return
+    with _fresh_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
 
 
 @pytest.fixture

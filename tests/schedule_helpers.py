@@ -52,3 +52,30 @@ def newsletter_process(settings: Settings, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "newsletter", "--config", str(settings.path), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+# A fault in the database itself: a trigger that refuses every new delivery row with ``message``, in each
+# backend's words, and the name its driver gives the integrity error that results.
+_BREAK_DELIVERY_LOG = {
+    "sqlite": ("IntegrityError", [
+        "CREATE TRIGGER broken BEFORE INSERT ON deliveries BEGIN SELECT RAISE(ABORT, '{message}'); END"]),
+    "postgresql": ("IntegrityConstraintViolation", [
+        "CREATE FUNCTION broken() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION '{message}' USING ERRCODE = 'integrity_constraint_violation'; END $$",
+        "CREATE TRIGGER broken BEFORE INSERT ON deliveries FOR EACH ROW EXECUTE FUNCTION broken()",
+    ]),
+}
+
+
+def break_delivery_log(settings: Settings, message: str) -> str:
+    """Every new delivery row fails with ``message``; returns the error's name as the driver gives it."""
+    with Store.from_settings(settings) as store, store.engine.begin() as conn:
+        error_name, statements = _BREAK_DELIVERY_LOG[conn.dialect.name]
+        for statement in statements:
+            conn.exec_driver_sql(statement.format(message=message))
+    return error_name
+
+
+def repair_delivery_log(settings: Settings) -> None:
+    with Store.from_settings(settings) as store, store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER broken" + (" ON deliveries" if conn.dialect.name == "postgresql" else ""))

@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from helpers import write_config
+
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digests"
 

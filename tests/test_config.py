@@ -90,6 +90,7 @@ def test_unknown_option_is_a_usage_error(tmp_path: Path):
     assert run(write_config(tmp_path), "ingest", "--bogus").exit_code == 2
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_an_unwritable_output_path_is_a_clear_error_not_a_traceback(tmp_path):
     config = write_config(tmp_path)
     result = run(config, "subscribers", "export", "--output", str(tmp_path / "missing" / "dir" / "x.csv"))

@@ -71,6 +71,7 @@ def test_a_line_break_in_a_header_value_exits_2_naming_the_key(tmp_path: Path, s
     assert key in result.stderr and "control character" in result.stderr
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_multi_line_postal_address_is_still_fine(tmp_path: Path) -> None:
     config = config_with(tmp_path, "email", r'postal_address = "Daily AI Papers\n1 Main Street\nSpringfield"')
     assert run(config, "status").exit_code == 0
@@ -99,6 +100,7 @@ def test_parse_which_sends_no_mail_reads_digests_whatever_the_mail_addresses(tmp
     assert run(config, "status").exit_code == 2  # a command that may mail still refuses it
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_the_shipped_example_domain_is_a_warning_once_not_an_error(tmp_path: Path) -> None:
     result = run(write_config(tmp_path), "status")
     assert result.exit_code == 0
@@ -111,6 +113,7 @@ def test_the_shipped_example_domain_is_a_warning_once_not_an_error(tmp_path: Pat
     assert shipped.exit_code == 0 and "site.base_url" in shipped.stderr
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_own_domains_bring_no_warning(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     config.write_text(config.read_text().replace("example.org", "papers.my-lab.net"))
@@ -118,6 +121,7 @@ def test_own_domains_bring_no_warning(tmp_path: Path) -> None:
     assert result.exit_code == 0 and result.stderr == ""
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_closed_output_pipe_ends_quietly(tmp_path: Path) -> None:
     """`newsletter status | head -1`: the reader left before the output came. Not "the disk is full"."""
     config = write_config(tmp_path)

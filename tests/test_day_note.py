@@ -33,7 +33,7 @@ def assert_sanitised(html: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def project(tmp_path_factory: pytest.TempPathFactory, module_store_url: str) -> Path:
     folder = tmp_path_factory.mktemp("note")
     digests = folder / "digests"
     digests.mkdir()
@@ -41,7 +41,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         page_html(ANSWERED_DAY, [make_card(1), make_card(2)], TIPS), encoding="utf-8")
     # The text a browser's copy gives: a quiz without answers, and no tips.
     (digests / f"{UNANSWERED_DAY}.txt").write_text(page_text(UNANSWERED_DAY, [make_card(3)]), encoding="utf-8")
-    config = web_config(folder, free_port(), digests=digests)
+    config = web_config(folder, free_port(), digests=digests, store_url=module_store_url)
     # The quiz is in the email only with full summaries; the default short email links to the archive.
     text = config.read_text(encoding="utf-8").replace('outbox = "outbox"', 'outbox = "outbox"\nsummary = "full"', 1)
     config.write_text(text, encoding="utf-8")

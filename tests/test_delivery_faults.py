@@ -120,6 +120,7 @@ def test_an_expired_lease_is_taken_over_even_when_nothing_else_is_due(tmp_path: 
     assert states(load_settings(config)) == {"sent": 40}
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_rows_another_send_still_holds_are_named_with_their_lease_and_publish_rechecks(tmp_path: Path) -> None:
     handler = Recorder()
     with smtp_server(handler) as server:
@@ -139,6 +140,7 @@ def test_rows_another_send_still_holds_are_named_with_their_lease_and_publish_re
     assert handler.count() == 0
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_the_daemon_looks_again_when_the_lease_of_another_send_runs_out(tmp_path: Path) -> None:
     handler = Recorder()
     with smtp_server(handler) as server:
@@ -162,6 +164,7 @@ def test_the_daemon_looks_again_when_the_lease_of_another_send_runs_out(tmp_path
     assert recheck is not None and abs(recheck.next_run_time - lease_until) < dt.timedelta(seconds=2)
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_rows_left_past_their_lease_make_the_report_fail_with_a_statement(tmp_path: Path) -> None:
     """A lease that runs out while a send finishes (after its last claim) cannot be taken over by
     it any more: the run must not end "ok" then."""
@@ -188,6 +191,7 @@ def _unshare_works() -> bool:
     return probe.returncode == 0
 
 
+@pytest.mark.usefixtures("store_backend")
 @pytest.mark.skipif(not _unshare_works(), reason="needs `unshare --pid --fork --mount-proc` (root) to make a "
                                                  "pid namespace; the test above covers the same leases without it")
 def test_a_send_killed_as_pid_1_of_a_container_is_taken_over_after_its_lease(tmp_path: Path) -> None:
@@ -317,6 +321,7 @@ def test_a_policy_refusal_pauses_unless_it_concerns_one_recipient(code: int, tex
 # -- 4. unknown outcome ------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_server_slower_than_the_timeout_gets_at_most_one_extra_copy(tmp_path: Path) -> None:
     handler = Recorder(reply_delay=1.2)  # keeps each message, answers after the client gave up
     with smtp_server(handler) as server:
@@ -337,6 +342,7 @@ def test_a_server_slower_than_the_timeout_gets_at_most_one_extra_copy(tmp_path: 
 # -- 5. a wave of 5.1.1 ------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_wave_of_unknown_user_replies_on_many_domains_pauses_without_bouncing(tmp_path: Path) -> None:
     everyone = readers(20, domains=20)
     broken = [True]
@@ -358,6 +364,7 @@ def test_a_wave_of_unknown_user_replies_on_many_domains_pauses_without_bouncing(
     assert set(handler.per_recipient()) == set(everyone)
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_scattered_unknown_users_are_still_bounced(tmp_path: Path) -> None:
     everyone = readers(12, domains=12)
     gone = {everyone[3], everyone[4], everyone[9]}
@@ -370,6 +377,7 @@ def test_scattered_unknown_users_are_still_bounced(tmp_path: Path) -> None:
         assert {s.email for s in store.subscribers(status="bounced")} == gone
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_subscribers_update_changes_the_filter_and_reactivate_undoes_a_bounce(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     assert run(config, "subscribers", "add", "ada@example.org", "--category", "Computer Vision").exit_code == 0
@@ -416,6 +424,7 @@ def test_a_dropped_connection_whose_message_is_resent_counts_as_a_retry(project:
     assert handler.per_recipient() == {s.email: 1 for s in subs}
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_send_that_cannot_reach_the_server_says_so_once(tmp_path: Path) -> None:
     port = free_port()
     config = site(tmp_path, port, readers(6))

@@ -7,7 +7,11 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from helpers import PROJECT_ROOT, run, write_config
+
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 DIGESTS = PROJECT_ROOT / "examples" / "digests"
 

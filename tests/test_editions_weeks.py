@@ -19,6 +19,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from helpers import row, run, write_day
@@ -28,6 +29,8 @@ from newsletter.store import Store
 from newsletter.store.schema import deliveries
 from schedule_helpers import make_site, newsletter_process
 from smtp_helpers import Recorder, smtp_server
+
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 START = dt.date(2026, 11, 2)  # a Monday
 DAYS = 28

@@ -110,6 +110,7 @@ def test_summary_must_be_short_or_full(tmp_path: Path) -> None:
     assert load_settings(write_config(tmp_path)).email.summary == "short"
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_every_more_link_of_an_email_opens_that_paper_in_full_on_the_archive(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SECRET_ENV, SECRET)

@@ -67,7 +67,7 @@ def fixture_days() -> list[Day]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, store_backend: str) -> Settings:
     return make_settings(tmp_path)
 
 
@@ -231,6 +231,7 @@ def test_a_new_day_keeps_every_old_id_and_date(settings: Settings, store: Store)
         assert len(after) == len(before) + 1
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_window_keeps_recent_days_but_true_first_listing(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, window_days=1)
     with Store.from_settings(settings) as store:
@@ -243,6 +244,7 @@ def test_window_keeps_recent_days_but_true_first_listing(tmp_path: Path) -> None
     assert len(feedparser.parse((out_dir(settings) / "digest.atom").read_bytes()).entries) == 1
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_window_counts_digest_days_so_a_late_file_pushes_no_day_out(tmp_path: Path) -> None:
     """Issue 17: two days in the window, then a digest file three weeks later: the window holds the
     newest two digest days (the late one and D2), not just the calendar days that have none."""
@@ -268,6 +270,7 @@ def test_digest_entries_link_to_their_day_on_the_archive(settings: Settings, sto
                                                     f"{BASE_URL}/archive/{D1.isoformat()}"], name
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_rss_can_be_switched_off(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, rss=False)
     with Store.from_settings(settings) as store:
@@ -329,6 +332,7 @@ def test_tag_date_must_be_a_date(tmp_path: Path, value: str) -> None:
         make_settings(tmp_path, tag_date=value)
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_feeds_command_reports_written_then_unchanged(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     first = run(config, "feeds")
@@ -339,6 +343,7 @@ def test_feeds_command_reports_written_then_unchanged(tmp_path: Path) -> None:
     assert (tmp_path / "feeds" / "papers.atom").is_file()
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_feeds_command_turns_an_unwritable_folder_into_exit_1(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     (tmp_path / "feeds").write_text("a file where the folder should be")

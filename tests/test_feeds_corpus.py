@@ -27,10 +27,11 @@ TAG = "tag:papers.example.org,2024:"
 
 
 @pytest.fixture(scope="module")
-def corpus_store(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Store]]:
+def corpus_store(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+                 module_store_url: str) -> Iterator[tuple[Settings, Store]]:
     folder = tmp_path_factory.mktemp("corpus-feeds")
     settings = settings_from_dict(
-        {"store": {"url": "sqlite:///store.db"}, "site": {"base_url": BASE_URL}, "feeds": {"window_days": 0}},
+        {"store": {"url": module_store_url}, "site": {"base_url": BASE_URL}, "feeds": {"window_days": 0}},
         folder / "config.toml",
     )
     with Store.from_settings(settings) as store:

@@ -40,10 +40,10 @@ def as_feedparser_shows(title: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Store]]:
+def hostile_store(tmp_path_factory: pytest.TempPathFactory, module_store_url: str) -> Iterator[tuple[Settings, Store]]:
     folder: Path = tmp_path_factory.mktemp("hostile")
     settings = settings_from_dict(
-        {"store": {"url": "sqlite:///store.db"}, "feeds": {"window_days": 1}, "site": {"base_url": BASE_URL}},
+        {"store": {"url": module_store_url}, "feeds": {"window_days": 1}, "site": {"base_url": BASE_URL}},
         folder / "config.toml",
     )
     with Store.from_settings(settings) as store:

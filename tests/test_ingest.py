@@ -1,10 +1,8 @@
-"""Ingest through the real CLI into a real SQLite file, and (where nothing reads the file directly) into a
-real PostgreSQL server too."""
+"""Ingest through the real CLI into a real SQLite file and a real PostgreSQL server."""
 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -21,16 +19,35 @@ def stored(config: Path) -> Store:
     return Store.from_settings(load_settings(config))
 
 
+def count_and_last_update(config: Path) -> tuple[int, dt.datetime]:
+    with stored(config) as store, store.engine.connect() as conn:
+        return tuple(conn.execute(select(func.count(), func.max(papers.c.updated_at))).one())  # type: ignore[return-value]
+
+
+@pytest.mark.usefixtures("store_backend")
 def test_ingest_twice_changes_nothing(tmp_path, corpus_dir):
     config = write_config(tmp_path, digests=f'["{corpus_dir}/seeds", "{corpus_dir}/daily-ai-papers"]')
     first = run_json(config, "ingest")
     assert first["papers"]["new"] > 2000 and first["papers"]["updated"] == 0
-    db = tmp_path / "var" / "test.db"
-    before = sqlite3.connect(db).execute("select count(*), max(updated_at) from papers").fetchone()
+    before = count_and_last_update(config)
     second = run_json(config, "ingest")
     assert second["papers"] == {"new": 0, "updated": 0, "unchanged": first["papers"]["new"]}
     assert second["days"] == first["days"]
-    assert sqlite3.connect(db).execute("select count(*), max(updated_at) from papers").fetchone() == before
+    assert count_and_last_update(config) == before
+
+
+def test_a_category_cell_longer_than_the_column_is_stored_and_read_whole(tmp_path, store_url):
+    category = "Robotics and " * 30  # a digest's own Category cell has no length limit
+    digests = tmp_path / "digests"
+    digests.mkdir()
+    (digests / "day.md").write_text(
+        "## Papers for 2026-01-05\n\n| Title | Authors | Summary | Category |\n|---|---|---|---|\n"
+        f"{row('2601.00001', 'One', 'x')} {category} |\n", encoding="utf-8")
+    config = write_config(tmp_path, store_url=store_url)
+    assert run_json(config, "ingest")["papers"]["new"] == 1
+    with stored(config) as store:
+        (paper,) = store.get_day(dt.date(2026, 1, 5)).papers  # type: ignore[union-attr]
+    assert paper.category == category.strip()
 
 
 def test_corrected_file_updates_its_papers(tmp_path, store_url):

@@ -1,11 +1,12 @@
-"""Drift through the real CLI and a real SQLite file: `ingest --json` counts per file, `status` shows the
-last ingest's health, and the day's note is stored per (day, file)."""
+"""Drift through the real CLI, on a real SQLite file and a real PostgreSQL server: `ingest --json` counts
+per file, `status` shows the last ingest's health, and the day's note is stored per (day, file)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from pathlib import Path
+
+import pytest
 
 from cards_pages_2026 import make_card, page_html, page_text
 from helpers import run, run_json, write_config
@@ -15,6 +16,8 @@ from newsletter.store import Store
 from newsletter.store.migrations import VERSION_TABLE
 from newsletter.store.migrations.versions.v0001_baseline import metadata as previous_release
 from newsletter.store.schema import metadata
+
+pytestmark = pytest.mark.usefixtures("store_backend")
 
 TIPS = ("Read paper 2 first.", "先读第二篇。")
 
@@ -87,15 +90,14 @@ def test_a_store_made_before_notes_and_health_opens_once_upgraded(tmp_path: Path
     config = write_config(tmp_path)
     write_week(tmp_path / "digests")
     assert run(config, "ingest").exit_code == 0
-    database = tmp_path / "var" / "test.db"
-    with Store.from_settings(load_settings(config)) as store, store.engine.begin() as editions:
-        back_to_day_keyed(editions)  # the tables revision 0003 changed, as they were before it
-    with sqlite3.connect(database) as conn:  # as a store of a release before revisions had it
+    with Store.from_settings(load_settings(config)) as store, store.engine.begin() as conn:
+        back_to_day_keyed(conn)  # the tables revision 0003 changed, as they were before it
+        # Then as a store of a release before revisions had it.
         later = set(metadata.tables) - set(previous_release.tables)  # added by revisions since
         for table in ("source_notes", "source_health", "ingest_runs", VERSION_TABLE, *later):
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
-        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY)")
-        conn.execute("INSERT INTO schema_version VALUES (2)")
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        conn.exec_driver_sql("CREATE TABLE schema_version (version INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql("INSERT INTO schema_version VALUES (2)")
     assert "run `newsletter db upgrade`" in run(config, "status").output
     assert run(config, "db", "upgrade").exit_code == 0
     status = run(config, "status")

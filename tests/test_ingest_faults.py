@@ -1,19 +1,22 @@
 """Ingest under damaged, hostile and odd files (issue 11, points 7, 8 and 10): the real CLI in a
-subprocess, a real SQLite file, real files on disk."""
+subprocess, a real SQLite file and a real PostgreSQL server, real files on disk."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from sqlalchemy import select
 
 from cards_pages_2025 import cards_html, cards_text, make_card
 from helpers import row, write_config, write_day
 from newsletter.config import load_settings
 from newsletter.store import Store
+from newsletter.store.schema import papers
 
 
 def newsletter(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -32,6 +35,7 @@ def stored_ids(config: Path, date: dt.date) -> list[str]:
 # --- 7: a fault inside a parser is that file's error -------------------------------------------
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_page_the_html_parser_chokes_on_is_that_files_error_and_the_good_files_are_stored(tmp_path):
     digests = tmp_path / "digests"
     write_day(digests, "good.md", "2026-01-05", [row("2601.00001", "One", "x"), row("2601.00002", "Two", "y")])
@@ -66,6 +70,7 @@ def ten_paper_day(tmp_path: Path) -> tuple[Path, Path]:
     return config, path
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_file_cut_to_half_keeps_the_stored_listing_until_the_shrink_is_accepted(tmp_path):
     config, path = ten_paper_day(tmp_path)
     data = path.read_bytes()
@@ -85,6 +90,7 @@ def test_a_file_cut_to_half_keeps_the_stored_listing_until_the_shrink_is_accepte
     assert len(stored_ids(config, DAY)) == shrunk["parsed"]
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_file_replaced_by_a_heading_and_random_bytes_keeps_the_stored_listing(tmp_path):
     config, path = ten_paper_day(tmp_path)
     heading = b"## Papers for 2026-01-05\n\n| Title | Authors | Summary |\n|--|--|--|\n"
@@ -94,6 +100,7 @@ def test_a_file_replaced_by_a_heading_and_random_bytes_keeps_the_stored_listing(
     assert len(stored_ids(config, DAY)) == 10
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_file_that_no_longer_lists_the_day_keeps_the_stored_listing(tmp_path):
     config, path = ten_paper_day(tmp_path)
     path.write_text(path.read_text().replace("2026-01-05", "2026-01-06"))  # re-dated, or the heading damaged
@@ -104,6 +111,7 @@ def test_a_file_that_no_longer_lists_the_day_keeps_the_stored_listing(tmp_path):
     assert stored_ids(config, DAY) == [] and len(stored_ids(config, dt.date(2026, 1, 6))) == 10
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_corrected_file_that_loses_one_row_is_not_held(tmp_path):
     config, path = ten_paper_day(tmp_path)
     write_day(path.parent, "day.md", "2026-01-05", TEN[:9])
@@ -118,6 +126,7 @@ ONE_ROW = "## Papers for 2026-01-05\n\n| Title | Authors | Summary |\n|---|---|-
 ) + "\n"
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_utf16_file_with_a_byte_order_mark_is_read(tmp_path):
     (tmp_path / "digests").mkdir()
     (tmp_path / "digests" / "day.md").write_bytes(ONE_ROW.encode("utf-16"))
@@ -130,6 +139,7 @@ def test_a_utf16_file_with_a_byte_order_mark_is_read(tmp_path):
     assert paper.title == "Café théorie"
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_latin1_file_is_read_with_a_warning_naming_the_file(tmp_path):
     (tmp_path / "digests").mkdir()
     (tmp_path / "digests" / "day.md").write_bytes(ONE_ROW.encode("latin-1"))
@@ -161,6 +171,7 @@ def test_an_impossible_date_is_the_same_warning_in_every_format(tmp_path):
     assert len(messages) == 1, messages
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_day_with_more_papers_than_max_papers_per_day_is_refused_with_a_warning(tmp_path):
     write_day(tmp_path / "digests", "big.md", "2026-01-05", TEN[:4])
     write_day(tmp_path / "digests", "ok.md", "2026-01-06", TEN[4:7])
@@ -184,6 +195,7 @@ def test_max_papers_per_day_is_validated(tmp_path):
     assert done.returncode == 2 and "digests.max_papers_per_day must be at least 1" in done.stderr
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_prune_removes_and_lists_the_listings_of_files_that_no_longer_exist(tmp_path):
     digests = tmp_path / "digests"
     gone = write_day(digests, "gone.md", "2026-01-05", [TEN[0], TEN[1]])
@@ -205,8 +217,9 @@ def test_prune_removes_and_lists_the_listings_of_files_that_no_longer_exist(tmp_
     with Store.from_settings(load_settings(config)) as store:
         assert store.dates() == [dt.date(2026, 1, 6)]
         assert store.appearances_of(["2601.00001", "2601.00002"]) == {"2601.00002": [dt.date(2026, 1, 6)]}
-    db = sqlite3.connect(tmp_path / "var" / "test.db")
-    assert db.execute("select arxiv_id from papers order by arxiv_id").fetchall() == [("2601.00002",), ("2601.00003",)]
+    with Store.from_settings(load_settings(config)) as store, store.engine.connect() as conn:
+        kept = conn.scalars(select(papers.c.arxiv_id).order_by(papers.c.arxiv_id)).all()
+    assert kept == ["2601.00002", "2601.00003"]
     assert newsletter(config, "ingest", "--prune", "--json").stdout.count("gone.md") == 0
 
     write_day(digests, "later.md", "2026-01-08", [TEN[3]])

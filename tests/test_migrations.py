@@ -120,12 +120,12 @@ def test_a_store_written_by_a_newer_release_is_refused(tmp_path: Path, store_url
     assert "revision f00d, unknown to this newsletter" in current.output
 
 
-def test_db_upgrade_creates_a_missing_store(tmp_path: Path) -> None:
+def test_db_upgrade_creates_a_missing_store(tmp_path: Path, store_backend: str) -> None:
     config = write_config(tmp_path)
     result = run(config, "db", "upgrade")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("upgraded from empty")
-    assert (tmp_path / "var" / "test.db").is_file()
+    assert (tmp_path / "var" / "test.db").is_file() == (store_backend == "sqlite")  # PostgreSQL: an empty database
     assert f"revision {head()} (head): up to date" in run(config, "db", "current").output
 
 

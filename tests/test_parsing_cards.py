@@ -161,7 +161,7 @@ def test_an_html_page_that_is_not_a_cards_page_is_a_digest_error() -> None:
         parse_text("<!DOCTYPE html><html><body><p>Hello</p></body></html>", "page.html")
 
 
-def test_a_cards_paper_without_a_summary_is_still_found_by_its_points_and_flowchart(tmp_path: Path) -> None:
+def test_a_cards_paper_without_a_summary_is_still_found_by_its_points_and_flowchart(store_url: str) -> None:
     """The digest gives a card no summary; filters, category keywords and the store read its points
     and flowchart line as they read a table paper's summary."""
     from newsletter.categories import Classifier
@@ -178,7 +178,7 @@ def test_a_cards_paper_without_a_summary_is_still_found_by_its_points_and_flowch
     assert not Filter(excluded=("colon",)).matches(with_points)
     classifier = Classifier(CategorySettings(fallback="Other", taxonomy={"Colons": ["colon"], "Other": []}))
     assert classifier.scores(with_points) == {"Colons": 5}
-    with Store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+    with Store(store_url) as store:
         store.ingest([day])
         stored = store.get_day(day.date)
     assert stored is not None

@@ -35,6 +35,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.usefixtures("store_backend")
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_a_hostile_digest_is_ingested_in_linear_time(tmp_path, name):
     file_name, text = HOSTILE[name]

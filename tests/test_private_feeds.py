@@ -62,11 +62,11 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, module_store_url: str) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("private-feeds")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(SECRET_ENV, SECRET)
-        config = web_config(folder, smtp_port=9)  # no email is sent here
+        config = web_config(folder, smtp_port=9, store_url=module_store_url)  # no email is sent here
         for args in (["ingest"], ["feeds"]):
             result = run(config, *args)
             assert result.exit_code == 0, result.output

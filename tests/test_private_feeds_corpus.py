@@ -24,6 +24,7 @@ MONTH = "2025/01"
 URL = f"{BASE_URL}/private/feed-token"
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_readers_feed_holds_their_emails_papers_for_every_day_of_a_month(corpus_dir: Path, tmp_path: Path) -> None:
     month = corpus_dir / "daily-ai-papers" / MONTH
     if not month.is_dir():

@@ -20,6 +20,8 @@ from newsletter.store import Store
 from schedule_helpers import make_site, write_digest
 from smtp_helpers import Recorder, free_port, smtp_server
 
+pytestmark = pytest.mark.usefixtures("store_backend")
+
 UTC = dt.UTC
 ZONE = "Europe/Berlin"
 

@@ -105,6 +105,7 @@ def test_a_bad_schedule_key_exits_2_naming_it(tmp_path: Path, line: str, key: st
     assert key in result.output
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_cron_on_29_february_is_a_date_that_comes(tmp_path: Path) -> None:
     config = write_config(tmp_path, '[schedule]\npublish = "0 7 29 2 *"\n')
     assert run(config, "status").exit_code == 0

@@ -15,6 +15,8 @@ from helpers import run
 from schedule_helpers import make_site, newsletter_process, write_digest
 from smtp_helpers import Recorder, smtp_server
 
+pytestmark = pytest.mark.usefixtures("store_backend")
+
 ZONE = "Europe/Berlin"
 READERS = [f"reader{i}@example.net" for i in range(8)]
 

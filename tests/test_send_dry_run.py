@@ -37,8 +37,8 @@ def seed_002(corpus_dir: Path) -> Path:
     return found[0]
 
 
-def setup_project(folder: Path, digest: Path, extra: str = "") -> Path:
-    config = write_config(folder, extra=extra, digests=json.dumps([str(digest)]))
+def setup_project(folder: Path, digest: Path, extra: str = "", store_url: str = "sqlite:///var/test.db") -> Path:
+    config = write_config(folder, extra=extra, digests=json.dumps([str(digest)]), store_url=store_url)
     assert run(config, "ingest").exit_code == 0
     with Store.from_settings(load_settings(config)) as store:
         for address, name, categories, keywords in SUBSCRIBERS:
@@ -56,9 +56,10 @@ def parse_eml(path: Path) -> tuple[bytes, EmailMessage]:
 
 
 @pytest.fixture(scope="module")
-def dry_run(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> tuple[Path, Path, str]:
+def dry_run(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path,
+            module_store_url: str) -> tuple[Path, Path, str]:
     folder = tmp_path_factory.mktemp("dry-run")
-    config = setup_project(folder, seed_002(corpus_dir))
+    config = setup_project(folder, seed_002(corpus_dir), store_url=module_store_url)
     result = run(config, "send", "--dry-run")
     assert result.exit_code == 0, result.output
     return config, folder / "outbox" / "2025-05-13", result.output
@@ -175,6 +176,7 @@ def _without_date(raw: bytes) -> bytes:
     return re.sub(rb"\r\nDate: [^\r]*", b"", raw)
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_above_the_threshold_one_sample_per_rendition_replaces_earlier_files(
     tmp_path: Path, corpus_dir: Path
 ) -> None:
@@ -192,6 +194,7 @@ def test_above_the_threshold_one_sample_per_rendition_replaces_earlier_files(
     assert sorted(m["file"] for m in plan["messages"] if m["file"]) == files
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_day_without_papers_skips_everyone_and_writes_only_the_plan(tmp_path: Path) -> None:
     digest = tmp_path / "digests" / "empty.md"
     digest.parent.mkdir()
@@ -207,6 +210,7 @@ def test_a_day_without_papers_skips_everyone_and_writes_only_the_plan(tmp_path: 
     assert sorted(p.name for p in (out / "2025-01-01").iterdir()) == ["plan.json"]
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_usage_errors(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     (tmp_path / "digests").mkdir()

@@ -1,4 +1,4 @@
-"""The store under concurrency and file moves, on real SQLite files and real processes."""
+"""The store under concurrency and file moves, on a real SQLite file and a real PostgreSQL server, by real processes."""
 
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+from sqlalchemy import func, select, table
+
 from helpers import row, run, run_json, write_config, write_day
 from newsletter.config import load_settings
 from newsletter.store import Store
 from newsletter.store.migrations import VERSION_TABLE
+from newsletter.store.schema import papers
 
 
 def newsletter_cli(config: Path, *args: str) -> subprocess.Popen[str]:
@@ -24,6 +28,7 @@ def newsletter_cli(config: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_ingests_at_once_into_a_new_store_all_succeed(tmp_path, corpus_dir):
     folders = [str(corpus_dir / "seeds"), str(corpus_dir / "daily-ai-papers")]
     config = write_config(tmp_path, digests=json.dumps(folders))
@@ -33,14 +38,15 @@ def test_ingests_at_once_into_a_new_store_all_succeed(tmp_path, corpus_dir):
         assert process.returncode == 0, err
     reports = [json.loads(out) for out, _ in outputs]
     # Whoever came first stored the papers; the others found them unchanged: each is new once.
-    db = sqlite3.connect(tmp_path / "var" / "test.db")
-    (stored,) = db.execute("select count(*) from papers").fetchone()
-    assert stored > 2000
+    with Store.from_settings(load_settings(config)) as store, store.engine.connect() as conn:
+        stored = conn.scalar(select(func.count()).select_from(papers))
+        revisions = conn.scalar(select(func.count()).select_from(table(VERSION_TABLE)))
+    assert stored is not None and stored > 2000
     assert sum(r["papers"]["new"] for r in reports) == stored
-    assert db.execute(f"select count(*) from {VERSION_TABLE}").fetchone() == (1,)  # created once
+    assert revisions == 1  # created once
 
 
-def test_opening_a_new_store_waits_for_another_writer(tmp_path):
+def test_opening_a_new_store_waits_for_another_writer(tmp_path):  # SQLite only: its WAL switch is the subject
     # SQLite refuses at once, without waiting busy_timeout, to switch a new file to WAL while
     # another connection writes to it; three ingests starting together on CI hit exactly that.
     path = tmp_path / "new.db"
@@ -54,6 +60,7 @@ def test_opening_a_new_store_waits_for_another_writer(tmp_path):
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_moving_the_project_folder_keeps_each_file_one_source(tmp_path):
     first = tmp_path / "one"
     write_day(first / "digests", "day.md", "2026-01-05", [row("2601.00001", "Old title", "x")])
@@ -69,6 +76,7 @@ def test_moving_the_project_folder_keeps_each_file_one_source(tmp_path):
     assert [p.title for p in day.papers] == ["New title"]
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_renamed_and_corrected_file_overrides_its_old_listing(tmp_path):
     digests = tmp_path / "digests"
     old = write_day(digests, "a-day.md", "2026-01-05", [row("2601.00001", "Old title", "x")])
@@ -81,7 +89,7 @@ def test_a_renamed_and_corrected_file_overrides_its_old_listing(tmp_path):
         assert [p.title for p in store.get_day(dt.date(2026, 1, 5)).papers] == ["New title"]  # type: ignore[union-attr]
 
 
-def test_a_store_folder_that_cannot_be_created_is_a_clear_error(tmp_path):
+def test_a_store_folder_that_cannot_be_created_is_a_clear_error(tmp_path):  # SQLite only: a store file's folder
     (tmp_path / "var").write_text("a file where the store's folder should be")
     config = write_config(tmp_path)
     write_day(tmp_path / "digests", "day.md", "2026-01-05", [row("2601.00001", "One", "x")])
@@ -90,13 +98,14 @@ def test_a_store_folder_that_cannot_be_created_is_a_clear_error(tmp_path):
     assert "cannot create the folder of the store" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_latest_date_is_the_newest_day(tmp_path):
     digests = tmp_path / "digests"
     write_day(digests, "a.md", "2026-01-05", [row("2601.00001", "One", "x")])
     write_day(digests, "b.md", "2026-01-07", [row("2601.00002", "Two", "y")])
     config = write_config(tmp_path)
+    with Store.from_settings(load_settings(config)) as empty:
+        assert empty.latest_date() is None
     run_json(config, "ingest")
     with Store.from_settings(load_settings(config)) as store:
         assert store.latest_date() == dt.date(2026, 1, 7)
-    with Store(f"sqlite:///{tmp_path / 'empty.db'}") as empty:
-        assert empty.latest_date() is None

@@ -14,6 +14,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "digests"
 
 
 def test_the_environment_overrides_the_configured_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SQLite only: the subject is which file the variable picks; the PostgreSQL runs of the other tests use it.
     config = write_config(tmp_path)  # var/test.db
     elsewhere = tmp_path / "elsewhere.db"
     monkeypatch.setenv("NEWSLETTER_STORE_URL", f"sqlite:///{elsewhere}")

@@ -26,8 +26,8 @@ def seed_002(corpus_dir: Path) -> list[Paper]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    with Store(f"sqlite:///{tmp_path / 'test.db'}") as opened:
+def store(store_url: str) -> Store:
+    with Store(store_url) as opened:
         yield opened
 
 

@@ -37,6 +37,7 @@ def test_a_missing_templates_folder_is_a_config_error_naming_the_key(tmp_path: P
     assert "site.templates" in result.output and str(tmp_path / "my-templates") in result.output
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_template_in_the_folder_replaces_the_shipped_one_and_the_others_stay(tmp_path: Path) -> None:
     own = tmp_path / "my-templates" / "feed"
     own.mkdir(parents=True)

@@ -66,12 +66,12 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, module_store_url: str) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("web")
     with pytest.MonkeyPatch.context() as patch, smtp_server(Inbox()) as smtp:
         patch.setenv(SECRET_ENV, SECRET)  # the in-process dry runs sign links with the server's key
         # Generous per-IP limits: every request here comes from 127.0.0.1 (test_web_tokens tests the limits).
-        config = web_config(folder, smtp.port, web="subscribe_ip_burst = 1000")
+        config = web_config(folder, smtp.port, web="subscribe_ip_burst = 1000", store_url=module_store_url)
         for args in (["ingest"], ["feeds"], ["subscribers", "import", str(EXAMPLE_DIGESTS.parent / "subscribers.csv")]):
             result = run(config, *args)
             assert result.exit_code == 0, result.output

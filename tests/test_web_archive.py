@@ -22,6 +22,7 @@ DAY = "2026-11-20"
 TITLE = "Gaussian Splats That Age Well"
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_day_page_is_served_from_memory_until_it_is_due_for_a_recheck(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SECRET_ENV, SECRET)

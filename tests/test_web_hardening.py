@@ -68,10 +68,11 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, module_store_url: str) -> Iterator[Site]:
     folder = tmp_path_factory.mktemp("hardening")
     with smtp_server(Inbox()) as smtp:
-        config = web_config(folder, smtp.port, web="subscribe_ip_burst = 1000\nsubscribe_address_burst = 3")
+        config = web_config(folder, smtp.port, web="subscribe_ip_burst = 1000\nsubscribe_address_burst = 3",
+                            store_url=module_store_url)
         for command in ("ingest", "feeds"):
             assert run(config, command).exit_code == 0
         now = dt.datetime.now(dt.UTC)
@@ -350,6 +351,7 @@ def test_a_reader_with_every_category_sees_every_box_ticked(site: Site) -> None:
 # -- issue 17: a confirmation the mail server did not take is retried, and the reader is told -----------------
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_a_confirmation_the_mail_server_did_not_take_is_retried_and_never_promised(tmp_path: Path) -> None:
     smtp_port = free_port()  # nothing listens there yet: the server is down
     config = web_config(tmp_path, smtp_port)

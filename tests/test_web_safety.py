@@ -36,7 +36,7 @@ def hostile_digest(folder: Path) -> Path:
 
 
 @pytest.fixture
-def hostile_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+def hostile_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_backend: str) -> Iterator[tuple[str, Path]]:
     monkeypatch.setenv(SECRET_ENV, SECRET)
     taxonomy = {f"Field {payload}": ["paper"] for payload in CELL_SAFE[:3]}
     categories = "[categories]\nfallback = " + json.dumps(next(iter(taxonomy))) + "\n[categories.taxonomy]\n" + "".join(
@@ -86,7 +86,8 @@ def test_hostile_titles_names_keywords_and_categories_are_escaped(hostile_site: 
 # -- rate limits -------------------------------------------------------------------------------------
 
 @pytest.fixture
-def limited_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Inbox, Path]]:
+def limited_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 store_backend: str) -> Iterator[tuple[str, Inbox, Path]]:
     """Two requests per client address, one email per address; the client address from one proxy hop."""
     monkeypatch.setenv(SECRET_ENV, SECRET)
     web = "subscribe_ip_burst = 2\nsubscribe_ip_per_hour = 1.0\nsubscribe_address_burst = 1\n" \
@@ -143,6 +144,7 @@ def test_a_post_over_the_address_limit_stores_nothing(limited_site: tuple[str, I
     assert "Confirm" in confirmation["Subject"]
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_forwarded_for_is_ignored_without_trusted_proxies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SECRET_ENV, SECRET)
     with smtp_server(Inbox()) as smtp:

@@ -33,6 +33,7 @@ class SlowInbox(Inbox):
         return await super().handle_DATA(server, session, envelope)
 
 
+@pytest.mark.usefixtures("store_backend")
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_stopping_sends_the_queued_confirmations_first(tmp_path: Path, stop: signal.Signals) -> None:
     addresses = [f"reader{i}@example.org" for i in range(4)]

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+import pytest
+
 from helpers import run
 from newsletter.config import load_settings
 from newsletter.models import Subscriber
@@ -39,6 +41,7 @@ def wait_for_mail(inbox: Inbox, address: str, count: int) -> None:
         time.sleep(0.002)
 
 
+@pytest.mark.usefixtures("store_backend")
 def test_subscribe_takes_as_long_for_a_known_address_as_for_an_unknown_one(tmp_path: Path) -> None:
     rng = random.Random(12)
     known = [f"known{i:04d}@example.com" for i in range(PAIRS + WARM_UP)]

@@ -90,7 +90,8 @@ def test_key_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 # -- an expired confirmation link against the running app, its clock faked --------------------------
 
 @pytest.fixture
-def clocked_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Inbox, list[float], Path]]:
+def clocked_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 store_backend: str) -> Iterator[tuple[str, Inbox, list[float], Path]]:
     monkeypatch.setenv(SECRET_ENV, SECRET)
     now = [1_750_000_000.0]
     with smtp_server(Inbox()) as smtp:

@@ -64,7 +64,7 @@ class Inbox:
 
 
 def web_config(folder: Path, smtp_port: int, web: str = "", site_title: str = "Test Papers",
-               digests: Path = EXAMPLE_DIGESTS) -> Path:
+               digests: Path = EXAMPLE_DIGESTS, store_url: str = "sqlite:///var/test.db") -> Path:
     """A project in ``folder``: examples ingested by the caller, SMTP at ``smtp_port``, a fixed link key."""
     extra = f"""
 [smtp]
@@ -77,7 +77,7 @@ lease_seconds = 60.0
 secret_env = "{SECRET_ENV}"
 {web}
 """
-    path = write_config(folder, extra=extra, digests=json.dumps([str(digests)]))
+    path = write_config(folder, extra=extra, digests=json.dumps([str(digests)]), store_url=store_url)
     text = path.read_text(encoding="utf-8").replace('title = "Test Papers"', f"title = {json.dumps(site_title)}", 1)
     path.write_text(text, encoding="utf-8")
     return path

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, select, upda
 from newsletter.clock import utc_now
 from newsletter.models import Day, Paper, ParseWarning, Point, QuizQuestion, Translation, paper_as_dict
 from newsletter.store.locking import take_write_lock
-from newsletter.store.schema import appearances, days, papers, source_notes, sources
+from newsletter.store.schema import CATEGORY_LENGTH, appearances, days, papers, source_notes, sources
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,13 @@ def content_marker_columns() -> list[Any]:
 
 def _canonical_json(row: dict[str, Any]) -> str:
     return json.dumps(row, sort_keys=True, ensure_ascii=False)
+
+
+def _query_copy(text: str | None, limit: int | None = None) -> str | None:
+    """A title or category as copied out for queries, in a shape every backend stores: PostgreSQL text
+    cannot hold NUL, which hostile input may carry, and PostgreSQL enforces a column's length. The
+    content JSON keeps the text whole (NUL escaped as \\u0000)."""
+    return text.replace("\x00", "")[:limit] if text else text
 
 
 def _content_hash(text: str) -> str:
@@ -320,8 +327,8 @@ class PaperStore:
                 text = _canonical_json(merged)
                 digest = _content_hash(text)
             row = {
-                "arxiv_id": arxiv_id, "content": text, "content_hash": digest, "title": merged["title"],
-                "category": merged["category"],
+                "arxiv_id": arxiv_id, "content": text, "content_hash": digest, "title": _query_copy(merged["title"]),
+                "category": _query_copy(merged["category"], CATEGORY_LENGTH),
                 "published": dt.date.fromisoformat(merged["published"]) if merged["published"] else None,
                 "updated_at": now,
             }

@@ -25,6 +25,10 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# papers.category copies the digest's own Category cell, which has no limit: a longer one is cut to fit (the
+# paper's JSON holds it whole), since PostgreSQL, unlike SQLite, refuses a value longer than the column.
+CATEGORY_LENGTH = 200
+
 papers = Table(
     "papers",
     metadata,
@@ -36,7 +40,7 @@ papers = Table(
     Column("content", Text, nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("title", Text, nullable=False),
-    Column("category", String(200)),
+    Column("category", String(CATEGORY_LENGTH)),
     Column("published", Date),
     Column("first_seen", Date, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),

@@ -37,7 +37,8 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -59,7 +60,7 @@ from newsletter.dispatch.transport import (
 )
 from newsletter.errors import DeliveryError
 from newsletter.models import Subscriber
-from newsletter.store import Store
+from newsletter.store import SentMark, Store
 from newsletter.store.deliveries import Claimed, OpenWork
 
 CLAIM_BATCH = 20
@@ -272,29 +273,47 @@ class _SentMarks:
     """Holds the "sent" mark of the last accepted message until the transport has sent the next
     MAIL FROM, then commits it while the server reads that command: the commit costs no round trip
     and needs no thread. It is committed before any content of the next message goes out, so at
-    most one accepted message per connection is ever unrecorded: the one just accepted. Before a
-    rate-limit wait or a reconnect it is committed at once, so its lease cannot lapse meanwhile.
-    One connection serves all the marks."""
+    most one accepted message per connection is ever unrecorded: the one just accepted. A look at
+    the relay's limits before the next message takes it along (``lent``) in the same round trip, as
+    does taking a rate-limit slot (so its lease cannot lapse during the wait); a reconnect commits
+    it at once. The thread's own connection (``connection``, in autocommit) serves them all."""
 
     def __init__(self, store: Store) -> None:
-        self._pending: tuple[int, str, dt.datetime] | None = None
-        self._marks = store.sent_marks_connection()
+        self._pending: SentMark | None = None
+        self.connection = store.sender_connection()
 
     def add(self, delivery_id: int, reply: str, now: dt.datetime) -> None:
         self.commit()
-        self._pending = (delivery_id, reply, now)
+        self._pending = SentMark(delivery_id, reply, now)
+
+    @contextmanager
+    def lent(self) -> Iterator[Callable[[], SentMark | None]]:
+        """``take`` for a statement that may commit the mark along with its own work: it hands over the
+        mark still to commit, if any. Should the block fail, that mark is pending again, as after a
+        failed ``commit``, and tried again at ``close``."""
+        taken: list[SentMark] = []
+
+        def take() -> SentMark | None:
+            pending, self._pending = self._pending, None
+            taken.extend([pending] if pending is not None else [])
+            return pending
+
+        try:
+            yield take
+        except BaseException:
+            self._pending = self._pending or (taken[0] if taken else None)
+            raise
 
     def commit(self) -> None:
-        if self._pending is None:
-            return
-        self._marks.mark_sent(*self._pending)
-        self._pending = None
+        if self._pending is not None:
+            self.connection.mark_sent(self._pending)
+            self._pending = None
 
     def close(self) -> None:
         try:
             self.commit()
         finally:
-            self._marks.close()
+            self.connection.close()
 
 
 def _domains(rows: Sequence[tuple[Claimed, str]]) -> set[str]:
@@ -541,9 +560,8 @@ class DeliveryLoop:
         return True
 
     def _deliver(self, transport: Transport, marks: _SentMarks, claimed: Claimed, message: bytes) -> None:
-        if self._relay.interval:  # the wait may be long, and the accepted message's lease runs on
-            marks.commit()
-        paused_elsewhere = self._relay.before_send()
+        with marks.lent() as take_mark:
+            paused_elsewhere = self._relay.before_send(marks.connection, take_mark)
         if paused_elsewhere is not None:
             marks.commit()
             self._pause(claimed, paused_elsewhere, record=False)

@@ -349,6 +349,15 @@ class _HeldBounces:
             return [c.id for c, _ in self._held]
 
 
+@dataclass
+class _Batch:
+    """The rows one connection holds, leased until ``lease_until``, and their subscribers."""
+
+    lease_until: dt.datetime
+    rows: list[Claimed] = field(default_factory=list)
+    subscribers: dict[int, Subscriber] = field(default_factory=dict)
+
+
 RENDITION_CACHE = 64
 """Templates a sender keeps in memory (at most Gmail's clip size, 102 KB, each): an edition has a few
 hundred renditions at most, and a worker goes through the due rows in id order, which plans wrote
@@ -498,34 +507,25 @@ class DeliveryLoop:
     def _work(self) -> None:
         transport = self.transport_factory()
         marks = _SentMarks(self.store)
-        batch: list[Claimed] = []
-        subscribers: dict[int, Subscriber] = {}
-        lease_until = self.clock()
+        batch = _Batch(lease_until=self.clock())
         try:
             while not self._stop.is_set():
-                if not batch:
+                if not batch.rows:
                     marks.commit()  # what follows reads the log
-                    now = self.clock()
-                    lease_until = now + self._lease
-                    with self._lock:
-                        excluded = set(self._excluded)
-                    batch = self.store.claim_deliveries(self.day, self.owner, now, lease_until,
-                                                        CLAIM_BATCH, excluded)
-                    if not batch and not self._wait_for_retries():
+                    if not self._claim(batch) and not self._wait_for_retries():
                         return
-                    subscribers = self.messages.subscribers(batch)
                     continue
                 now = self.clock()
-                if lease_until - now < self._lease / 2:  # renew before a slow server lets it lapse
-                    lease_until = now + self._lease
-                    held = self.store.renew_leases(self.owner, [c.id for c in batch] + self._held.ids(), now,
-                                                   lease_until)
-                    batch = [c for c in batch if c.id in held]
+                if batch.lease_until - now < self._lease / 2:  # renew before a slow server lets it lapse
+                    batch.lease_until = now + self._lease
+                    held = self.store.renew_leases(self.owner, [c.id for c in batch.rows] + self._held.ids(), now,
+                                                   batch.lease_until)
+                    batch.rows = [c for c in batch.rows if c.id in held]
                     continue
-                claimed = batch.pop(0)
+                claimed = batch.rows.pop(0)
                 # Built here, not ahead on another thread: a message takes a tenth of a millisecond to
                 # build, less than handing it between threads cost (bench/send.py measured both).
-                message = self._build(claimed, subscribers)
+                message = self._build(claimed, batch.subscribers)
                 if isinstance(message, str):
                     self._cancel(claimed, message)
                 elif message is None:  # planned before renditions were stored, by a plan not ours
@@ -533,12 +533,34 @@ class DeliveryLoop:
                         self._excluded.add(claimed.id)
                     self.store.release_deliveries(self.owner, self.clock(), ids=[claimed.id])
                 else:
-                    self._deliver(transport, marks, claimed, message)
+                    claim_ahead = None if batch.rows else lambda: self._claim_ahead(batch)
+                    self._deliver(transport, marks, claimed, message, claim_ahead)
         finally:
             marks.close()
-            if batch:
-                self.store.release_deliveries(self.owner, self.clock(), ids=[c.id for c in batch])
+            if batch.rows:
+                self.store.release_deliveries(self.owner, self.clock(), ids=[c.id for c in batch.rows])
             transport.close()
+
+    def _claim(self, batch: _Batch) -> bool:
+        """Lease the next rows into ``batch`` (left as it was should this fail); False when none is due."""
+        now = self.clock()
+        lease_until = now + self._lease
+        with self._lock:
+            excluded = set(self._excluded)
+        rows = self.store.claim_deliveries(self.day, self.owner, now, lease_until, CLAIM_BATCH, excluded)
+        batch.subscribers = self.messages.subscribers(rows)
+        batch.rows, batch.lease_until = rows, lease_until
+        return bool(rows)
+
+    def _claim_ahead(self, batch: _Batch) -> None:
+        """Claim the next rows while the server answers the batch's last message: a distant server's
+        answer takes a tenth of a second, longer than the claim. It must not raise (the reply is yet
+        to be read): should the claim fail, the loop claims again before the next message, and that
+        failure stops it. Rows leased by a claim that failed halfway go back when the run ends."""
+        try:
+            self._claim(batch)
+        except Exception:  # the batch stays empty: the loop claims again, and reports what fails
+            return
 
     def _build(self, claimed: Claimed, subscribers: dict[int, Subscriber]) -> bytes | str | None:
         return self.messages.build(claimed, subscribers)
@@ -559,7 +581,9 @@ class DeliveryLoop:
         self._stop.wait(max(0.0, (next_retry - self.clock()).total_seconds()))
         return True
 
-    def _deliver(self, transport: Transport, marks: _SentMarks, claimed: Claimed, message: bytes) -> None:
+    def _deliver(self, transport: Transport, marks: _SentMarks, claimed: Claimed, message: bytes,
+                 awaiting: Callable[[], None] | None = None) -> None:
+        """Send one message and record its outcome; ``awaiting``: see Transport.send."""
         with marks.lent() as take_mark:
             paused_elsewhere = self._relay.before_send(marks.connection, take_mark)
         if paused_elsewhere is not None:
@@ -567,7 +591,7 @@ class DeliveryLoop:
             self._pause(claimed, paused_elsewhere, record=False)
             return
         try:
-            reply = self._send(transport, marks, claimed, message)
+            reply = self._send(transport, marks, claimed, message, awaiting)
         except SmtpReplyError as exc:
             marks.commit()
             self._refused(claimed, exc.reply, exc.stage)
@@ -597,16 +621,19 @@ class DeliveryLoop:
             self.report.sent += 1
             self._on_message("sent")
 
-    def _send(self, transport: Transport, marks: _SentMarks, claimed: Claimed, message: bytes) -> Reply:
+    def _send(self, transport: Transport, marks: _SentMarks, claimed: Claimed, message: bytes,
+              awaiting: Callable[[], None] | None) -> Reply:
         try:
-            return transport.send(self.envelope_from, claimed.email, message, meanwhile=marks.commit)
+            return transport.send(self.envelope_from, claimed.email, message, meanwhile=marks.commit,
+                                  awaiting=awaiting)
         except OutcomeUnknown:
             raise  # the server may have kept it: see _unknown
         except ConnectionLost:
             # The server never had the whole message, so it kept none: reconnect and send it again.
             with self._lock:
                 self.report.retried += 1
-            return transport.send(self.envelope_from, claimed.email, message, meanwhile=marks.commit)
+            return transport.send(self.envelope_from, claimed.email, message, meanwhile=marks.commit,
+                                  awaiting=awaiting)
 
     def _refused(self, claimed: Claimed, reply: Reply, stage: RefusalStage) -> None:
         verdict = Verdict("retry") if stage == "CONNECT" else classify(reply, stage)

@@ -33,7 +33,6 @@ from jinja2 import (
     select_autoescape,
 )
 from markupsafe import Markup, escape
-from premailer import Premailer
 
 from newsletter.excerpt import excerpt
 from newsletter.models import Paper, summary_of
@@ -394,6 +393,10 @@ def inline_css(html: str) -> str:
     block; strip_important=False keeps their ``!important``, without which an inline style would
     beat them. The base CSS therefore carries no ``!important`` of its own.
     """
+    # Imported here: premailer (with cssutils and requests) takes a sixth of a second to import, and
+    # a sender worker, which never renders, would pay it at every start (bench/scale.py).
+    from premailer import Premailer
+
     inlined: str = Premailer(  # premailer is untyped: its transform() returns the page as str
         html,
         strip_important=False,

@@ -7,6 +7,7 @@ import re
 import shutil
 import ssl
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,25 @@ def test_meanwhile_runs_once_before_connecting_or_while_mail_from_is_pending(mes
         assert transport.send(SENDER, "r2@example.com", messages["r2@example.com"]).code == 250
         transport.close()
     assert [r for r, _ in handler.accepted] == ["r0@example.com", "r2@example.com"]
+
+
+def test_awaiting_runs_once_the_whole_message_is_out_and_before_its_reply_is_read(
+        messages: dict[str, bytes]) -> None:
+    handler = Recorder()
+    seen: list[list[str]] = []
+
+    def awaiting() -> None:  # what the server has by now: the whole message, so it can answer
+        deadline = time.monotonic() + 5
+        while not handler.accepted and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append([r for r, _ in handler.accepted])
+
+    with smtp_server(handler) as server:
+        transport = SmtpTransport(smtp_settings(server.port))
+        reply = transport.send(SENDER, "r0@example.com", messages["r0@example.com"], awaiting=awaiting)
+        transport.close()
+    assert reply.code == 250
+    assert seen == [["r0@example.com"]]
 
 
 def test_a_refusal_names_the_stage_and_the_connection_carries_on(messages: dict[str, bytes]) -> None:

@@ -37,7 +37,8 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -59,11 +60,15 @@ from newsletter.dispatch.transport import (
 )
 from newsletter.errors import DeliveryError
 from newsletter.models import Subscriber
-from newsletter.store import Store
+from newsletter.store import SentMark, Store
 from newsletter.store.deliveries import Claimed, OpenWork
 
 CLAIM_BATCH = 20
-"""Rows leased per claim: few enough that a crash strands little, enough to keep claims cheap."""
+"""Rows leased per claim at most: few enough that a crash strands little, enough to keep claims cheap."""
+BATCH_SECONDS = 0.5
+"""How long a connection's batch should last: against a slow server (a distant provider answers in a
+tenth of a second) fewer rows than CLAIM_BATCH, so that when the due rows run out no connection is
+left with seconds of messages while the others idle (bench/scale.py), and a crash strands fewer."""
 BOUNCE_WAVE_DOMAINS = 3
 """``pause_after_failures`` unknown-user replies in a row spanning this many domains are taken for a
 relay whose recipient table broke, not for that many dead mailboxes."""
@@ -272,29 +277,55 @@ class _SentMarks:
     """Holds the "sent" mark of the last accepted message until the transport has sent the next
     MAIL FROM, then commits it while the server reads that command: the commit costs no round trip
     and needs no thread. It is committed before any content of the next message goes out, so at
-    most one accepted message per connection is ever unrecorded: the one just accepted. Before a
-    rate-limit wait or a reconnect it is committed at once, so its lease cannot lapse meanwhile.
-    One connection serves all the marks."""
+    most one accepted message per connection is ever unrecorded: the one just accepted. A look at
+    the relay's limits before the next message takes it along (``lent``) in the same round trip, as
+    does taking a rate-limit slot (so its lease cannot lapse during the wait); a reconnect commits
+    it at once. The thread's own connection (``connection``, in autocommit) serves them all."""
 
     def __init__(self, store: Store) -> None:
-        self._pending: tuple[int, str, dt.datetime] | None = None
-        self._marks = store.sent_marks_connection()
+        self._pending: SentMark | None = None
+        self.connection = store.sender_connection()
 
     def add(self, delivery_id: int, reply: str, now: dt.datetime) -> None:
         self.commit()
-        self._pending = (delivery_id, reply, now)
+        self._pending = SentMark(delivery_id, reply, now)
+
+    @contextmanager
+    def lent(self) -> Iterator[Callable[[], SentMark | None]]:
+        """``take`` for a statement that may commit the mark along with its own work: it hands over the
+        mark still to commit, if any. Should the block fail, that mark is pending again, as after a
+        failed ``commit``, and tried again at ``close``."""
+        taken: list[SentMark] = []
+
+        def take() -> SentMark | None:
+            pending, self._pending = self._pending, None
+            taken.extend([pending] if pending is not None else [])
+            return pending
+
+        try:
+            yield take
+        except BaseException:
+            self._pending = self._pending or (taken[0] if taken else None)
+            raise
 
     def commit(self) -> None:
-        if self._pending is None:
-            return
-        self._marks.mark_sent(*self._pending)
-        self._pending = None
+        if self._pending is not None:
+            self.connection.mark_sent(self._pending)
+            self._pending = None
 
     def close(self) -> None:
         try:
             self.commit()
         finally:
-            self._marks.close()
+            self.connection.close()
+
+
+class _PausedElsewhere(Exception):
+    """Another send paused the relay: raised out of Transport.send's ``meanwhile``, before any content."""
+
+    def __init__(self, error: DeliveryError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 def _domains(rows: Sequence[tuple[Claimed, str]]) -> set[str]:
@@ -328,6 +359,29 @@ class _HeldBounces:
     def ids(self) -> list[int]:
         with self._lock:
             return [c.id for c, _ in self._held]
+
+
+@dataclass
+class _Batch:
+    """The rows one connection holds, leased until ``lease_until``, and their subscribers."""
+
+    lease_until: dt.datetime
+    rows: list[Claimed] = field(default_factory=list)
+    subscribers: dict[int, Subscriber] = field(default_factory=dict)
+    claimed: int = 0
+    claimed_at: float = 0.0
+    """How many rows the last claim leased, and when (time.monotonic)."""
+
+    def next_size(self) -> int:
+        """Rows to claim next: as many as the connection went through in BATCH_SECONDS last time."""
+        spent = time.monotonic() - self.claimed_at
+        if not self.claimed or spent <= 0:
+            return CLAIM_BATCH
+        return max(1, min(CLAIM_BATCH, int(BATCH_SECONDS * self.claimed / spent)))
+
+    def hold(self, rows: list[Claimed], subscribers: dict[int, Subscriber], lease_until: dt.datetime) -> None:
+        self.rows, self.subscribers, self.lease_until = rows, subscribers, lease_until
+        self.claimed, self.claimed_at = len(rows), time.monotonic()
 
 
 RENDITION_CACHE = 64
@@ -479,34 +533,25 @@ class DeliveryLoop:
     def _work(self) -> None:
         transport = self.transport_factory()
         marks = _SentMarks(self.store)
-        batch: list[Claimed] = []
-        subscribers: dict[int, Subscriber] = {}
-        lease_until = self.clock()
+        batch = _Batch(lease_until=self.clock())
         try:
             while not self._stop.is_set():
-                if not batch:
+                if not batch.rows:
                     marks.commit()  # what follows reads the log
-                    now = self.clock()
-                    lease_until = now + self._lease
-                    with self._lock:
-                        excluded = set(self._excluded)
-                    batch = self.store.claim_deliveries(self.day, self.owner, now, lease_until,
-                                                        CLAIM_BATCH, excluded)
-                    if not batch and not self._wait_for_retries():
+                    if not self._claim(batch) and not self._wait_for_retries():
                         return
-                    subscribers = self.messages.subscribers(batch)
                     continue
                 now = self.clock()
-                if lease_until - now < self._lease / 2:  # renew before a slow server lets it lapse
-                    lease_until = now + self._lease
-                    held = self.store.renew_leases(self.owner, [c.id for c in batch] + self._held.ids(), now,
-                                                   lease_until)
-                    batch = [c for c in batch if c.id in held]
+                if batch.lease_until - now < self._lease / 2:  # renew before a slow server lets it lapse
+                    batch.lease_until = now + self._lease
+                    held = self.store.renew_leases(self.owner, [c.id for c in batch.rows] + self._held.ids(), now,
+                                                   batch.lease_until)
+                    batch.rows = [c for c in batch.rows if c.id in held]
                     continue
-                claimed = batch.pop(0)
+                claimed = batch.rows.pop(0)
                 # Built here, not ahead on another thread: a message takes a tenth of a millisecond to
                 # build, less than handing it between threads cost (bench/send.py measured both).
-                message = self._build(claimed, subscribers)
+                message = self._build(claimed, batch.subscribers)
                 if isinstance(message, str):
                     self._cancel(claimed, message)
                 elif message is None:  # planned before renditions were stored, by a plan not ours
@@ -514,12 +559,33 @@ class DeliveryLoop:
                         self._excluded.add(claimed.id)
                     self.store.release_deliveries(self.owner, self.clock(), ids=[claimed.id])
                 else:
-                    self._deliver(transport, marks, claimed, message)
+                    claim_ahead = None if batch.rows else lambda: self._claim_ahead(batch)
+                    self._deliver(transport, marks, claimed, message, claim_ahead)
         finally:
             marks.close()
-            if batch:
-                self.store.release_deliveries(self.owner, self.clock(), ids=[c.id for c in batch])
+            if batch.rows:
+                self.store.release_deliveries(self.owner, self.clock(), ids=[c.id for c in batch.rows])
             transport.close()
+
+    def _claim(self, batch: _Batch) -> bool:
+        """Lease the next rows into ``batch`` (left as it was should this fail); False when none is due."""
+        now = self.clock()
+        lease_until = now + self._lease
+        with self._lock:
+            excluded = set(self._excluded)
+        rows = self.store.claim_deliveries(self.day, self.owner, now, lease_until, batch.next_size(), excluded)
+        batch.hold(rows, self.messages.subscribers(rows), lease_until)
+        return bool(rows)
+
+    def _claim_ahead(self, batch: _Batch) -> None:
+        """Claim the next rows while the server answers the batch's last message: a distant server's
+        answer takes a tenth of a second, longer than the claim. It must not raise (the reply is yet
+        to be read): should the claim fail, the loop claims again before the next message, and that
+        failure stops it. Rows leased by a claim that failed halfway go back when the run ends."""
+        try:
+            self._claim(batch)
+        except Exception:  # the batch stays empty: the loop claims again, and reports what fails
+            return
 
     def _build(self, claimed: Claimed, subscribers: dict[int, Subscriber]) -> bytes | str | None:
         return self.messages.build(claimed, subscribers)
@@ -540,16 +606,21 @@ class DeliveryLoop:
         self._stop.wait(max(0.0, (next_retry - self.clock()).total_seconds()))
         return True
 
-    def _deliver(self, transport: Transport, marks: _SentMarks, claimed: Claimed, message: bytes) -> None:
-        if self._relay.interval:  # the wait may be long, and the accepted message's lease runs on
-            marks.commit()
-        paused_elsewhere = self._relay.before_send()
-        if paused_elsewhere is not None:
-            marks.commit()
-            self._pause(claimed, paused_elsewhere, record=False)
-            return
+    def _deliver(self, transport: Transport, marks: _SentMarks, claimed: Claimed, message: bytes,
+                 awaiting: Callable[[], None] | None = None) -> None:
+        """Send one message and record its outcome; ``awaiting``: see Transport.send."""
+        if self._relay.interval:  # the slot first: waiting for it after MAIL FROM would keep the server waiting
+            with marks.lent() as take_mark:
+                paused_elsewhere = self._relay.before_send(marks.connection, take_mark)
+            if paused_elsewhere is not None:
+                self._pause(claimed, paused_elsewhere, record=False)
+                return
         try:
-            reply = self._send(transport, marks, claimed, message)
+            reply = self._send(transport, marks, claimed, message, awaiting)
+        except _PausedElsewhere as exc:
+            marks.commit()
+            self._pause(claimed, exc.error, record=False)
+            return
         except SmtpReplyError as exc:
             marks.commit()
             self._refused(claimed, exc.reply, exc.stage)
@@ -579,16 +650,34 @@ class DeliveryLoop:
             self.report.sent += 1
             self._on_message("sent")
 
-    def _send(self, transport: Transport, marks: _SentMarks, claimed: Claimed, message: bytes) -> Reply:
+    def _send(self, transport: Transport, marks: _SentMarks, claimed: Claimed, message: bytes,
+              awaiting: Callable[[], None] | None) -> Reply:
+        def before_content() -> None:
+            self._before_content(marks)
+
         try:
-            return transport.send(self.envelope_from, claimed.email, message, meanwhile=marks.commit)
+            return transport.send(self.envelope_from, claimed.email, message, meanwhile=before_content,
+                                  awaiting=awaiting)
         except OutcomeUnknown:
             raise  # the server may have kept it: see _unknown
         except ConnectionLost:
             # The server never had the whole message, so it kept none: reconnect and send it again.
             with self._lock:
                 self.report.retried += 1
-            return transport.send(self.envelope_from, claimed.email, message, meanwhile=marks.commit)
+            return transport.send(self.envelope_from, claimed.email, message, meanwhile=before_content,
+                                  awaiting=awaiting)
+
+    def _before_content(self, marks: _SentMarks) -> None:
+        """Runs once MAIL FROM is out, while the server reads it (see Transport.send): commits the last
+        message's mark, together with the look at the relay's pause when one is due (no rate limit:
+        the slot was taken before), in one round trip. Raises _PausedElsewhere to stop this message
+        before its content goes out."""
+        if not self._relay.interval:
+            with marks.lent() as take_mark:
+                paused_elsewhere = self._relay.before_send(marks.connection, take_mark)
+            if paused_elsewhere is not None:
+                raise _PausedElsewhere(paused_elsewhere)
+        marks.commit()
 
     def _refused(self, claimed: Claimed, reply: Reply, stage: RefusalStage) -> None:
         verdict = Verdict("retry") if stage == "CONNECT" else classify(reply, stage)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from newsletter.clock import Clock
 from newsletter.config import SmtpSettings
 from newsletter.errors import DeliveryError
-from newsletter.store import Store
+from newsletter.store import SenderConnection, SentMark, Store
 
 CHECK_EVERY = 0.05
 """Seconds between looks at the relay's pause and refusal count when no rate limit makes one per message."""
@@ -36,15 +36,20 @@ class RelayLimits:
         self._refusals_seen = 0
         self._checked_at = float("-inf")
 
-    def before_send(self) -> DeliveryError | None:
-        """Wait for this message's send slot. The pause another send recorded since this one started, if any."""
+    def before_send(self, connection: SenderConnection | None = None,
+                    take_mark: Callable[[], SentMark | None] = lambda: None) -> DeliveryError | None:
+        """Wait for this message's send slot. The pause another send recorded since this one started, if any.
+        ``connection``: the sending thread's own, else one from the pool. ``take_mark`` hands over the
+        "sent" mark of the message before, if still to commit, when this goes to the store: it is
+        committed in the same round trip, and before any wait for the slot."""
         now = self._wall()
+        store = connection or self.store
         if self.interval:
-            state = self.store.take_send_slot(self.relay, self.interval, now)
+            state = store.take_send_slot(self.relay, self.interval, now, sent=take_mark())
         elif now - self._checked_at < CHECK_EVERY:
             return None
         else:
-            state = self.store.relay_state(self.relay, now)
+            state = store.relay_state(self.relay, now, sent=take_mark())
         self._checked_at = now
         self._refusals_seen = state.refused_in_a_row
         if state.paused_at is not None and state.paused_at >= self.started_at:

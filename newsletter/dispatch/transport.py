@@ -74,8 +74,8 @@ class ConnectError(Exception):
 
 
 class Transport(Protocol):
-    def send(self, sender: str, recipient: str, message: bytes,
-             meanwhile: Callable[[], None] | None = None) -> Reply: ...
+    def send(self, sender: str, recipient: str, message: bytes, meanwhile: Callable[[], None] | None = None,
+             awaiting: Callable[[], None] | None = None) -> Reply: ...
 
     def close(self) -> None: ...
 
@@ -160,13 +160,15 @@ class SmtpTransport:
             conn.close()
             raise ConnectError(f"{where}: login failed: {exc}", server, f"login failed: {exc}") from exc
 
-    def send(self, sender: str, recipient: str, message: bytes,
-             meanwhile: Callable[[], None] | None = None) -> Reply:
+    def send(self, sender: str, recipient: str, message: bytes, meanwhile: Callable[[], None] | None = None,
+             awaiting: Callable[[], None] | None = None) -> Reply:
         """Deliver ``message`` (final CRLF bytes) to one recipient; the server's 250 reply on success.
 
         ``meanwhile`` runs once, before any content goes out: on an open connection once MAIL FROM
         is sent and before its reply is read, so that local work overlaps the server's; otherwise
-        first thing, as connecting may take long and leaves nothing to overlap."""
+        first thing, as connecting may take long and leaves nothing to overlap. ``awaiting`` runs
+        once the whole message is out, before its final reply is read (work that overlaps the
+        server's answer); it must not raise, or the outcome of the message would go unread."""
         if self._conn is None:
             if meanwhile is not None:
                 meanwhile()
@@ -202,6 +204,8 @@ class SmtpTransport:
             conn.send(dot_stuffed(message) + b".\r\n")
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise self._lost(exc) from exc
+        if awaiting is not None:
+            awaiting()
         try:
             code, text = conn.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:

@@ -11,22 +11,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.config import Settings
 from newsletter.errors import StoreError
-from newsletter.store.deliveries import DeliveryStore
+from newsletter.store.deliveries import DeliveryStore, SentMark
 from newsletter.store.health import HealthStore
 from newsletter.store.leadership import LeadershipStore
-from newsletter.store.limits import LimitStore
+from newsletter.store.limits import LimitStore, RelayState
 from newsletter.store.migrations import SchemaState, check_schema, read_state, upgrade
 from newsletter.store.papers import IngestCounts, PaperStore, PrunedSource, SourceRecord
 from newsletter.store.subscribers import SubscriberStore
 
-__all__ = ["IngestCounts", "PrunedSource", "SchemaState", "SourceRecord", "Store", "resolve_url", "schema_state",
-           "shown_url", "upgrade_schema"]
+__all__ = ["IngestCounts", "PrunedSource", "SchemaState", "SenderConnection", "SentMark", "SourceRecord", "Store",
+           "resolve_url", "schema_state", "shown_url", "upgrade_schema"]
 
 
 def resolve_url(url: str, base_dir: Path) -> str:
@@ -157,6 +157,10 @@ class Store(PaperStore, SubscriberStore, DeliveryStore, HealthStore, LeadershipS
     def from_settings(cls, settings: Settings) -> Store:
         return cls(resolve_url(settings.store.url, settings.base_dir))
 
+    def sender_connection(self) -> SenderConnection:
+        """A connection for one sending thread's per-message statements (close it when done)."""
+        return SenderConnection(self)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -165,3 +169,34 @@ class Store(PaperStore, SubscriberStore, DeliveryStore, HealthStore, LeadershipS
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SenderConnection:
+    """The connection one sending thread keeps for what it does per message: mark it sent, take its
+    send slot or look at the relay's pause (with the mark of the message before: see store.limits).
+    Each of these is one statement, so the connection is in autocommit: one round trip each, where a
+    pooled connection costs a checkout and a BEGIN and a COMMIT (or ROLLBACK) around it, three round
+    trips in all. Opened at first use."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._conn: Connection | None = None
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self._store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
+
+    def mark_sent(self, sent: SentMark) -> None:
+        self._store.mark_sent(sent.delivery_id, sent.reply, sent.at, self._connection())
+
+    def take_send_slot(self, relay: str, interval: float, now: float, sent: SentMark | None = None) -> RelayState:
+        return self._store.take_send_slot(relay, interval, now, self._connection(), sent)
+
+    def relay_state(self, relay: str, now: float, sent: SentMark | None = None) -> RelayState:
+        return self._store.relay_state(relay, now, self._connection(), sent)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -88,8 +88,21 @@ def _release_state() -> Any:
     return case((deliveries.c.attempts > 0, "retry"), else_="pending")
 
 
+@dataclass(frozen=True)
+class SentMark:
+    """The server's acceptance of a delivery, to record (see DeliveryStore.mark_sent)."""
+
+    delivery_id: int
+    reply: str
+    at: dt.datetime
+
+    def params(self) -> dict[str, object]:
+        """The values of MARK_SENT's parameters."""
+        return {"delivery_id": self.delivery_id, "reply": self.reply, "now": self.at}
+
+
 # Built once: it runs once per message, and building the statement costs more than running it.
-_MARK_SENT = update(deliveries).where(deliveries.c.id == bindparam("delivery_id")).values(
+MARK_SENT = update(deliveries).where(deliveries.c.id == bindparam("delivery_id")).values(
     state="sent", attempts=deliveries.c.attempts + 1, sent_at=bindparam("now"), last_reply=bindparam("reply"),
     lease_owner=None, lease_until=None, next_attempt_at=None, updated_at=bindparam("now"))
 
@@ -119,25 +132,6 @@ _DUE = (deliveries.c.state == "pending", _EXPIRED,
         and_(deliveries.c.state == "retry", deliveries.c.next_attempt_at <= bindparam("now")))
 _CLAIMS = tuple(_claim(due) for due in _DUE)
 _CLAIMS_ANY_DAY = tuple(_claim(due, any_day=True) for due in _DUE)
-
-
-class SentMarksConnection:
-    """Marks messages sent over one connection, opened at the first mark: a sending loop commits
-    a mark per message and must not pay for a new connection each time."""
-
-    def __init__(self, store: DeliveryStore) -> None:
-        self._store = store
-        self._conn: Connection | None = None
-
-    def mark_sent(self, delivery_id: int, reply: str, now: dt.datetime) -> None:
-        if self._conn is None:
-            self._conn = self._store.engine.connect()
-        self._store.mark_sent(delivery_id, reply, now, self._conn)
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
 
 class DeliveryStore:
@@ -283,17 +277,13 @@ class DeliveryStore:
 
         ``conn``: an open connection to commit on, for a caller that marks one message after another.
         """
-        values = {"delivery_id": delivery_id, "reply": reply, "now": now}
+        values = SentMark(delivery_id, reply, now).params()
         if conn is None:
             with self.engine.begin() as own:
-                own.execute(_MARK_SENT, values)
+                own.execute(MARK_SENT, values)
             return
         with conn.begin():
-            conn.execute(_MARK_SENT, values)
-
-    def sent_marks_connection(self) -> SentMarksConnection:
-        """One connection for marking one accepted message after another (close it when done)."""
-        return SentMarksConnection(self)
+            conn.execute(MARK_SENT, values)
 
     def mark_unsent(self, delivery_id: int, owner: str, state: UnsentState, reply: str, now: dt.datetime,
                     next_attempt_at: dt.datetime | None = None, outcome_unknown: bool = False) -> bool:

@@ -10,13 +10,16 @@ Times are seconds since the epoch on the processes' clocks, which must agree (NT
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, literal, select, update
+from sqlalchemy import Connection, Engine, Float, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.clock import as_utc
+from newsletter.store.deliveries import MARK_SENT, SentMark
 from newsletter.store.schema import relay_limits
 
 
@@ -43,29 +46,62 @@ def _state(row: Any, slot_at: float) -> RelayState:
     return RelayState(slot_at, int(row.refused_in_a_row), paused_at, row.pause_reason or "")
 
 
+_WALL = bindparam("wall", type_=Float)
+# Built once: a sender runs one of these per message, and building one costs more than running it.
+_TAKE_SLOT = (update(relay_limits).where(relay_limits.c.relay == bindparam("relay_key"))
+              .values(next_slot_at=case((relay_limits.c.next_slot_at > _WALL, relay_limits.c.next_slot_at),
+                                        else_=_WALL) + bindparam("interval", type_=Float))
+              .returning(relay_limits.c.next_slot_at, relay_limits.c.refused_in_a_row, relay_limits.c.paused_at,
+                         relay_limits.c.pause_reason))
+_LOOK = (select(relay_limits.c.refused_in_a_row, relay_limits.c.paused_at, relay_limits.c.pause_reason)
+         .where(relay_limits.c.relay == bindparam("relay_key")))
+# On PostgreSQL a message's "sent" mark rides along in the same statement (a data-modifying WITH):
+# one round trip for both. SQLite has no such WITH; its statements cost no round trip anyway.
+_TAKE_SLOT_MARKING = _TAKE_SLOT.add_cte(MARK_SENT.cte("sent"))
+_LOOK_MARKING = _LOOK.add_cte(MARK_SENT.cte("sent"))
+
+
+def _run(conn: Connection, stmt: Any, marking: Any, params: dict[str, object], sent: SentMark | None) -> Any:
+    """``stmt`` with ``params``, and first ``sent`` recorded (``marking``: both in one statement, PostgreSQL)."""
+    if sent is None:
+        return conn.execute(stmt, params).first()
+    if conn.dialect.name == "postgresql":
+        return conn.execute(marking, {**params, **sent.params()}).first()
+    conn.execute(MARK_SENT, sent.params())
+    return conn.execute(stmt, params).first()
+
+
 class LimitStore:
     engine: Engine
 
-    def take_send_slot(self, relay: str, interval: float, now: float) -> RelayState:
-        """Reserve the next send slot to ``relay``, ``interval`` seconds after the one before it (or now)."""
-        c = relay_limits.c
-        start = case((c.next_slot_at > now, c.next_slot_at), else_=literal(now))
-        take = (update(relay_limits).where(c.relay == relay).values(next_slot_at=start + interval)
-                .returning(c.next_slot_at, c.refused_in_a_row, c.paused_at, c.pause_reason))
-        with self.engine.begin() as conn:
-            row = conn.execute(take).first()
+    def take_send_slot(self, relay: str, interval: float, now: float, conn: Connection | None = None,
+                       sent: SentMark | None = None) -> RelayState:
+        """Reserve the next send slot to ``relay``, ``interval`` seconds after the one before it (or now).
+        ``conn``: a sender's own connection (see SenderConnection); ``sent``: a message to mark sent with it."""
+        params: dict[str, object] = {"relay_key": relay, "wall": now, "interval": interval}
+        with self._transaction(conn) as tx:
+            row = _run(tx, _TAKE_SLOT, _TAKE_SLOT_MARKING, params, sent)
             if row is None:  # the relay's first message
-                _ensure_row(conn, relay)
-                row = conn.execute(take).one()
+                _ensure_row(tx, relay)
+                row = tx.execute(_TAKE_SLOT, params).one()
         return _state(row, float(row.next_slot_at) - interval)
 
-    def relay_state(self, relay: str, now: float) -> RelayState:
+    def relay_state(self, relay: str, now: float, conn: Connection | None = None,
+                    sent: SentMark | None = None) -> RelayState:
         """The relay's refusals in a row and last pause, reserving nothing (no rate limit)."""
-        c = relay_limits.c
-        with self.engine.connect() as conn:
-            row = conn.execute(select(c.refused_in_a_row, c.paused_at, c.pause_reason)
-                               .where(c.relay == relay)).first()
+        with self._transaction(conn) as tx:
+            row = _run(tx, _LOOK, _LOOK_MARKING, {"relay_key": relay}, sent)
         return _state(row, now)
+
+    @contextmanager
+    def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
+        """A transaction on ``conn`` when given, else on a connection of the pool."""
+        if conn is None:
+            with self.engine.begin() as own:
+                yield own
+            return
+        with conn.begin():
+            yield conn
 
     def count_refusal(self, relay: str) -> int:
         """One more refusal in a row at ``relay`` (by any process); the count now."""

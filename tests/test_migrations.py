@@ -8,6 +8,8 @@ column), with rows in it.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -147,3 +149,18 @@ def test_a_store_at_an_older_revision_is_refused_until_upgraded(tmp_path: Path, 
     assert upgraded.exit_code == 0 and "upgraded from revision 0001" in upgraded.output
     assert listed.exit_code == 0 and "ada@example.org" in listed.output
     assert differences(store_url) == []
+
+
+def test_threads_of_one_process_create_new_stores_at_the_same_time(tmp_path: Path, store_url: str) -> None:
+    # Alembic runs revisions through module-level proxies (alembic.op, alembic.context): threads creating
+    # stores at once (a threaded server, a test running both backends side by side) must not share them.
+    urls = [store_url, *(f"sqlite:///{tmp_path / f'store{i}.db'}" for i in range(3))]
+    start = threading.Barrier(len(urls))
+
+    def create(url: str) -> str:
+        start.wait()
+        Store(url).close()
+        return schema_state(url).status
+
+    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+        assert list(pool.map(create, urls)) == ["current"] * len(urls)

@@ -25,6 +25,7 @@ To change the schema:
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,6 +46,10 @@ from newsletter.store.schema import metadata
 VERSION_TABLE = "newsletter_schema_revision"
 LEGACY_VERSION_TABLE = "schema_version"  # the releases before Alembic
 SCRIPTS = ScriptDirectory(Path(__file__).parent)
+
+# Alembic runs revisions through module-level proxies (alembic.op, alembic.context): two threads of one
+# process upgrading at once would each find the other's migration context there.
+_ALEMBIC_PROXIES = threading.Lock()
 
 SchemaStatus = Literal["empty", "current", "older", "newer"]
 
@@ -145,4 +150,5 @@ def _upgrade(conn: Connection) -> None:
     config = Config()
     config.set_main_option("script_location", SCRIPTS.dir)
     config.attributes["connection"] = conn
-    command.upgrade(config, "head")
+    with _ALEMBIC_PROXIES:
+        command.upgrade(config, "head")

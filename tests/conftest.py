@@ -18,6 +18,7 @@ from hypothesis import settings
 
 from browser_helpers import CHROMEDRIVER, CHROMIUM, FLAGS
 from newsletter.config import STORE_URL_ENV
+from simultaneous import StoreUrls
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CORPUS_DIR = PROJECT_ROOT.parent / "shared" / "corpus"
@@ -189,6 +190,22 @@ def module_store_url(request: pytest.FixtureRequest) -> Iterator[str]:
         return
     with _fresh_database(request.getfixturevalue("postgres_server")) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def both_store_urls(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreUrls]:
+    """A store URL per backend for a module's scenarios run on both at once (``tests/simultaneous.py``): a new
+    SQLite file, and a fresh PostgreSQL database while the module runs, or why there is none."""
+    urls = StoreUrls(available={"sqlite": f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'store.db'}"})
+    try:
+        server = request.getfixturevalue("postgres_server")
+    except pytest.skip.Exception as skipped:
+        urls.missing["postgresql"] = skipped.msg
+        yield urls
+        return
+    with _fresh_database(server) as url:
+        urls.available["postgresql"] = url
+        yield urls
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Several `newsletter schedule` daemons on one store: one leader publishes, the others take over when it dies.
 
 The end-to-end case runs two real daemons publishing every minute against a real aiosmtpd server, on a real
-SQLite file and a real PostgreSQL server, and waits for real cron minutes (up to ~2.5 min per store).
+SQLite file and a real PostgreSQL server at the same time (``tests/simultaneous.py``), and waits for real cron
+minutes (up to ~2.5 min).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,6 +26,7 @@ from newsletter.schedule import Daemon
 from newsletter.store import Store
 from newsletter.store.leadership import SCHEDULE_LEADER
 from schedule_helpers import make_site, newsletter_process, write_digest
+from simultaneous import BACKENDS, Simultaneous, StoreUrls, on_every_backend
 from smtp_helpers import Recorder, free_port, smtp_server
 
 LEASE = 6
@@ -48,12 +52,27 @@ def stop(daemon: subprocess.Popen[str]) -> str:
     return err
 
 
-@pytest.mark.slow
-def test_one_leader_publishes_and_another_takes_over_when_it_is_killed(tmp_path: Path, store_url: str) -> None:
+@dataclass(frozen=True)
+class TakenOver:
+    leader: int
+    follower: int
+    after_first_run: list[int]
+    """Messages per reader a moment after the first run: a second publish by the follower would show."""
+    added_late: tuple[str, int]
+    """What `subscribers add` printed on stderr while the leader was dead, and its exit code."""
+    took_over: float
+    """Seconds from killing the leader to the follower holding the role."""
+    per_recipient: dict[str, int]
+    logs: dict[int, str]
+    follower_returncode: int | None
+
+
+def kill_the_leader(folder: Path, store_url: str) -> TakenOver:
+    """Two daemons publishing every minute: the first run, the leader killed, the next minute's run."""
     recorder = Recorder()
     with smtp_server(recorder) as server:
-        settings = make_site(tmp_path, server.port, f'timezone = "UTC"\npublish = "* * * * *"\n'
-                                                    f"leader_lease_seconds = {LEASE}\n", subscribers=4,
+        settings = make_site(folder, server.port, f'timezone = "UTC"\npublish = "* * * * *"\n'
+                                                  f"leader_lease_seconds = {LEASE}\n", subscribers=4,
                              store_url=store_url)
         write_digest(settings, utc_now().date())
         write_digest(settings, utc_now().date() + dt.timedelta(days=1))  # should the run cross midnight
@@ -65,24 +84,42 @@ def test_one_leader_publishes_and_another_takes_over_when_it_is_killed(tmp_path:
             (leader,) = [d for d in daemons if d.pid == first]
             (follower,) = [d for d in daemons if d.pid != first]
             time.sleep(2)  # a second publish, if the follower made one, would show up here
-            assert sorted(recorder.per_recipient().values()) == [1] * 4
+            after_first_run = sorted(recorder.per_recipient().values())
 
             leader.send_signal(signal.SIGKILL)
             killed_at = time.monotonic()
-            assert run(settings.path, "subscribers", "add", "late@example.org").exit_code == 0
+            adding = newsletter_process(settings, "subscribers", "add", "late@example.org")
+            added_late = (adding.communicate(timeout=60)[1], adding.returncode)
             wait_for(lambda: leader_pid(settings) == follower.pid, 60)
             took_over = time.monotonic() - killed_at
             wait_for(lambda: recorder.count() >= 5, 75)  # the next minute's run
         finally:
             logs = {d.pid: stop(d) for d in daemons}
+    return TakenOver(leader.pid, follower.pid, after_first_run, added_late,
+                     took_over, dict(recorder.per_recipient()), logs, follower.returncode)
 
-    assert took_over < 60
-    assert recorder.per_recipient()["late@example.org"] == 1
-    assert sorted(recorder.per_recipient().values()) == [1] * 5
-    assert "job publish for" in logs[leader.pid]
-    before, _, after = logs[follower.pid].partition("leading the schedule")
+
+@pytest.fixture(scope="module")
+def taken_over(both_store_urls: StoreUrls,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simultaneous[TakenOver]]:
+    with on_every_backend(both_store_urls, tmp_path_factory.mktemp, kill_the_leader) as runs:
+        yield runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_leader_publishes_and_another_takes_over_when_it_is_killed(taken_over: Simultaneous[TakenOver],
+                                                                       backend: str) -> None:
+    outcome = taken_over.outcome(backend)
+    assert outcome.after_first_run == [1] * 4
+    assert outcome.added_late[1] == 0, outcome.added_late[0]
+    assert outcome.took_over < 60
+    assert outcome.per_recipient["late@example.org"] == 1
+    assert sorted(outcome.per_recipient.values()) == [1] * 5
+    assert "job publish for" in outcome.logs[outcome.leader]
+    before, _, after = outcome.logs[outcome.follower].partition("leading the schedule")
     assert "job publish for" not in before and "job publish for" in after
-    assert follower.returncode == 0
+    assert outcome.follower_returncode == 0
 
 
 def test_a_live_leader_keeps_the_role_and_a_lapsed_one_loses_it(tmp_path: Path, store_url: str) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import click
 
 from newsletter import __version__
-from newsletter.errors import NewsletterError, StoreError, SubscriberExistsError
+from newsletter.errors import NewsletterError, SubscriberExistsError
 from newsletter.models import CADENCES, SUBSCRIBER_STATUSES, WEEKDAYS
 
 if TYPE_CHECKING:  # the config module is imported when a command runs, not for `--help`
@@ -67,13 +67,14 @@ def handle_errors(func: F) -> F:
         except Exception as exc:
             # Looked up, not imported: importing SQLAlchemy costs half a second that `--help` need not
             # pay, and if it was never imported none of its errors can have been raised.
-            sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
-            if sqlalchemy_exc is None or not isinstance(exc, sqlalchemy_exc.SQLAlchemyError):
+            if "sqlalchemy.exc" not in sys.modules:
                 raise
-            raise to_click_error(StoreError(
-                f"the store failed: {getattr(exc, 'orig', None) or exc}",
-                "check [store] url, that the database is reachable and the disk not full; then run the command again",
-            )) from exc
+            from newsletter.store.failures import store_failure
+
+            failure = store_failure(exc)
+            if failure is None:
+                raise
+            raise to_click_error(failure) from exc
 
     return wrapper  # type: ignore[return-value]
 

@@ -20,6 +20,10 @@ class NewsletterError(Exception):
     def __str__(self) -> str:
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
 
+    def one_line(self) -> str:
+        """Message and hint on one line, for a log line or a summary."""
+        return f"{self.message}; hint: {self.hint}" if self.hint else self.message
+
 
 class ConfigError(NewsletterError):
     """The config file is missing, malformed, or has a wrong key or value. Exit 2."""

@@ -39,6 +39,7 @@ from newsletter.ingest import ingest_files, resolve_inputs
 from newsletter.models import Day
 from newsletter.store import Store
 from newsletter.store.deliveries import DeliveryState
+from newsletter.store.failures import first_line, store_failure
 
 log = logging.getLogger("newsletter.publish")
 
@@ -166,10 +167,15 @@ class Publisher:
             log.error("%s failed: %s", stage, exc)
             result.errors.append(f"{stage}: {exc.message}")
             return
-        cause = getattr(exc, "orig", None) or exc  # SQLAlchemy's own text repeats the SQL
-        log.error("%s failed unexpectedly: %s: %s", stage, type(cause).__name__, cause)
+        failure = store_failure(exc)
+        if failure is not None:  # a database error: what failed and what to check, on one line
+            log.error("%s failed: %s", stage, failure.one_line())
+            result.errors.append(f"{stage}: {failure.one_line()}")
+        else:
+            said = first_line(str(exc))
+            log.error("%s failed unexpectedly: %s: %s", stage, type(exc).__name__, said)
+            result.errors.append(f"{stage}: unexpected {type(exc).__name__}: {said} (log_level DEBUG shows where)")
         log.debug("%s traceback", stage, exc_info=exc)
-        result.errors.append(f"{stage}: unexpected {type(cause).__name__}: {cause} (log_level DEBUG shows where)")
 
     def _retry_later(self, result: PublishResult, scheduled_at: dt.datetime | None,
                      next_retry: dt.datetime | None = None) -> None:

@@ -117,6 +117,25 @@ def test_two_sends_at_once_never_mail_anyone_twice(tmp_path: Path, store_url: st
           f"{outputs[1].strip().splitlines()[-1]}")
 
 
+def test_a_send_on_more_connections_than_the_default_pool_mails_everyone_once(tmp_path: Path,
+                                                                              store_url: str) -> None:
+    # Each sending thread keeps one store connection for the run, and claims its rows with the store
+    # too: 15 threads used to hold every connection of SQLAlchemy's default pool (5 + 10 overflow),
+    # so that their next claims waited out the pool's 30 s timeout and the send failed.
+    connections, total = 15, 400  # 400: every thread's first claim (20 rows) finds rows
+    handler = Recorder()
+    with smtp_server(handler) as server:
+        config = setup_project(tmp_path, store_url, server.port, total, connections)
+        proc = start_send(config, tmp_path, "send")
+        proc.wait(timeout=120)
+    output = (tmp_path / "send.log").read_text()
+    assert proc.returncode == 0, output
+    assert "QueuePool" not in output and "timed out" not in output
+    received = handler.per_recipient()
+    assert len(received) == total and set(received.values()) == {1}
+    assert {state for state, _ in logged(config).values()} == {"sent"}
+
+
 def test_dry_run_records_nothing_then_send_and_status_report_failures(tmp_path: Path, store_url: str) -> None:
     handler = Recorder(rcpt_fault=lambda rcpt, _n: {"reader00001@example.com": "550 5.1.1 no such user",
                                                     "reader00002@example.com": "554 5.0.0 refused"}.get(rcpt))

@@ -106,6 +106,22 @@ def test_four_workers_two_killed_mid_send_then_a_rerun_mail_everyone_once(tmp_pa
     assert counts["sent"] == sum(counts.values()) == readers
 
 
+def test_a_worker_on_more_connections_than_the_default_pool_mails_everyone_once(tmp_path: Path,
+                                                                               store_url: str) -> None:
+    # As `newsletter send` (test_delivery_resume.py): 15 threads, each with a connection of its own,
+    # used to hold all of SQLAlchemy's default pool, and their claims timed out after 30 s.
+    readers = 400
+    handler = Recorder()
+    with smtp_server(handler) as server:
+        config = planned_site(tmp_path, store_url, server.port, readers, "connections = 15")
+        done = subprocess.run(newsletter(config, "worker", "--exit-when-idle"), capture_output=True, text=True,
+                              timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "QueuePool" not in done.stderr
+    received = handler.per_recipient()
+    assert len(received) == readers and set(received.values()) == {1}
+
+
 def test_a_worker_builds_the_message_send_would(tmp_path: Path, store_url: str) -> None:
     date = dt.date.fromisoformat(DAY)
     handler = ContentRecorder()

@@ -13,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 
 from newsletter.config import Settings
 from newsletter.errors import StoreError
@@ -92,9 +94,27 @@ def shown_url(url: str) -> str:
         return "(an unreadable store URL)"  # it could hold a password in a shape make_url cannot find
 
 
-def _engine(url: str) -> Engine:
+POOL_SIZE = 5
+"""Connections the pool keeps for a process's own statements (SQLAlchemy's default), besides one for
+each sending thread; up to POOL_OVERFLOW more are opened at busy moments and closed after."""
+POOL_OVERFLOW = 10
+
+
+def _pool_options(url: str, senders: int) -> dict[str, int]:
+    """Each of ``senders`` sending threads keeps a connection for its whole run (SenderConnection) and
+    also takes one from the pool for its claims: with SQLAlchemy's default pool, 15 threads held every
+    connection and their claims waited for one until the pool's timeout. The pool opens connections
+    only when asked, so sizing it for them costs nothing until they are used."""
+    parsed = make_url(url)
+    dialect = parsed.get_dialect()
+    if issubclass(dialect, DefaultDialect) and not issubclass(dialect.get_pool_class(parsed), QueuePool):
+        return {}  # an in-memory SQLite database: one connection per thread, no limit to size
+    return {"pool_size": POOL_SIZE + senders, "max_overflow": POOL_OVERFLOW}
+
+
+def _engine(url: str, senders: int = 0) -> Engine:
     try:
-        engine = create_engine(url)
+        engine = create_engine(url, **_pool_options(url, senders))
     except (SQLAlchemyError, ValueError, ImportError) as exc:
         raise StoreError(f"cannot use store URL {shown_url(url)}: {_without_password(exc, url)}",
                          "check [store] url in the config (or NEWSLETTER_STORE_URL)") from exc
@@ -142,8 +162,10 @@ def upgrade_schema(url: str) -> tuple[SchemaState, SchemaState]:
 
 
 class Store(PaperStore, SubscriberStore, DeliveryStore, HealthStore, LeadershipStore, LimitStore):
-    def __init__(self, url: str) -> None:
-        self.engine: Engine = _engine(url)
+    def __init__(self, url: str, senders: int = 0) -> None:
+        """``senders``: the sending threads this store serves at most, each with its own connection
+        (``sender_connection``), on top of the pool's usual POOL_SIZE."""
+        self.engine: Engine = _engine(url, senders)
         try:
             check_schema(self.engine, shown_url(url))
         except SQLAlchemyError as exc:
@@ -155,7 +177,7 @@ class Store(PaperStore, SubscriberStore, DeliveryStore, HealthStore, LeadershipS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
-        return cls(resolve_url(settings.store.url, settings.base_dir))
+        return cls(resolve_url(settings.store.url, settings.base_dir), senders=settings.smtp.connections)
 
     def sender_connection(self) -> SenderConnection:
         """A connection for one sending thread's per-message statements (close it when done)."""

@@ -107,20 +107,22 @@ class Filter:
     def reasons(self, paper: Paper) -> list[str]:
         """Why the paper is selected, in words for the reader and the send plan; [] when it is not.
 
-        "category Computer Vision", "keyword diffusion in the title" (or "in the summary"), "author Jane Doe".
+        "category Computer Vision" (or "all categories" for a filter without categories), "keyword diffusion
+        in the title" (or "in the summary"), "author Jane Doe".
         """
         by_author = [f"author {name}" for name in self.followed_in(paper)]
         if not self.matches_topic(paper):
             return by_author
+        # Without categories in the filter, a paper's own categories are no reason: every category is wanted.
         cats = paper.categories or ([paper.category] if paper.category else [])
-        topical = [c for c in cats if c in self.categories] if self.categories else cats
+        topical = [f"category {c}" for c in cats if c in self.categories] if self.categories else ["all categories"]
         title, summary = paper.title.casefold(), summary_of(paper).casefold()
         by_keyword = []
         for text, pattern in self._keyword_patterns:
             where = "title" if pattern.search(title) else "summary" if pattern.search(summary) else None
             if where:
                 by_keyword.append(f"keyword {text} in the {where}")
-        return [f"category {name}" for name in topical] + by_keyword + by_author
+        return topical + by_keyword + by_author
 
 
 def followed_authors(names: Iterable[str]) -> tuple[str, ...]:

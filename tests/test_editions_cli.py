@@ -45,7 +45,8 @@ def test_a_weekly_reader_on_their_weekday_gets_one_weekly_edition_with_reasons(t
     assert result.exit_code == 0, result.output
     assert "weekly/2026-11-14..2026-11-20" in result.output and "daily/2026-11-20" in result.output
     shown = result.output.split("weekly@example.org (weekly/2026-11-14..2026-11-20)\n", 1)[1].splitlines()[0]
-    assert "(category " in shown and "; keyword policy in the " in shown  # the first paper, and why
+    # The first paper, and why: the reader filters by keyword only, so no category is a reason.
+    assert "(all categories; keyword policy in the " in shown
     plan = json.loads((tmp_path / "outbox" / "2026-11-20" / "plan.json").read_text())
     by_reader = {m["to"]: m for m in plan["messages"]}
     weekly = by_reader["weekly@example.org"]
@@ -57,7 +58,7 @@ def test_a_weekly_reader_on_their_weekday_gets_one_weekly_edition_with_reasons(t
     assert set(weekly["papers"]) - set(listed_papers(config, "2026-11-20")), "a paper of the Thursday too"
     for arxiv_id in weekly["papers"]:
         reasons = weekly["reasons"][arxiv_id]
-        assert reasons[0].startswith("category ") and any(r.startswith("keyword policy in the ") for r in reasons)
+        assert reasons[0] == "all categories" and any(r.startswith("keyword policy in the ") for r in reasons)
     everything = by_reader["w2@example.org"]
     assert sorted(everything["papers"]) == sorted(both_days)
     assert "thursday@example.org" in {s["to"] for s in plan["skipped"]}
@@ -77,7 +78,7 @@ def test_a_weekly_reader_on_their_weekday_gets_one_weekly_edition_with_reasons(t
     # Ada Moreau's paper is in the fan's daily edition (every category): marked there, no alert.
     (fan,) = [m for m in plan["messages"] if m["to"] == "fan@example.org"]
     assert fan["edition"]["kind"] == "daily" and fan["reasons"]["2611.04211"][-1] == "author Ada Moreau"
-    assert fan["reasons"]["2611.04211"][0].startswith("category ")
+    assert fan["reasons"]["2611.04211"][0] == "all categories"
     assert all(reasons[-1] != "author Ada Moreau" for i, reasons in fan["reasons"].items() if i != "2611.04211")
     eml = (tmp_path / "outbox" / "2026-11-19" / fan["file"]).read_text()
     assert "You follow Ada Moreau, who wrote no." in " ".join(eml.replace("=\n", "").split())

@@ -68,9 +68,11 @@ def test_reasons_name_category_keyword_place_and_author() -> None:
                                   "keyword video in the title", "author Jane Doe"]
     in_summary = paper(["John Roe"], title="Frames", summary="A diffusion model.", categories=("Computer Vision",))
     assert filt.reasons(in_summary) == ["category Computer Vision", "keyword diffusion in the summary"]
+    # Without categories in the filter every category is wanted: a paper's own categories would read as a filter.
     everything = Filter()
-    assert everything.reasons(paper([], categories=("Robotics", "Multi-Modal"))) == [
-        "category Robotics", "category Multi-Modal"]
+    assert everything.reasons(paper([], categories=("Robotics", "Multi-Modal"))) == ["all categories"]
+    by_keyword = Filter(keywords=("diffusion",))
+    assert by_keyword.reasons(in_summary) == ["all categories", "keyword diffusion in the summary"]
 
 
 def test_authors_are_part_of_the_filter_key_whatever_the_spelling() -> None:

@@ -782,8 +782,7 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
     if plan.renditions:
         click.echo("\n  Rendition                                        Papers  Recipients")
         for key, rendition in plan.renditions.items():
-            label = rendition.filter.describe()
-            label = label if rendition.edition.kind == "daily" else f"{rendition.edition.kind}: {label}"
+            label = rendition.describe()
             label = label if len(label) <= 48 else label[:47] + "…"
             click.echo(f"  {label:<48} {len(rendition.papers):>6}  {recipients.get(key, 0):>10}")
     echo_why(plan)

@@ -31,6 +31,11 @@ def archive_url(settings: Settings, date: dt.date) -> str:
     return site_url(settings, f"archive/{date.isoformat()}")
 
 
+def archive_index_url(settings: Settings) -> str:
+    """The archive's list of days: the web page of an edition of several days."""
+    return site_url(settings, "archive/")
+
+
 def subscriber_links(settings: Settings, subscriber: Subscriber) -> dict[str, str]:
     """The subscriber's personal links, each with a token signed for its purpose (newsletter.tokens);
     the routes in newsletter.web serve these paths."""

@@ -190,6 +190,17 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Wording:
+    """What an email calls its list in the greeting ("here is today's reading list"), and the words of
+    its link to the web (``archive_url``): a day's page for a daily edition, the archive for a weekly one."""
+
+    reading_list: str = "today's reading list"
+    web_link: str = "View it in your browser"
+    web_link_short: str = "View in browser"
+    """The footer's shorter words for the same link."""
+
+
+@dataclass(frozen=True)
 class RenderedDigest:
     html: str
     """Complete HTML document, CSS inlined, with the caller's placeholders still in it."""
@@ -236,8 +247,9 @@ def _links(paper: Paper) -> tuple[str | None, str | None, str | None]:
 
 
 def _paper_view(paper: Paper, number: int, first_question: int, summary: SummaryLength, detailed: bool,
-                archive_url: str, plain_text: bool = True) -> PaperView:
-    """``plain_text=False`` leaves a complete view's ``summary_text`` empty, for HTML-only uses (the feeds)."""
+                page_url: str, plain_text: bool = True) -> PaperView:
+    """``page_url``: the archive page of the day the paper was listed on, where ``more_url`` points.
+    ``plain_text=False`` leaves a complete view's ``summary_text`` empty, for HTML-only uses (the feeds)."""
     anchor = paper_anchor(paper.arxiv_id)
     complete = detailed and summary == "full"
     shown = summary_of(paper, points_apart=True)  # the points have their own list and line
@@ -264,7 +276,7 @@ def _paper_view(paper: Paper, number: int, first_question: int, summary: Summary
         arxiv_url=arxiv_url,
         huggingface_url=huggingface_url,
         pdf_url=pdf_url,
-        more_url=f"{archive_url}#{anchor}" if shows_less else None,
+        more_url=f"{page_url}#{anchor}" if shows_less else None,
         more_label="Full summary, points and quiz" if paper.points or paper.quiz else "Full summary",
         points=[(strip_invalid_xml(p.label), strip_invalid_xml(p.text)) for p in paper.points] if complete else [],
         quiz=quiz,
@@ -290,7 +302,7 @@ def feed_paper(paper: Paper, *, title: str, authors: Sequence[str], arxiv_url: s
     The feeds name the paper as feed readers expect (every author, the arXiv and Hugging Face pages
     derived from the id when the digest has no link), so those come from the caller.
     """
-    view = _paper_view(paper, 1, 1, "full", True, archive_url="", plain_text=False)
+    view = _paper_view(paper, 1, 1, "full", True, page_url="", plain_text=False)
     # The entry's summary stands alone in a feed reader, so a cards paper's points run together there.
     summary_html = (str(view.summary_html) if summary_of(paper, points_apart=True)
                     else markdown_to_safe_html(summary_of(paper)))
@@ -327,6 +339,9 @@ def digest_context(
     note: str = "",
     heading: str = "",
     description: str = "",
+    subline: str = "",
+    wording: Wording = Wording(),
+    paper_pages: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The template context for one rendition, and the paper ids in the order it lists them.
 
@@ -334,7 +349,11 @@ def digest_context(
     clip; the email then says so. ``note`` is the day's note from its source (Markdown, e.g. a cards
     page's reading tips), shown at the top and sanitised like a summary. ``heading`` replaces the
     date as the headline (a weekly edition names its days); ``description`` replaces the filter's
-    wording ("You get papers in ...") where the email is about something else (an alert).
+    wording ("You get papers in ...") where the email is about something else (an alert); ``subline``
+    replaces the line under the headline ("5 papers for ..."), for an email whose papers the filter's
+    topics did not select. ``paper_pages``: for an edition of several days, the archive page of the day
+    each paper was listed on, by arXiv id, where its "full summary" link points; None: every paper is on
+    ``archive_url``'s page (one day's).
     """
     groups: list[Group] = []
     answers: list[QuizAnswer] = []
@@ -344,7 +363,8 @@ def digest_context(
         views = []
         for paper in members:
             detailed = layout.detailed is None or number <= layout.detailed
-            view = _paper_view(paper, number, question, layout.summary, detailed, archive_url)
+            page = archive_url if paper_pages is None else paper_pages[paper.arxiv_id]
+            view = _paper_view(paper, number, question, layout.summary, detailed, page)
             views.append(view)
             ordered.append(paper.arxiv_id)
             for (n, _q, _o), source in zip(view.quiz, paper.quiz[:len(view.quiz)], strict=True):
@@ -370,6 +390,8 @@ def digest_context(
         "note_paragraphs": [markdown_to_text(p) for p in note.split("\n\n") if p.strip()],
         "preheader": strip_invalid_xml(f"{count} new AI papers. {first_titles}")[:150],
         "filter_description": description or filt.describe(),
+        "subline": subline or f"{count_label(count)} for {description or filt.describe()}",
+        "wording": wording,
         "archive_url": archive_url,
         "sender_name": sender_name or site_title,
         "sender_address": sender_address,

@@ -51,8 +51,10 @@ def subject_for(settings: Settings, date: dt.date, count: int) -> str:
 
 
 def weekly_subject(settings: Settings, first_day: dt.date, last_day: dt.date, count: int) -> str:
-    """The [email] subject for the edition's last day, marked as the week's: "Weekly, 24-30 Nov: ..."."""
-    return f"Weekly, {period_label(first_day, last_day)}: {subject_for(settings, last_day, count)}"
+    """One week's edition: "Daily AI Papers weekly, 24–30 Nov: 9 papers". Not [email] subject, which
+    names one day ({date}) and would read as that day's issue."""
+    period = period_label(first_day, last_day)
+    return _no_controls(f"{settings.site.title} weekly, {period}: {render.count_label(count)}")
 
 
 def alert_subject(settings: Settings, authors: Iterable[str], title: str) -> str:
@@ -65,8 +67,8 @@ def period_label(first_day: dt.date, last_day: dt.date) -> str:
     if first_day == last_day:
         return f"{last_day.day} {last_day:%b}"
     if (first_day.year, first_day.month) == (last_day.year, last_day.month):
-        return f"{first_day.day}-{last_day.day} {last_day:%b}"
-    return f"{first_day.day} {first_day:%b}-{last_day.day} {last_day:%b}"
+        return f"{first_day.day}–{last_day.day} {last_day:%b}"
+    return f"{first_day.day} {first_day:%b} – {last_day.day} {last_day:%b}"
 
 
 def _no_controls(text: str) -> str:

@@ -88,7 +88,7 @@ def _write_index(plan: Plan, folder: Path) -> Path:
         file_name = f"renditions/{number:03d}-{_file_safe(key)}.html"
         (folder / file_name).write_text(rendition.preview_html(), encoding="utf-8")
         previews.append({"key": key, "file": file_name, "papers": len(rendition.papers),
-                         "recipients": recipients.get(key, 0), "description": rendition.filter.describe(),
+                         "recipients": recipients.get(key, 0), "description": rendition.describe(),
                          "html_kb": rendition.template.html_part_bytes / 1024})
     index = folder / "index.html"
     index.write_text(render.render_page("outbox_index.html", date=plan.date, previews=previews,

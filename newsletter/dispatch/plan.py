@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from newsletter import links, render
@@ -30,7 +30,7 @@ from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
 from newsletter.dispatch import mail
 from newsletter.errors import UsageError
-from newsletter.models import WEEKDAYS, Day, Edition, Paper, PlannedMessage, SkippedRecipient, Subscriber
+from newsletter.models import WEEKDAYS, Day, Edition, EditionKind, Paper, PlannedMessage, SkippedRecipient, Subscriber
 from newsletter.selection import Filter, author_key
 from newsletter.store import Store
 
@@ -85,6 +85,14 @@ class Rendition:
     reasons: dict[str, list[str]]
     """arXiv id -> why the paper is in it ("category Computer Vision", ...), for plan.json."""
     titles: dict[str, str]
+
+    def describe(self) -> str:
+        """What it selects, for the dry run's summary and preview. An alert is one paper, chosen for its
+        followed authors whatever the reader's topics, so its filter's topics ("all categories") are left out."""
+        if self.edition.kind == "alert":
+            return f"alert: {self.edition.paper} by {' and '.join(self.filter.authors)}"
+        label = self.filter.describe()
+        return label if self.edition.kind == "daily" else f"{self.edition.kind}: {label}"
 
     def followed_note(self, followed: Marks) -> str:
         """The sentence that marks, for one reader, the papers in it by authors they follow."""
@@ -224,7 +232,7 @@ def plan_editions(settings: Settings, date: dt.date, recipients: Sequence[Subscr
     placeholders = mail.Placeholders()
     renditions = {selection: _rendition(settings, plan, planner.papers_of(selection), selection, group,
                                         placeholders, planner.note_of(selection.edition),
-                                        planner.followed_of.get(selection, []))
+                                        planner.followed_of.get(selection, []), planner.listed_on(selection.edition))
                   for selection, group in planner.members.items()}
     domain = links.sender_domain(settings)
     for subscriber, chosen in zip(recipients, choices, strict=True):
@@ -258,6 +266,7 @@ class _Planner:
         self._decisions: dict[object, list[tuple[Selection, Marks]] | str] = {}
         self._selected: dict[tuple[Edition, Filter], list[Paper]] = {}
         self._period: dict[Edition, list[Paper]] = {}
+        self._listed_on: dict[Edition, dict[str, dt.date]] = {}
         self._seen: dict[tuple[tuple[dt.date, dt.date] | None, dt.date], frozenset[str]] = {}
         self._daily = Edition.daily(date)
         self._by_author: dict[str, list[Paper]] = {}
@@ -352,6 +361,11 @@ class _Planner:
         return [p for p in self._selected_for(selection.edition, selection.filter)
                 if p.arxiv_id not in selection.excluded]
 
+    def listed_on(self, edition: Edition) -> dict[str, dt.date] | None:
+        """For a weekly edition, the day each of its papers was listed on (the last, whose version it shows);
+        None for an edition of one day."""
+        return self._listed_on[edition] if edition.kind == "weekly" else None
+
     def note_of(self, edition: Edition) -> str:
         today = self.history.days.get(self.date)
         return today.note if today is not None and edition.kind == "daily" else ""
@@ -371,10 +385,12 @@ class _Planner:
             first, last = edition.first_day, edition.last_day
             first_seen: dict[str, int] = {}
             newest: dict[str, Paper] = {}
+            listed_on = self._listed_on[edition] = {}
             for date in sorted(d for d in self.history.days if first <= d <= last):
                 for paper in self.history.days[date].papers:
                     first_seen.setdefault(paper.arxiv_id, len(first_seen))
                     newest[paper.arxiv_id] = paper
+                    listed_on[paper.arxiv_id] = date
 
             def listed(arxiv_id: str) -> int:
                 return sum(first <= d <= last for d in self.history.listings.get(arxiv_id, ()))
@@ -398,7 +414,7 @@ class _Planner:
 
 def _rendition(settings: Settings, plan: Plan, selected: list[Paper], selection: Selection,
                subscribers: list[Subscriber], placeholders: mail.Placeholders, note: str,
-               followed: list[Marks]) -> Rendition:
+               followed: list[Marks], listed_on: Mapping[str, dt.date] | None) -> Rendition:
     titles = {p.arxiv_id: p.title for p in selected}
     # Numbered as the last paper, the widest a note can be.
     notes = {mail.followed_note((len(selected), titles[i], names) for i, names in marks) for marks in followed}
@@ -408,7 +424,7 @@ def _rendition(settings: Settings, plan: Plan, selected: list[Paper], selection:
 
     def build(layout: render.Layout) -> Rendition:
         return _build_rendition(settings, selection, selected, placeholders, layout, fitted=layout != requested,
-                                note=note)
+                                note=note, listed_on=listed_on)
 
     rendition = build(requested)
     if rendition.template.html_part_bytes_for(widest) > limit:
@@ -468,9 +484,11 @@ def _fit(build: Callable[[render.Layout], Rendition], widest: dict[str, int], li
 
 def _build_rendition(settings: Settings, selection: Selection, selected: list[Paper],
                      placeholders: mail.Placeholders, layout: render.Layout, fitted: bool,
-                     note: str = "") -> Rendition:
+                     note: str = "", listed_on: Mapping[str, dt.date] | None = None) -> Rendition:
     edition, filt = selection.edition, selection.filter
     date = edition.last_day
+    alert = edition.kind == "alert"
+    names = " and ".join(filt.authors)
     context, ordered = render.digest_context(
         site_title=settings.site.title,
         sender=settings.email.sender,
@@ -478,10 +496,14 @@ def _build_rendition(settings: Settings, selection: Selection, selected: list[Pa
         papers=selected,
         filt=filt,
         heading=_heading(edition),
-        description=f"your categories, and this alert because you follow {' and '.join(filt.authors)}"
-        if edition.kind == "alert" else "",
+        description=f"your categories, and this alert because you follow {names}" if alert else "",
+        subline=f"{render.count_label(len(selected))} by {names}" if alert else "",  # not for its topics
+        wording=WORDINGS[edition.kind],
         category_order=settings.categories.names,
-        archive_url=links.archive_url(settings, date),
+        # A weekly edition spans several archive pages: its web link is the archive, each paper's its own day.
+        archive_url=links.archive_index_url(settings) if listed_on is not None else links.archive_url(settings, date),
+        paper_pages=None if listed_on is None else
+        {i: links.archive_url(settings, day) for i, day in listed_on.items()},
         postal_address=settings.email.postal_address,
         personal=placeholders.values,
         layout=layout,
@@ -507,6 +529,15 @@ def _build_rendition(settings: Settings, selection: Selection, selected: list[Pa
         placeholders=placeholders, layout=layout, edition=edition, reasons=reasons,
         titles={i: by_id[i].title for i in ordered},
     )
+
+
+WORDINGS: dict[EditionKind, render.Wording] = {
+    "daily": render.Wording(),
+    "weekly": render.Wording(reading_list="this week's reading list",
+                             web_link="Each of its days is in the web archive", web_link_short="Web archive"),
+    "alert": render.Wording(reading_list="the new paper"),
+}
+"""How each kind of edition names itself in the greeting and its link to the web."""
 
 
 def _heading(edition: Edition) -> str:

@@ -270,9 +270,11 @@ def ingest_files(
     from newsletter.store import SourceRecord
 
     classifier = Classifier(settings.categories)
-    # The parser's version and the classifier settings also shape what a file gives.
+    # The parser's version, the classifier settings and the papers-per-day limit also shape what a
+    # file gives: a limit lowered or raised reads every file again, so that it holds for stored days too.
     context = json.dumps(
-        [__version__, FORMAT_REVISION, dataclasses.asdict(settings.categories)], sort_keys=True
+        [__version__, FORMAT_REVISION, dataclasses.asdict(settings.categories), settings.digests.max_papers_per_day],
+        sort_keys=True,
     ).encode()
     known = store.known_sources()
     known_health = store.file_health()

@@ -286,3 +286,25 @@ def test_a_cards_page_whose_every_card_is_unreadable_fails(tmp_path):
     assert "none of the 3 papers listed for 2026-01-05 could be read" in done.stderr
     assert json.loads(done.stdout)["days"] == []
 
+
+@pytest.mark.usefixtures("store_backend")
+def test_a_changed_max_papers_per_day_holds_for_files_read_before(tmp_path):
+    digests = tmp_path / "digests"
+    write_day(digests, "big.md", "2026-01-05", TEN[:4])
+    config = write_config(tmp_path)
+    assert newsletter(config, "ingest").returncode == 0
+
+    write_config(tmp_path, digests='["digests"]\nmax_papers_per_day = 3')
+    lowered = newsletter(config, "ingest", "--json")
+    assert lowered.returncode == 0, lowered.stderr
+    (warning,) = json.loads(lowered.stdout)["warnings"]
+    assert warning["file"].endswith("big.md") and "more than [digests] max_papers_per_day (3)" in warning["message"]
+    assert len(stored_ids(config, DAY)) == 4, "the listing stored earlier stays"
+
+    write_day(digests, "new.md", "2026-01-06", TEN[4:8])  # refused at 3, stored once the limit is raised
+    assert newsletter(config, "ingest").returncode == 0
+    assert stored_ids(config, dt.date(2026, 1, 6)) == []
+    write_config(tmp_path, digests='["digests"]\nmax_papers_per_day = 4')
+    raised = newsletter(config, "ingest", "--json")
+    assert raised.returncode == 0 and json.loads(raised.stdout)["warnings"] == []
+    assert len(stored_ids(config, dt.date(2026, 1, 6))) == 4

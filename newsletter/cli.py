@@ -164,7 +164,8 @@ def parse(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
     """Parse digest files (or folders, or globs) and print what they hold, without storing.
 
     Categories come from the digest's Category column, else from the config's taxonomy (the
-    built-in one when there is no config file). Exits 1 when a file is not a digest.
+    built-in one when there is no config file). Exits 1 when a file is not a digest or nothing in it
+    could be read.
     """
     from newsletter.categories import Classifier
     from newsletter.ingest import parse_files, resolve_inputs
@@ -199,9 +200,10 @@ def ingest(app: AppContext, paths: tuple[str, ...], as_json: bool, accept_shrink
 
     PATHS default to [digests] paths in the config. Running it again on the same files changes
     nothing; a corrected file updates its papers. A bad row is a warning; a file that is not a
-    digest is an error reported at the end (exit 1), after the good files are stored. So is a file
-    that now lists half the papers the store holds from it for a day, or fewer: the stored listing
-    is kept unless --accept-shrink. --prune removes the listings of files that no longer exist.
+    digest, or has nothing readable, is an error reported at the end (exit 1), after the good files
+    are stored. So is a file that now lists half the papers the store holds from it for a day, or
+    fewer: the stored listing is kept unless --accept-shrink. --prune removes the listings of files
+    that no longer exist.
     """
     from newsletter.ingest import ingest_files, resolve_inputs
     from newsletter.store import Store

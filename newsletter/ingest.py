@@ -37,7 +37,8 @@ class ParsedFiles:
     errors: list[DigestError] = field(default_factory=list)
     health: list[FileHealth] = field(default_factory=list)
     refused: list[Day] = field(default_factory=list)
-    """Days left out for listing more than [digests] max_papers_per_day papers."""
+    """Days left out, their stored listings kept: over [digests] max_papers_per_day papers, or none of
+    their papers readable."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,10 @@ def _parse_into(
     except DigestError as exc:
         parsed.errors.append(exc)
         return None
+    if not result.days:
+        parsed.warnings.extend(result.warnings)
+        parsed.errors.append(_nothing_read_error(path, len(result.warnings)))
+        return None
     refused: list[Day] = []
     if max_papers is not None:
         refused = [day for day in result.days if len(day.papers) > max_papers]
@@ -144,12 +149,21 @@ def _parse_into(
     if result.health is not None:
         parsed.health.append(result.health)
     if key is not None:
-        for day in [*result.days, *refused]:
+        for day in [*result.days, *refused, *result.unreadable]:
             day.source = key
     parsed.days.extend(result.days)
-    parsed.refused.extend(refused)
+    parsed.refused.extend([*refused, *result.unreadable])
     parsed.warnings.extend(result.warnings)
     return result
+
+
+def _nothing_read_error(path: Path, warnings: int) -> DigestError:
+    """A digest file that gave no day: every heading, table or paper in it was unreadable."""
+    return DigestError(
+        str(path), f"nothing in this file could be read (its {warnings} warning(s) say why); the file is skipped, "
+        "so a listing stored earlier from it stays",
+        hint="fix what the warnings name, or remove the file from the digests",
+    )
 
 
 def _oversized_warning(day: Day, max_papers: int) -> ParseWarning:
@@ -256,9 +270,11 @@ def ingest_files(
     from newsletter.store import SourceRecord
 
     classifier = Classifier(settings.categories)
-    # The parser's version and the classifier settings also shape what a file gives.
+    # The parser's version, the classifier settings and the papers-per-day limit also shape what a
+    # file gives: a limit lowered or raised reads every file again, so that it holds for stored days too.
     context = json.dumps(
-        [__version__, FORMAT_REVISION, dataclasses.asdict(settings.categories)], sort_keys=True
+        [__version__, FORMAT_REVISION, dataclasses.asdict(settings.categories), settings.digests.max_papers_per_day],
+        sort_keys=True,
     ).encode()
     known = store.known_sources()
     known_health = store.file_health()

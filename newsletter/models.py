@@ -73,12 +73,11 @@ class Day:
 
 
 DriftKind = Literal[
-    "unread_block", "skipped_card", "points_not_five", "options_not_three", "mixed_scripts", "short_day"
+    "unread_block", "skipped_card", "points_not_five", "options_not_three", "mixed_scripts", "short_day",
+    "unknown_column",
 ]
 """A sign that a source changed its layout: something a card or row should have and did not."""
-DRIFT_KINDS: tuple[DriftKind, ...] = (
-    "unread_block", "skipped_card", "points_not_five", "options_not_three", "mixed_scripts", "short_day"
-)
+DRIFT_KINDS: tuple[DriftKind, ...] = get_args(DriftKind)
 
 
 @dataclass(frozen=True)
@@ -130,6 +129,9 @@ class ParseResult:
     warnings: list[ParseWarning] = field(default_factory=list)
     health: FileHealth | None = None
     """Set by the parsers that count drift (the cards ones); None for the others."""
+    unreadable: list[Day] = field(default_factory=list)
+    """Days that listed papers none of which could be read: left out of ``days``, so that they are
+    never stored as empty days."""
 
 
 Cadence = Literal["daily", "weekly"]

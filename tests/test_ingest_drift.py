@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cards_pages_2026 import make_card, page_html, page_text
-from helpers import run, run_json, write_config
+from helpers import row, run, run_json, write_config
 from legacy_schema import back_to_day_keyed
 from newsletter.config import load_settings
 from newsletter.store import Store
@@ -115,3 +115,22 @@ def test_a_small_day_is_not_drift_but_a_full_page_with_few_papers_is(tmp_path: P
     assert result.exit_code == 0, result.output
     short = [line for line in result.stderr.splitlines() if "usually has" in line]
     assert len(short) == 1 and "2031-04-04.html" in short[0]
+
+
+def test_a_renamed_table_header_is_drift_in_ingest_json_and_status(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    rows = "\n".join(row(f"3101.{n:05d}", f"Paper {n}", "Text.", authors="Ann Lee, Bo Chen") for n in range(1, 7))
+    renamed = tmp_path / "digests" / "renamed.md"
+    renamed.parent.mkdir()
+    renamed.write_text(f"## Papers for 2031-06-01\n\n| Paper | Who | Abstract |\n|---|---|---|\n{rows}\n", "utf-8")
+    report = run_json(config, "ingest")
+    (warning,) = report["warnings"]
+    assert (warning["file"], warning["line"]) == (str(renamed.resolve()), 3)
+    assert "header 'Who' is not a known column" in warning["message"]
+    (health,) = report["files"]
+    assert health["drift"]["unknown_column"] == 1 and health["papers"] == 6
+    assert report["papers"]["new"] == 6
+
+    status = run(config, "status")
+    assert status.exit_code == 0, status.output
+    assert f"layout drift: 1 unknown column in {renamed.resolve()}" in status.stdout

@@ -162,7 +162,8 @@ def test_an_impossible_date_is_the_same_warning_in_every_format(tmp_path):
     messages = set()
     for name in ("table.md", "cards.txt", "cards.html"):
         done = newsletter(config, "parse", "--json", str(tmp_path / name))
-        assert done.returncode == 0, done.stderr
+        # The file's only day is unreadable: nothing could be read from it, a failed file.
+        assert done.returncode == 1 and f"{name}: nothing in this file could be read" in done.stderr, done.stderr
         assert json.loads(done.stdout)["days"] == []
         (line,) = [line for line in done.stderr.splitlines()
                    if line.startswith("warning:") and "example domain" not in line]
@@ -229,3 +230,81 @@ def test_prune_removes_and_lists_the_listings_of_files_that_no_longer_exist(tmp_
     assert text.returncode == 0
     assert "pruned digests/later.md (no longer exists): its 1 paper on 2026-01-08" in text.stdout
     assert stored_ids(config, dt.date(2026, 1, 8)) == ["2601.00004"], "the renamed file's listing is ingested"
+
+
+# --- a file with nothing readable fails; a listing stored earlier stays ---------------------------
+
+UNLINKED = [f"| Paper {n} without a link | A. Author | Summary {n}. |" for n in range(1, 16)]
+
+
+@pytest.mark.usefixtures("store_backend")
+def test_a_file_whose_every_row_is_unreadable_fails_and_keeps_the_stored_listing(tmp_path):
+    path = write_day(tmp_path / "digests", "day.md", "2026-01-05", TEN[:1])
+    write_day(tmp_path / "digests", "empty.md", "2026-01-06", [])  # a day without papers is no failure
+    config = write_config(tmp_path)
+    assert newsletter(config, "ingest").returncode == 0
+    with Store.from_settings(load_settings(config)) as store:
+        assert store.dates() == [dt.date(2026, 1, 6), DAY]
+
+    write_day(path.parent, "day.md", "2026-01-05", UNLINKED)
+    for _ in range(2):  # failed again on the next run, not skipped as unchanged
+        done = newsletter(config, "ingest", "--json")
+        assert done.returncode == 1, done.stderr
+        assert "error: " + str(path.resolve()) + ": nothing in this file could be read" in done.stderr
+        warnings = json.loads(done.stdout)["warnings"]
+        assert len([w for w in warnings if "no arXiv link" in w["message"]]) == 15
+        assert stored_ids(config, DAY) == ["2601.00001"]
+    parsed = newsletter(config, "parse", str(path))
+    assert parsed.returncode == 1 and "nothing in this file could be read" in parsed.stderr
+
+
+@pytest.mark.usefixtures("store_backend")
+def test_a_day_of_unreadable_rows_beside_a_good_day_is_left_out_and_its_stored_listing_stays(tmp_path):
+    good = "## Papers for 2026-01-06\n\n| Title | Authors | Summary |\n|---|---|---|\n" + TEN[5] + "\n"
+    path = write_day(tmp_path / "digests", "two.md", "2026-01-05", TEN[:1])
+    path.write_text(path.read_text() + "\n" + good)
+    config = write_config(tmp_path)
+    assert newsletter(config, "ingest").returncode == 0
+
+    path.write_text(path.read_text().replace(TEN[0], UNLINKED[0]))
+    done = newsletter(config, "ingest", "--json")
+    assert done.returncode == 0, done.stderr
+    (day_warning,) = [w for w in json.loads(done.stdout)["warnings"] if "could be read" in w["message"]]
+    assert day_warning["line"] == 1 and "2026-01-05" in day_warning["message"]
+    assert stored_ids(config, DAY) == ["2601.00001"]
+    assert stored_ids(config, dt.date(2026, 1, 6)) == ["2601.00006"]
+
+
+def test_a_cards_page_whose_every_card_is_unreadable_fails(tmp_path):
+    cards = [make_card(n) for n in range(1, 4)]
+    for card in cards:
+        card.arxiv_id = "missing"
+    (tmp_path / "page.html").write_text(cards_html("2026-01-05", cards), encoding="utf-8")
+    config = write_config(tmp_path, digests="[]")
+    done = newsletter(config, "parse", "--json", str(tmp_path / "page.html"))
+    assert done.returncode == 1 and "page.html: nothing in this file could be read" in done.stderr
+    assert "none of the 3 papers listed for 2026-01-05 could be read" in done.stderr
+    assert json.loads(done.stdout)["days"] == []
+
+
+@pytest.mark.usefixtures("store_backend")
+def test_a_changed_max_papers_per_day_holds_for_files_read_before(tmp_path):
+    digests = tmp_path / "digests"
+    write_day(digests, "big.md", "2026-01-05", TEN[:4])
+    config = write_config(tmp_path)
+    assert newsletter(config, "ingest").returncode == 0
+
+    write_config(tmp_path, digests='["digests"]\nmax_papers_per_day = 3')
+    lowered = newsletter(config, "ingest", "--json")
+    assert lowered.returncode == 0, lowered.stderr
+    (warning,) = json.loads(lowered.stdout)["warnings"]
+    assert warning["file"].endswith("big.md") and "more than [digests] max_papers_per_day (3)" in warning["message"]
+    assert len(stored_ids(config, DAY)) == 4, "the listing stored earlier stays"
+
+    write_day(digests, "new.md", "2026-01-06", TEN[4:8])  # refused at 3, stored once the limit is raised
+    assert newsletter(config, "ingest").returncode == 0
+    assert stored_ids(config, dt.date(2026, 1, 6)) == []
+    write_config(tmp_path, digests='["digests"]\nmax_papers_per_day = 4')
+    raised = newsletter(config, "ingest", "--json")
+    assert raised.returncode == 0 and json.loads(raised.stdout)["warnings"] == []
+    assert len(stored_ids(config, dt.date(2026, 1, 6))) == 4

@@ -243,6 +243,56 @@ def test_an_invalid_heading_date_skips_that_section_only() -> None:
     assert result.warnings[0].line == 1 and "2030-02-30" in result.warnings[0].message
 
 
+def test_a_renamed_header_is_counted_drift_naming_the_header_and_its_cells_are_not_guessed() -> None:
+    text = digest("2030-01-02", row("Renamed", "Ann Lee, Bo Chen", "Kept.", "3001.00030"),
+                  header="| Paper | Who | Abstract |")
+    result = parse_text(text, "t.md")
+    (warning,) = result.warnings
+    assert (warning.file, warning.line, warning.kind) == ("t.md", 3, "unknown_column")
+    assert "'Who' is not a known column" in warning.message and "ignored" in warning.message
+    assert result.health is not None and result.health.drift == {"unknown_column": 1}
+    (paper,) = only_day(result).papers
+    assert (paper.title, paper.summary, paper.authors) == ("Renamed", "Kept.", [])
+
+
+def test_every_unknown_column_of_a_header_is_counted_even_when_the_header_is_unusable() -> None:
+    text = digest("2030-01-02", row("Lost", "Ann", "x", "3001.00031"), header="| Name | Who | |")
+    result = parse_text(text, "t.md")
+    assert result.days == []
+    unknown = [w for w in result.warnings if w.kind == "unknown_column"]
+    assert len(unknown) == 3 and all(w.line == 3 for w in unknown)
+    assert "'Name'" in unknown[0].message and "'Who'" in unknown[1].message and "empty header" in unknown[2].message
+    assert result.health is not None and result.health.drift == {"unknown_column": 3}
+
+
+@pytest.mark.parametrize("header", [
+    "| title | AUTHORS | summary |",
+    "|   Title   |Authors|  Summary   |",
+    "| Title: | Authors: | Summary: |",
+    "| **Title** | **Authors** | **Summary** |",
+    "| Title | Author(s) | Summary |",
+])
+def test_header_names_in_another_case_spacing_or_markup_are_known_columns(header: str) -> None:
+    text = digest("2030-01-02", row("Variant", "Ann Lee, Bo Chen", "Read.", "3001.00032"), header=header)
+    result = parse_text(text, "t.md")
+    assert result.warnings == []
+    (paper,) = only_day(result).papers
+    assert (paper.title, paper.authors, paper.summary) == ("Variant", ["Ann Lee", "Bo Chen"], "Read.")
+
+
+def test_a_day_whose_every_row_is_unreadable_is_left_out_but_an_empty_table_is_a_day() -> None:
+    unlinked = "| No link here | Ann | Text. |"
+    text = digest("2030-01-02", unlinked, unlinked) + "\n" + digest("2030-01-03", row("Fine", "Bo", "y", "3001.00033"))
+    result = parse_text(text, "t.md")
+    assert [day.date for day in result.days] == [dt.date(2030, 1, 3)]
+    assert [(day.date, day.papers) for day in result.unreadable] == [(dt.date(2030, 1, 2), [])]
+    day_warning = result.warnings[-1]
+    assert day_warning.line == 1 and "none of the 2 papers listed for 2030-01-02" in day_warning.message
+
+    empty = parse_text(digest("2030-01-04"), "t.md")
+    assert (only_day(empty).papers, empty.unreadable, empty.warnings) == ([], [], [])
+
+
 def test_a_heading_without_a_table_warns() -> None:
     result = parse_text("## Papers for 2030-01-02\n\nNo table today.\n", "t.md")
     assert result.days == []

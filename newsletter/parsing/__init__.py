@@ -22,7 +22,7 @@ from newsletter.parsing.detect import detect_format
 
 __all__ = ["FORMAT_REVISION", "detect_format", "expand_paths", "parse_bytes", "parse_file", "parse_text", "run_parser"]
 
-FORMAT_REVISION = 3
+FORMAT_REVISION = 4
 """Bump when a parser reads the same file differently, so that ingest parses unchanged files again."""
 DIGEST_SUFFIXES = frozenset({".md", ".txt", ".html", ".htm"})
 NOT_A_DIGEST_HINT = "expected `## Papers for YYYY-MM-DD` followed by a Markdown table, or a paper-cards page"

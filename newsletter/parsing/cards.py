@@ -42,7 +42,7 @@ from newsletter.models import (
     QuizQuestion,
     Translation,
 )
-from newsletter.parsing.common import add_unique, arxiv_links, bad_day_date, parse_iso_date
+from newsletter.parsing.common import add_unique, arxiv_links, bad_day_date, parse_iso_date, unread_day_warning
 
 DATE_LINE = re.compile(r"(\d{4}-\d{2}-\d{2})\s+Papers")
 PAPER_LINE = re.compile(r"Paper\s+\d+")
@@ -384,6 +384,9 @@ def parse_card_lines(
     if tips is not None:
         day.note, day.note_translations = read_note(lines, tips, next((s for s in starts if s > tips), len(lines)))
     result.warnings = reader.warnings + reader.left_out()
+    if starts and not day.papers:
+        result.warnings.append(unread_day_warning(day, len(starts), lines[date_index].number))
+        result.days, result.unreadable = [], [day]
     result.health = FileHealth(
         source, digest_format, line=lines[date_index].number, blocks=len(starts), papers=len(day.papers),
         drift=reader.drift,

@@ -1,6 +1,8 @@
 """The Markdown table format: ``## Papers for YYYY-MM-DD`` sections, each followed by a table.
 
-Columns are found by their header names (Category, Title, Authors, Summary, Link), not by position.
+Columns are found by their header names (Category, Title, Authors, Summary, Link), not by position;
+a header name the parser does not know is layout drift, warned about and counted, and its cells are
+ignored. A day whose rows were all unreadable is left out (see ParseResult.unreadable).
 A summary may hold unescaped ``|`` (``π(y|x)``): the columns before Summary are split off from the
 left and those after it (Link) from the right, so extra pipes stay in the summary. A row may wrap
 onto following lines that start with whitespace; they are joined to it with a space.
@@ -13,7 +15,14 @@ import re
 from dataclasses import dataclass
 
 from newsletter.models import Day, Paper, ParseResult, ParseWarning
-from newsletter.parsing.common import add_unique, bad_day_date, find_arxiv_id, huggingface_link, parse_iso_date
+from newsletter.parsing.common import (
+    add_unique,
+    bad_day_date,
+    find_arxiv_id,
+    huggingface_link,
+    parse_iso_date,
+    unread_day_warning,
+)
 
 HEADING = re.compile(r"#{1,6}[ \t]*Papers[ \t]+for\b[ \t]*(\S*)", re.IGNORECASE)
 OTHER_HEADING = re.compile(r"#{1,6}(?:[ \t]|$)")
@@ -34,7 +43,11 @@ COLUMN_ALIASES = {
     "category": "category",
     "link": "link",
     "links": "link",
+    "author(s)": "authors",
 }
+KNOWN_COLUMNS = "Title, Authors, Summary, Category, Link"
+# Markup a header cell may carry around its name (`**Authors**`, `Authors:`), dropped before the lookup.
+HEADER_MARKUP = "*_`: \t"
 SEPARATOR_STARTS = frozenset({"|--", "|-:", "|:-", "| -", "| :"})
 SEPARATOR_CHARS = " \t|-:"
 EXPECTED_HEADER = "`| Title | Authors | Summary |`"
@@ -52,9 +65,15 @@ class Layout:
     link: int | None
 
 
+def column_of(header_cell: str) -> str:
+    """The known column a header cell names ("" for none), whatever its case, spacing or markup."""
+    name = " ".join(header_cell.strip(HEADER_MARKUP).lower().split())
+    return COLUMN_ALIASES.get(name, "")
+
+
 def read_header(line: str) -> Layout | str:
     """The table's Layout, or what is wrong with the header line."""
-    names = [COLUMN_ALIASES.get(cell.strip().lower(), "") for cell in split_outer(line).split("|")]
+    names = [column_of(cell) for cell in split_outer(line).split("|")]
     if "title" not in names or "summary" not in names:
         return f"table header has no Title or no Summary column; expected {EXPECTED_HEADER}"
     return Layout(
@@ -142,6 +161,26 @@ def split_cells(row: str, layout: Layout) -> list[str] | None:
     return head[1:-1] + tail
 
 
+def unknown_columns(line: str, source: str, number: int) -> list[ParseWarning]:
+    """A drift warning for each column of the header ``line`` whose name is not a known one.
+
+    Such a column is not read by position, even where the usual Title | Authors | Summary shape
+    suggests what it holds: a guess would put whatever a new column holds (affiliations, votes) where
+    authors are matched against subscribers' filters. Missing authors, warned about, beat wrong ones.
+    """
+    unknown = [cell.strip() for cell in split_outer(line).split("|") if not column_of(cell)]
+    return [
+        ParseWarning(
+            source, number,
+            (f"header {name!r} is not" if name else "a column with an empty header is not")
+            + f" a known column ({KNOWN_COLUMNS}); its cells are ignored. If it holds one of those, name it "
+            "so in the file, else report the new layout to the newsletter maintainers",
+            "unknown_column",
+        )
+        for name in unknown
+    ]
+
+
 def parse_row(row: str, line: int, layout: Layout, source: str) -> Paper | ParseWarning:
     # A one-character test first: ``in`` with a longer needle scans a long row several times slower.
     escaped = "\\" in row and "\\|" in row
@@ -196,6 +235,8 @@ def parse_table(text: str, source: str) -> ParseResult:  # noqa: C901 (a state m
     result = ParseResult()
     warnings = result.warnings
     days: dict[dt.date, tuple[Day, set[str]]] = {}
+    rows_of: dict[dt.date, int] = {}
+    day_lines: dict[dt.date, int] = {}
     lines = text.split("\n")
 
     day: Day | None = None
@@ -213,6 +254,7 @@ def parse_table(text: str, source: str) -> ParseResult:  # noqa: C901 (a state m
             row_parts = []
             return
         row = row_parts[0] if len(row_parts) == 1 else " ".join(row_parts)
+        rows_of[day.date] = rows_of.get(day.date, 0) + 1
         parsed = parse_row(row, row_start, layout, source)
         row_parts = []
         if isinstance(parsed, ParseWarning):
@@ -250,6 +292,7 @@ def parse_table(text: str, source: str) -> ParseResult:  # noqa: C901 (a state m
             if not in_section or header_failed or day is None:
                 continue
             header = read_header(line)
+            warnings.extend(unknown_columns(line, source, number))
             if isinstance(header, str):
                 warnings.append(ParseWarning(source, number, f"{header}; this day's rows are skipped"))
                 header_failed = True
@@ -258,6 +301,7 @@ def parse_table(text: str, source: str) -> ParseResult:  # noqa: C901 (a state m
             if day.date not in days:
                 days[day.date] = (day, seen)
                 result.days.append(day)
+                day_lines[day.date] = heading_line
             continue
         heading = HEADING.match(line) if first == "#" else None
         if heading is not None or (first == "#" and OTHER_HEADING.match(line)):
@@ -294,4 +338,20 @@ def parse_table(text: str, source: str) -> ParseResult:  # noqa: C901 (a state m
                 ParseWarning(source, number, "a line outside any table row links arXiv; ignored. Start rows with `|`")
             )
     close_section()
+    leave_out_unread_days(result, rows_of, day_lines)
     return result
+
+
+def leave_out_unread_days(result: ParseResult, rows_of: dict[dt.date, int], day_lines: dict[dt.date, int]) -> None:
+    """Move the days that had rows but gave no paper to ``result.unreadable``, with a warning each.
+
+    Stored as empty, such a day would replace the listing stored from a good version of the file.
+    """
+    read = []
+    for day in result.days:
+        if day.papers or not rows_of.get(day.date):  # a table without rows is a day without papers
+            read.append(day)
+        else:
+            result.warnings.append(unread_day_warning(day, rows_of[day.date], day_lines[day.date]))
+            result.unreadable.append(day)
+    result.days = read

@@ -21,7 +21,7 @@ import click
 
 from newsletter import __version__
 from newsletter.errors import NewsletterError, SubscriberExistsError
-from newsletter.models import CADENCES, SUBSCRIBER_STATUSES, WEEKDAYS
+from newsletter.models import CADENCES, SUBSCRIBER_STATUSES, WEEKDAYS, plural
 
 if TYPE_CHECKING:  # the config module is imported when a command runs, not for `--help`
     from click._termui_impl import ProgressBar
@@ -166,6 +166,11 @@ def parse(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
     Categories come from the digest's Category column, else from the config's taxonomy (the
     built-in one when there is no config file). Exits 1 when a file is not a digest or nothing in it
     could be read.
+
+    Example:
+
+    \b
+      newsletter parse examples/digests/2026-11-19.md --json
     """
     from newsletter.categories import Classifier
     from newsletter.ingest import parse_files, resolve_inputs
@@ -179,7 +184,7 @@ def parse(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
             click.echo(f"{day.date}  {len(day.papers):3d} papers  {day.source}")
             for paper in day.papers:
                 click.echo(f"  {paper.arxiv_id:<12} [{', '.join(paper.categories)}] {paper.title}")
-        click.echo(f"{len(parsed.days)} days, {sum(len(d.papers) for d in parsed.days)} papers")
+        click.echo(f"{plural(len(parsed.days), 'day')}, {plural(sum(len(d.papers) for d in parsed.days), 'paper')}")
     echo_warnings(parsed.warnings)
     if parsed.errors:
         for error in parsed.errors:
@@ -204,6 +209,11 @@ def ingest(app: AppContext, paths: tuple[str, ...], as_json: bool, accept_shrink
     are stored. So is a file that now lists half the papers the store holds from it for a day, or
     fewer: the stored listing is kept unless --accept-shrink. --prune removes the listings of files
     that no longer exist.
+
+    Example:
+
+    \b
+      newsletter ingest examples/digests --prune
     """
     from newsletter.ingest import ingest_files, resolve_inputs
     from newsletter.store import Store
@@ -217,11 +227,11 @@ def ingest(app: AppContext, paths: tuple[str, ...], as_json: bool, accept_shrink
         echo_json(report.as_dict())
     else:
         c = report.counts
-        click.echo(f"{len(files)} files, {c.days} days: {c.new} new, {c.updated} updated, {c.unchanged} unchanged")
+        click.echo(f"{plural(len(files), 'file')}, {plural(c.days, 'day')}: {c.new} new, {c.updated} updated, "
+                   f"{c.unchanged} unchanged")
         for pruned in report.pruned:
             days = ", ".join(d.isoformat() for d in pruned.dates) or "no day"
-            papers = f"{pruned.papers} paper" + ("" if pruned.papers == 1 else "s")
-            click.echo(f"pruned {pruned.path} (no longer exists): its {papers} on {days}")
+            click.echo(f"pruned {pruned.path} (no longer exists): its {plural(pruned.papers, 'paper')} on {days}")
         echo_warnings(report.warnings)
     for error in report.errors:
         click.secho(f"error: {error}", fg="red", err=True)
@@ -240,6 +250,11 @@ def feeds_command(app: AppContext, as_json: bool) -> None:
     (one per category in the taxonomy) hold the last [feeds] window_days days up to the newest
     digest. Entry ids and dates never depend on when this runs, and a file is only rewritten when
     its bytes change, so running it again with nothing new leaves every file as it was.
+
+    Example:
+
+    \b
+      newsletter feeds --json
     """
     from newsletter.feeds import build_feeds
     from newsletter.store import Store
@@ -253,7 +268,8 @@ def feeds_command(app: AppContext, as_json: bool) -> None:
         return
     for path in report.written:
         click.echo(f"wrote {path}")
-    click.echo(f"{report.papers} papers over {report.days} days: {len(report.written)} files written, "
+    click.echo(f"{plural(report.papers, 'paper')} over {plural(report.days, 'day')}: "
+               f"{plural(len(report.written), 'file')} written, "
                f"{len(report.unchanged)} unchanged in {settings.resolve(settings.feeds.dir)}")
 
 
@@ -280,6 +296,11 @@ def categories_eval(app: AppContext, file: Path, digest_paths: tuple[str, ...], 
     primary category comes first, precision and recall per category over all the labels a paper
     carries, and the confusion matrix of primary against first category. Exits 1 when a row is
     malformed or a labelled paper is in none of the digests (the others are still counted).
+
+    Example:
+
+    \b
+      newsletter categories eval tests/data/categories-labels.csv --digests ../shared/corpus/daily-ai-papers
     """
     from newsletter.categories import Classifier
     from newsletter.category_eval import evaluate, evaluation_as_dict, format_evaluation, papers_in, read_labels
@@ -321,13 +342,13 @@ def subscribers() -> None:
               "whatever the filter (repeatable).")
 @click.option("--cadence", type=click.Choice(CADENCES), default="daily", show_default=True,
               help="A digest every day, or once a week.")
-@click.option("--weekday", type=click.Choice(WEEKDAYS), default="mon", show_default=True,
-              help="The day of a weekly digest, in [schedule] timezone.")
+@click.option("--weekday", type=click.Choice(WEEKDAYS), default=None,
+              help="The day of a weekly digest (with --cadence weekly), in [schedule] timezone. Default: mon.")
 @pass_app
 @handle_errors
 def subscribers_add(app: AppContext, email: str, name: str, categories: tuple[str, ...],
                     keywords: tuple[str, ...], excluded: tuple[str, ...], authors: tuple[str, ...],
-                    cadence: str, weekday: str) -> None:
+                    cadence: str, weekday: str | None) -> None:
     """Subscribe EMAIL. Categories must be in [categories] taxonomy; an unknown one exits 2.
 
     Examples:
@@ -344,9 +365,10 @@ def subscribers_add(app: AppContext, email: str, name: str, categories: tuple[st
     from newsletter.store import Store
     from newsletter.subscribers import cadence_wording, check_cadence, check_weekday, validated
 
+    _refuse_weekday_without_weekly(weekday, cadence)
     sub = validated(Subscriber(email=email, name=name, categories=list(categories), keywords=list(keywords),
                                excluded_keywords=list(excluded), authors=list(authors),
-                               cadence=check_cadence(cadence), weekday=check_weekday(weekday)),
+                               cadence=check_cadence(cadence), weekday=check_weekday(weekday or "mon")),
                     app.settings.categories.names)
     with Store.from_settings(app.settings) as store:
         try:
@@ -355,6 +377,13 @@ def subscribers_add(app: AppContext, email: str, name: str, categories: tuple[st
             raise SubscriberExistsError(exc.message, f"to change its filter, name or status, use `newsletter "
                                                      f"subscribers update {sub.email}` (see --help)") from exc
     click.echo(f"added {sub.email}: {Filter.of(sub).describe()}; {cadence_wording(sub)}")
+
+
+def _refuse_weekday_without_weekly(weekday: str | None, cadence: str) -> None:
+    """A weekday given to a daily reader was silently kept unused: the operator meant a weekly digest."""
+    if weekday is not None and cadence != "weekly":
+        raise click.UsageError(f"--weekday {weekday} applies to weekly readers only, and this one is {cadence}; "
+                               f"add --cadence weekly")
 
 
 def _pick(values: tuple[str, ...], clear: bool, option: str, clear_flag: str) -> list[str] | None:
@@ -416,6 +445,7 @@ def subscribers_update(app: AppContext, email: str, name: str | None, categories
         if stored is None:
             raise SubscriberNotFoundError(f"{email} is not a subscriber",
                                           "check the spelling, or subscribe it with `newsletter subscribers add`")
+        _refuse_weekday_without_weekly(weekday, cadence or stored.cadence)
         updated = apply_change(stored, change, app.settings.categories.names)
         if updated == stored:
             click.echo(f"nothing to change for {stored.email} ({stored.status}; {Filter.of(stored).describe()})")
@@ -434,6 +464,11 @@ def subscribers_remove(app: AppContext, email: str) -> None:
 
     This forgets that the address opted out, so a later import of an older CSV adds it again. To
     stop mailing someone, use `unsubscribe` instead.
+
+    Example:
+
+    \b
+      newsletter subscribers remove ada@example.org
     """
     from newsletter.errors import SubscriberNotFoundError
     from newsletter.store import Store
@@ -453,6 +488,11 @@ def subscribers_unsubscribe(app: AppContext, email: str) -> None:
 
     For requests that reach the [email] unsubscribe_mailto mailbox (the List-Unsubscribe mailto)
     or any other channel. Running it again changes nothing; an unknown address exits 1.
+
+    Example:
+
+    \b
+      newsletter subscribers unsubscribe ada@example.org
     """
     from newsletter.errors import SubscriberNotFoundError
     from newsletter.store import Store
@@ -475,19 +515,22 @@ def subscribers_unsubscribe(app: AppContext, email: str) -> None:
 @pass_app
 @handle_errors
 def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
-    """List subscribers, oldest first."""
+    """List subscribers, oldest first: address, name, status, filter and cadence (all of the export's
+    fields, and when they subscribed, with --json).
+
+    Example:
+
+    \b
+      newsletter subscribers list --status bounced --json
+    """
     from newsletter.selection import Filter
     from newsletter.store import Store
-    from newsletter.subscribers import cadence_wording, check_status
+    from newsletter.subscribers import cadence_wording, check_status, subscriber_as_dict
 
     with Store.from_settings(app.settings) as store:
         found = store.subscribers(status=None if status == "all" else check_status(status))
     if as_json:
-        echo_json([{
-            "email": s.email, "name": s.name, "categories": s.categories, "keywords": s.keywords,
-            "excluded": s.excluded_keywords, "status": s.status,
-            "created_at": s.created_at.isoformat() if s.created_at else None,
-        } for s in found])
+        echo_json([subscriber_as_dict(s) for s in found])
         return
     if not found:
         click.echo("no subscribers" + ("" if status == "all" else f" with status {status}"))
@@ -498,7 +541,7 @@ def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
     click.echo(f"{'EMAIL':<{widths[0]}}  {'NAME':<{widths[1]}}  {'STATUS':<{widths[2]}}  FILTER")
     for email, name, state, wording in rows:
         click.echo(f"{email:<{widths[0]}}  {name:<{widths[1]}}  {state:<{widths[2]}}  {wording}")
-    click.echo(f"{len(found)} subscriber{'s' if len(found) != 1 else ''}")
+    click.echo(plural(len(found), "subscriber"))
 
 
 def _stored_subscriber(store: Any, email: str) -> Any:
@@ -529,20 +572,18 @@ def subscribers_show(app: AppContext, email: str, as_json: bool) -> None:
     from newsletter.links import private_feed_url
     from newsletter.selection import Filter
     from newsletter.store import Store
+    from newsletter.subscribers import cadence_wording, subscriber_as_dict
 
     with Store.from_settings(app.settings) as store:
         found = _stored_subscriber(store, email)
     feed_url, feed_url_rss = (private_feed_url(app.settings, found.feed_token, kind) for kind in ("atom", "rss"))
     if as_json:
-        echo_json({"email": found.email, "name": found.name, "status": found.status, "categories": found.categories,
-                   "keywords": found.keywords, "excluded": found.excluded_keywords, "authors": found.authors,
-                   "filter": Filter.of(found).describe(),
-                   "created_at": found.created_at.isoformat() if found.created_at else None,
+        echo_json({**subscriber_as_dict(found), "filter": Filter.of(found).describe(),
                    "feed_url": feed_url, "feed_url_rss": feed_url_rss})
         return
     inactive = "" if found.status == "active" else f" (answers 404 while {found.status})"
     for label, value in (("email", found.email), ("name", found.name), ("status", found.status),
-                         ("filter", Filter.of(found).describe()),
+                         ("filter", Filter.of(found).describe()), ("cadence", cadence_wording(found)),
                          ("created", found.created_at.isoformat() if found.created_at else ""),
                          ("feed", feed_url + inactive), ("feed (RSS)", feed_url_rss + inactive)):
         click.echo(f"{label + ':':<12}{value}")
@@ -626,10 +667,19 @@ def subscribers_preview(app: AppContext, email: str, days: int, categories: tupl
 @pass_app
 @handle_errors
 def subscribers_import(app: AppContext, file: Path) -> None:
-    """Add or update subscribers from a CSV with columns email,name,categories (`;` between categories).
+    """Add or update subscribers from a CSV file, the format `export` writes.
+
+    The header names the columns: email (required), name, categories, keywords, excluded, status,
+    cadence (daily or weekly), weekday (mon ... sun) and authors; `;` separates the items of a list
+    (Computer Vision;Multi-Modal). A column the file lacks keeps the stored values.
 
     Running it twice changes nothing. Bad rows are reported with their line; the others still go in,
     and the exit status is 1. An import never changes a stored subscriber's status.
+
+    Example:
+
+    \b
+      newsletter subscribers import examples/subscribers.csv
     """
     from newsletter.store import Store
     from newsletter.subscriber_csv import import_csv
@@ -649,7 +699,13 @@ def subscribers_import(app: AppContext, file: Path) -> None:
 @pass_app
 @handle_errors
 def subscribers_export(app: AppContext, output: Path | None) -> None:
-    """Write every subscriber as CSV in the format `import` reads."""
+    """Write every subscriber as CSV in the format `import` reads (all nine columns, whatever the status).
+
+    Example:
+
+    \b
+      newsletter subscribers export --output subscribers-backup.csv
+    """
     from newsletter.store import Store
     from newsletter.subscriber_csv import write_csv
 
@@ -660,7 +716,7 @@ def subscribers_export(app: AppContext, output: Path | None) -> None:
         return
     with output.open("w", encoding="utf-8", newline="") as fh:
         count = write_csv(found, fh)
-    click.echo(f"wrote {count} subscriber{'s' if count != 1 else ''} to {output}", err=True)
+    click.echo(f"wrote {plural(count, 'subscriber')} to {output}", err=True)
 
 
 @cli.command()
@@ -907,9 +963,9 @@ def echo_ingest_health(finished_at: dt.datetime, summary: dict[str, Any]) -> Non
     if not (summary["warnings"] or summary["errors"] or summary["drift"]):
         return
     papers = summary["papers"]
-    click.echo(f"last ingest {finished_at:%Y-%m-%d %H:%M} UTC: {summary['files']} files, {papers['new']} new, "
-               f"{papers['updated']} updated, {papers['unchanged']} unchanged papers; {summary['warnings']} warnings, "
-               f"{summary['errors']} errors")
+    click.echo(f"last ingest {finished_at:%Y-%m-%d %H:%M} UTC: {plural(summary['files'], 'file')}, "
+               f"{papers['new']} new, {papers['updated']} updated, {papers['unchanged']} unchanged papers; "
+               f"{plural(summary['warnings'], 'warning')}, {plural(summary['errors'], 'error')}")
     if summary["drift"]:
         kinds = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in sorted(summary["drift"].items()))
         shown = summary["drifted_files"][:5]
@@ -938,7 +994,7 @@ def db_current(app: AppContext) -> None:
     \b
     Example:
       $ newsletter db current
-      sqlite:////srv/newsletter/var/newsletter.db: revision 0001 (head): up to date
+      sqlite:////srv/newsletter/var/newsletter.db: revision NNNN (head): up to date
     """
     from newsletter.store import resolve_url, schema_state, shown_url
 
@@ -960,8 +1016,8 @@ def db_upgrade(app: AppContext) -> None:
     \b
     Example:
       $ newsletter db upgrade
-      upgraded from schema_version 2, from a release before revisions; this newsletter needs revision 0001
-      now at revision 0001 (head): up to date
+      upgraded from revision MMMM, older than this newsletter's head NNNN
+      now at revision NNNN (head): up to date
     """
     from newsletter.store import resolve_url, upgrade_schema
 
@@ -984,7 +1040,13 @@ def serve(app: AppContext, host: str | None, port: int | None) -> None:
 
     Runs waitress until interrupted. Put it behind a reverse proxy for HTTPS and set [web]
     trusted_proxies (see README, "Serving"). Links in emails are built from [site] base_url, and the
-    sender and this server must share the signing key ([web] secret_env or secret_file).
+    sender and this server must share the signing key ([web] secret_env or secret_file). A port in
+    use exits 1.
+
+    Example:
+
+    \b
+      newsletter serve --host 127.0.0.1 --port 8025
     """
     from newsletter.web import serve as run_server
 
@@ -1006,6 +1068,11 @@ def schedule(app: AppContext) -> None:
     missing, no older day is sent: it looks again every recheck_minutes until the deadline, then notes
     "no issue" (see `newsletter status`). SIGTERM or SIGINT finishes the message in flight and exits 0.
     Logs go to stderr.
+
+    Example:
+
+    \b
+      newsletter schedule 2>> /var/log/newsletter.log
     """
     from newsletter.logs import configure_logging
     from newsletter.schedule import Daemon
@@ -1070,6 +1137,11 @@ def publish(app: AppContext, date: dt.date | None) -> None:
     went out or a "no issue" note was recorded (empty digest, or no digest by [schedule] deadline); 1
     when the digest is not there yet (run it again before the deadline), a stage failed, or messages
     are still due.
+
+    Example:
+
+    \b
+      newsletter publish --date 2026-11-20
     """
     from newsletter.calendar import zone
     from newsletter.logs import configure_logging

@@ -9,6 +9,8 @@ same config works whatever the current directory is.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import json
 import math
 import os
 import re
@@ -135,7 +137,8 @@ class SmtpSettings:
     """Empty: no login. Otherwise the password is read from the environment variable ``password_env``."""
     password_env: str = "NEWSLETTER_SMTP_PASSWORD"
     ca_file: str = ""
-    """A CA bundle to trust instead of the system's, for a server with a private certificate."""
+    """A CA bundle to trust instead of the system's, for a server with a private certificate; relative to the
+    config file's folder."""
     envelope_from: str = ""
     """The MAIL FROM (bounce) address; empty: the address in [email] from."""
     timeout: float = 30.0
@@ -272,12 +275,15 @@ def default_config_path() -> Path:
 def load_settings(path: str | Path | None = None, *, check_addresses: bool = True) -> Settings:
     """Read and validate a config file. Raises ConfigError naming the file and the key.
 
-    ``check_addresses=False`` leaves out the check of the mail addresses in [email] and [smtp], for
-    commands that send no mail and read only digests and categories (``parse``): importing the
+    ``check_addresses=False`` leaves out the check of the mail addresses in [email] and [smtp] (and of
+    smtp.ca_file), for commands that send no mail and read only digests and categories (``parse``): importing the
     checker (email-validator) costs more than a tenth of such a command.
     """
     path = Path(path) if path is not None else default_config_path()
     if not path.is_file():
+        if os.environ.get(CONFIG_ENV) and Path(os.environ[CONFIG_ENV]) == path:
+            raise ConfigError(f"config file {path} not found (the path comes from ${CONFIG_ENV})",
+                              f"correct or unset ${CONFIG_ENV}, or pass --config PATH")
         raise ConfigError(
             f"config file {path} not found",
             f"pass --config PATH, set ${CONFIG_ENV}, or run from the folder that holds config.toml",
@@ -309,6 +315,8 @@ def settings_from_dict(raw: dict[str, Any], path: Path, *, check_addresses: bool
         sections["store"] = dataclasses.replace(sections.get("store", StoreSettings()),
                                                 url=os.environ[STORE_URL_ENV])
     settings = Settings(path=path, **sections)
+    if settings.smtp.ca_file:  # relative to the config file's folder, as every path in it
+        settings.smtp.ca_file = str(settings.resolve(settings.smtp.ca_file))
     _check(settings, check_addresses)
     return settings
 
@@ -396,10 +404,29 @@ def _type_name(value: Any) -> str:
             list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
 
 
+_TYPE_EXAMPLES: dict[Any, str] = {str: '"text"', int: "10", float: "1.5", bool: "true", Path: '"var/folder"'}
+"""A value of each type, written as in TOML, for a key whose default cannot serve as the example."""
+
+
 def _wrong_type(key: str, path: Path, expected: Any, value: Any) -> ConfigError:
     want = getattr(expected, "__name__", str(expected)).replace("Path", "path string")
     return ConfigError(f"{path}: {key} must be {want}, got {_type_name(value)} ({value!r})",
-                       f"change {key} in {path.name}")
+                       f"write {key} in {path.name} as {want}, for example {_example(key, expected)}")
+
+
+def _example(key: str, expected: Any) -> str:
+    """``port = 25``: the key with its default as TOML, or for an item of a list or table, a value of its type."""
+    section, _, name = key.partition(".")
+    section_class = typing.get_type_hints(Settings).get(section)
+    attr = _RENAMED.get(name, name)
+    if section_class is not None and attr in {f.name for f in dataclasses.fields(section_class)}:
+        default = getattr(section_class(), attr)
+        if default is not None and not isinstance(default, dict):
+            return f"{name} = {json.dumps(str(default) if isinstance(default, Path) else default)}"
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        expected = typing.get_args(expected)[0]
+    return {list: '["text"]', dict: '{ Name = ["keyword"] }'}.get(origin, _TYPE_EXAMPLES.get(expected, '"text"'))
 
 
 def _check(settings: Settings, check_addresses: bool) -> None:
@@ -414,7 +441,8 @@ def _check(settings: Settings, check_addresses: bool) -> None:
             f"use one of: {', '.join(cats.taxonomy)}",
         )
     if cats.max_per_paper < 1:
-        raise ConfigError(f"{path}: categories.max_per_paper must be at least 1")
+        raise ConfigError(f"{path}: categories.max_per_paper must be at least 1, got {cats.max_per_paper}",
+                          "for example max_per_paper = 2 (the default)")
     if not settings.site.base_url.startswith(("https://", "http://")):
         raise ConfigError(f"{path}: site.base_url must be an absolute http(s) URL",
                           "for example base_url = \"https://papers.example.org\"")
@@ -423,16 +451,20 @@ def _check(settings: Settings, check_addresses: bool) -> None:
                           "name a folder of templates (relative to the config file) or remove the key "
                           "to use the shipped templates")
     if not 0 < settings.smtp.port < 65536:
-        raise ConfigError(f"{path}: smtp.port must be between 1 and 65535")
+        raise ConfigError(f"{path}: smtp.port must be between 1 and 65535, got {settings.smtp.port}",
+                          "usually 25 (a local relay), 587 (security = \"starttls\") or 465 (security = \"tls\")")
     if settings.digests.max_papers_per_day < 1:
         raise ConfigError(f"{path}: digests.max_papers_per_day must be at least 1, "
                           f"got {settings.digests.max_papers_per_day}", "the default is 500")
     if settings.feeds.window_days < 0:
-        raise ConfigError(f"{path}: feeds.window_days must be 0 (no window) or more, got {settings.feeds.window_days}")
+        raise ConfigError(f"{path}: feeds.window_days must be 0 (no window) or more, got {settings.feeds.window_days}",
+                          "for example window_days = 30 (the default): the feeds hold the last 30 days; "
+                          "0 keeps every digest")
     _check_at_most(path, "feeds.window_days", settings.feeds.window_days, 36500, "days; 0 keeps every digest")
     _check_store_url(settings.store.url, path)
     if check_addresses:
         _check_addresses(settings, path)
+        _check_ca_file(settings.smtp, path)
     if not _TAG_DATE.fullmatch(settings.feeds.tag_date):
         raise ConfigError(f"{path}: feeds.tag_date must be YYYY, YYYY-MM or YYYY-MM-DD, "
                           f"got {settings.feeds.tag_date!r}",
@@ -453,6 +485,11 @@ def _check_email_layout(email: EmailSettings, path: Path) -> None:
                           "Gmail clips an HTML part past about 102 KB; keep the default 102 unless you know better")
 
 
+def _not_positive(path: Path, section: str, key: str, value: float, defaults: object) -> ConfigError:
+    return ConfigError(f"{path}: {section}.{key} must be greater than 0, got {value}",
+                       f"for example {key} = {getattr(defaults, key)} (the default)")
+
+
 def _check_at_most(path: Path, key: str, value: float, most: float, unit: str) -> None:
     if value > most:
         raise ConfigError(f"{path}: {key} is {value}, more than this setting can use: at most {most:g} {unit}".rstrip(),
@@ -462,10 +499,38 @@ def _check_at_most(path: Path, key: str, value: float, most: float, unit: str) -
 _IN_MEMORY_SQLITE = re.compile(r"sqlite(\+\w+)?://(/?$|/:memory:|/file::memory:|.*[?&]mode=memory)")
 
 
+_URL_SCHEME = re.compile(r"(?P<backend>[A-Za-z]\w*)(\+(?P<driver>\w+))?://")
+
+# (backend, driver) -> the module SQLAlchemy imports for it; a URL without a driver uses the backend's default.
+_STORE_DRIVERS = {("sqlite", None): "sqlite3", ("sqlite", "pysqlite"): "sqlite3",
+                  ("postgresql", "psycopg"): "psycopg", ("postgresql", None): "psycopg2",
+                  ("postgresql", "psycopg2"): "psycopg2"}
+
+_STORE_URL_HINT = ("use sqlite:///var/newsletter.db (a path relative to the config file's folder; four slashes "
+                   "for an absolute one) or, with the postgres extra (pip install -e '.[postgres]'), "
+                   "postgresql+psycopg://user@host/db")
+
+
 def _check_store_url(url: str, path: Path) -> None:
-    """An in-memory SQLite store would forget everything when the command ends, and share nothing."""
+    """Refuse, naming where it came from, a store URL that cannot open a store: checked here, without
+    SQLAlchemy (which costs half a second), so that its failure is a config error (exit 2), not a
+    failed command. An in-memory SQLite store would forget everything when the command ends."""
+    where = f"${STORE_URL_ENV}" if os.environ.get(STORE_URL_ENV) else f"{path}: store.url"
+    scheme = _URL_SCHEME.match(url.strip())
+    if scheme is None:  # the value is not shown: an unreadable URL may still hold a password
+        raise ConfigError(f"{where}: cannot use store URL: it is not a database URL (backend://...)", _STORE_URL_HINT)
+    backend, driver = scheme["backend"].lower(), scheme["driver"]
+    module = _STORE_DRIVERS.get((backend, driver))
+    if module is None:
+        named = f"{backend}+{driver}" if driver else backend
+        raise ConfigError(f"{where}: cannot use store URL: {named}:// databases are not supported", _STORE_URL_HINT)
+    if importlib.util.find_spec(module) is None:  # looks for the module without importing it
+        raise ConfigError(f"{where}: cannot use store URL: its driver {module} is not installed", _STORE_URL_HINT)
+    try:
+        urlsplit(url.strip()).port  # noqa: B018 -- reading it is the check: urlsplit raises on a port that is not a number
+    except ValueError:
+        raise ConfigError(f"{where}: cannot use store URL: its port is not a number", _STORE_URL_HINT) from None
     if _IN_MEMORY_SQLITE.match(url.strip()):
-        where = f"${STORE_URL_ENV}" if os.environ.get(STORE_URL_ENV) else f"{path}: store.url"
         raise ConfigError(f"{where} {url!r} is an in-memory database, which every command would start "
                           "empty and lose at its end", "give a file, e.g. url = \"sqlite:///var/newsletter.db\"")
 
@@ -527,6 +592,14 @@ def placeholder_warnings(settings: Settings) -> list[str]:
             "set them to your own domain before sending to anyone"]
 
 
+def _check_ca_file(smtp: SmtpSettings, path: Path) -> None:
+    """A missing CA bundle otherwise surfaced only at the first TLS handshake, mid-send."""
+    if smtp.ca_file and not Path(smtp.ca_file).is_file():
+        raise ConfigError(f"{path}: smtp.ca_file: {smtp.ca_file} is not a file",
+                          "name the CA bundle (PEM) that signed the server's certificate, relative to the "
+                          "config file's folder, or remove the key to trust the system's CAs")
+
+
 def _check_smtp(smtp: SmtpSettings, path: Path) -> None:
     if smtp.security not in SMTP_SECURITY:
         raise ConfigError(f"{path}: smtp.security must be one of {', '.join(SMTP_SECURITY)}, got {smtp.security!r}",
@@ -538,9 +611,10 @@ def _check_smtp(smtp: SmtpSettings, path: Path) -> None:
                 "pause_after_failures": smtp.pause_after_failures, "lease_seconds": smtp.lease_seconds}
     for key, value in positive.items():
         if value <= 0:
-            raise ConfigError(f"{path}: smtp.{key} must be greater than 0, got {value}")
+            raise _not_positive(path, "smtp", key, value, SmtpSettings())
     if smtp.rate_limit < 0 or smtp.retry_delay < 0 or smtp.retry_backoff < 1:
-        raise ConfigError(f"{path}: smtp.rate_limit and smtp.retry_delay must be >= 0, smtp.retry_backoff >= 1")
+        raise ConfigError(f"{path}: smtp.rate_limit and smtp.retry_delay must be >= 0, smtp.retry_backoff >= 1",
+                          "the defaults are rate_limit = 0 (no limit), retry_delay = 1.0 and retry_backoff = 2.0")
     _check_at_most(path, "smtp.timeout", smtp.timeout, 600, "seconds: a server silent for 10 minutes is gone")
     _check_at_most(path, "smtp.lease_seconds", smtp.lease_seconds, 86400, "seconds (a day)")
     _check_at_most(path, "smtp.retry_delay", smtp.retry_delay, 3600, "seconds: later tries belong to the next run")
@@ -556,15 +630,17 @@ def _check_smtp(smtp: SmtpSettings, path: Path) -> None:
 
 def _check_web(web: WebSettings, path: Path) -> None:
     if not 0 < web.port < 65536:
-        raise ConfigError(f"{path}: web.port must be between 1 and 65535")
+        raise ConfigError(f"{path}: web.port must be between 1 and 65535, got {web.port}",
+                          "for example port = 8080 (the default), behind a reverse proxy for HTTPS")
     if web.threads < 1 or web.trusted_proxies < 0:
-        raise ConfigError(f"{path}: web.threads must be at least 1 and web.trusted_proxies at least 0")
+        raise ConfigError(f"{path}: web.threads must be at least 1 and web.trusted_proxies at least 0",
+                          "the defaults are threads = 4 and trusted_proxies = 0 (no proxy in front)")
     limits = {"subscribe_ip_burst": web.subscribe_ip_burst, "subscribe_ip_per_hour": web.subscribe_ip_per_hour,
               "subscribe_address_burst": web.subscribe_address_burst,
               "subscribe_address_per_hour": web.subscribe_address_per_hour}
     for key, value in limits.items():
         if value <= 0:
-            raise ConfigError(f"{path}: web.{key} must be greater than 0, got {value}")
+            raise _not_positive(path, "web", key, value, WebSettings())
     if web.pending_days < 1:
         raise ConfigError(f"{path}: web.pending_days must be at least 1, got {web.pending_days}",
                           "a confirmation link stays valid for 2 days; 7 gives late readers time to ask again")
@@ -587,7 +663,7 @@ def _check_schedule(schedule: ScheduleSettings, path: Path) -> None:
                           "set publish (ingest, feeds and send) or send to a cron expression")
     for key in ("misfire_grace_time", "recheck_minutes", "leader_lease_seconds"):
         if getattr(schedule, key) <= 0:
-            raise ConfigError(f"{path}: schedule.{key} must be greater than 0, got {getattr(schedule, key)}")
+            raise _not_positive(path, "schedule", key, getattr(schedule, key), ScheduleSettings())
     _check_at_most(path, "schedule.misfire_grace_time", schedule.misfire_grace_time, 86400,
                    "seconds (a day): an older run belongs to another day's issue")
     _check_at_most(path, "schedule.recheck_minutes", schedule.recheck_minutes, 1440, "minutes (a day)")
@@ -599,9 +675,11 @@ def _check_schedule(schedule: ScheduleSettings, path: Path) -> None:
         raise ConfigError(f"{path}: schedule.deadline: {exc}",
                           "use a local time like \"12:00\" or a number of minutes after publish, like 240") from exc
     if isinstance(deadline, int) and deadline < 0:
-        raise ConfigError(f"{path}: schedule.deadline must be 0 or more minutes, got {deadline}")
+        raise ConfigError(f"{path}: schedule.deadline must be 0 or more minutes, got {deadline}",
+                          "for example deadline = 240 (the default: 4 hours after publish) or \"12:00\"")
     if isinstance(deadline, int):
         _check_at_most(path, "schedule.deadline", deadline, 1440, "minutes (a day) after the publish time")
     if schedule.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(f"{path}: schedule.log_level must be one of {', '.join(LOG_LEVELS)}, "
-                          f"got {schedule.log_level!r}")
+                          f"got {schedule.log_level!r}",
+                          "for example log_level = \"INFO\" (the default), or DEBUG for more detail")

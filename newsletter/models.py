@@ -247,6 +247,11 @@ def summary_of(paper: Paper, *, points_apart: bool = False) -> str:
     return paper.flowchart
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 file``, ``3 files``: a count and its noun, in what the operator reads."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def paper_as_dict(paper: Paper) -> dict[str, object]:
     """The JSON shape of ``newsletter parse --json``: every field present, absent ones null or empty,
     except ``translations``, present only when there are any (most digests are in English only)."""

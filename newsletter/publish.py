@@ -36,7 +36,7 @@ from newsletter.dispatch.send import DaySend
 from newsletter.errors import NewsletterError
 from newsletter.feeds import build_feeds
 from newsletter.ingest import ingest_files, resolve_inputs
-from newsletter.models import Day
+from newsletter.models import Day, plural
 from newsletter.store import Store
 from newsletter.store.deliveries import DeliveryState
 from newsletter.store.failures import first_line, store_failure
@@ -207,16 +207,16 @@ class Publisher:
         files = resolve_inputs(self.settings, ())
         report = ingest_files(self.settings, store, files)
         c = report.counts
-        log.info("ingest: %d files, %d days: %d new, %d updated, %d unchanged papers, %d warnings",
-                 len(files), c.days, c.new, c.updated, c.unchanged, len(report.warnings))
+        log.info("ingest: %s, %s: %d new, %d updated, %d unchanged papers, %s", plural(len(files), "file"),
+                 plural(c.days, "day"), c.new, c.updated, c.unchanged, plural(len(report.warnings), "warning"))
         for error in report.errors:  # one bad file never stops the others, nor the send
             log.error("ingest: %s", error)
             result.errors.append(f"ingest: {error.message}")
 
     def _feeds(self, store: Store, result: PublishResult) -> None:
         report = build_feeds(self.settings, store)
-        log.info("feeds: %d written, %d unchanged (%d papers over %d days)",
-                 len(report.written), len(report.unchanged), report.papers, report.days)
+        log.info("feeds: %d written, %d unchanged (%s over %s)",
+                 len(report.written), len(report.unchanged), plural(report.papers, "paper"), plural(report.days, "day"))
 
     def _send(self, store: Store, result: PublishResult, scheduled_at: dt.datetime | None,
               override_note: bool) -> None:

@@ -35,7 +35,7 @@ from jinja2 import (
 from markupsafe import Markup, escape
 
 from newsletter.excerpt import excerpt
-from newsletter.models import Paper, summary_of
+from newsletter.models import Paper, plural, summary_of
 from newsletter.sanitize import (
     absolute_url,
     inline_markdown_to_safe_html,
@@ -108,7 +108,7 @@ def wrap(text: str, width: int = TEXT_WIDTH, indent: str = "", hanging: str | No
 
 def count_label(count: int) -> str:
     """``1 paper``, ``5 papers``: the email's header and the default subject."""
-    return f"{count} paper" + ("" if count == 1 else "s")
+    return plural(count, "paper")
 
 
 def date_label(date: dt.date) -> str:

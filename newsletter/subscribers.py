@@ -59,7 +59,8 @@ def normalize_email(raw: str) -> str:
     try:
         result = validate_email(address, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise InvalidSubscriberError(f"{address!r} is not a valid address: {exc}",
+        # email-validator ends its sentence with a full stop, which ran into "; check the spelling"
+        raise InvalidSubscriberError(f"{address!r} is not a valid address: {str(exc).rstrip('.')}",
                                      "check the spelling of the address") from None
     return result.ascii_email or result.normalized
 
@@ -246,3 +247,11 @@ def describe_change(before: Subscriber, after: Subscriber, wording: str) -> list
 def cadence_wording(sub: Subscriber) -> str:
     """"daily" or "weekly on mon", for the operator and the reader."""
     return "daily" if sub.cadence == "daily" else f"weekly on {sub.weekday}"
+
+
+def subscriber_as_dict(sub: Subscriber) -> dict[str, object]:
+    """A subscriber for `subscribers list --json` and `show --json`: every field that `export` writes
+    (under the same names), and when it subscribed."""
+    return {"email": sub.email, "name": sub.name, "categories": sub.categories, "keywords": sub.keywords,
+            "excluded": sub.excluded_keywords, "status": sub.status, "cadence": sub.cadence, "weekday": sub.weekday,
+            "authors": sub.authors, "created_at": sub.created_at.isoformat() if sub.created_at else None}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import write_config
+from helpers import run, write_config
 
 pytestmark = pytest.mark.usefixtures("store_backend")
 
@@ -74,3 +74,16 @@ def test_a_terminal_gets_progress_but_not_with_json(tmp_path: Path) -> None:
     assert status == 0
     assert "Parsing" not in terminal
     assert json.loads(stdout)["papers"]["unchanged"] > 0
+
+
+def test_counts_of_one_are_singular(tmp_path: Path) -> None:
+    config = config_with_digests(tmp_path)
+    for extra in (tmp_path / "digests").iterdir():
+        if extra.name != "2026-11-19.md":
+            extra.unlink()
+    parsed = run(config, "parse", str(tmp_path / "digests"))
+    assert parsed.exit_code == 0 and "\n1 day, " in parsed.stdout
+    ingested = run(config, "ingest")
+    assert ingested.exit_code == 0 and ingested.stdout.startswith("1 file, 1 day: "), ingested.stdout
+    feeds = run(config, "feeds")
+    assert feeds.exit_code == 0 and " over 1 day: " in feeds.stdout, feeds.stdout

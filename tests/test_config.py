@@ -96,3 +96,52 @@ def test_an_unwritable_output_path_is_a_clear_error_not_a_traceback(tmp_path):
     result = run(config, "subscribers", "export", "--output", str(tmp_path / "missing" / "dir" / "x.csv"))
     assert result.exit_code == 1
     assert "cannot read or write" in result.stderr and "missing/dir/x.csv" in result.stderr
+
+
+def test_a_missing_ca_file_is_a_config_error_naming_the_key_and_the_resolved_path(tmp_path):
+    config = write_config(tmp_path, "[smtp]\nsecurity = 'starttls'\nca_file = 'certs/nope.pem'\n")
+    for command in (("send",), ("worker", "--exit-when-idle"), ("publish",)):
+        result = run(config, *command)
+        assert result.exit_code == 2, result.output
+        assert f"{config}: smtp.ca_file: {tmp_path / 'certs' / 'nope.pem'} is not a file" in result.stderr
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "nope.pem").write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    assert load_settings(config).smtp.ca_file == str(tmp_path / "certs" / "nope.pem")  # wherever the command runs
+
+
+def test_a_missing_config_named_by_the_environment_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEWSLETTER_CONFIG", str(tmp_path / "nope.toml"))
+    result = run(None, "status")
+    assert result.exit_code == 2
+    assert f"config file {tmp_path / 'nope.toml'} not found (the path comes from $NEWSLETTER_CONFIG)" in result.stderr
+    assert "unset $NEWSLETTER_CONFIG" in result.stderr
+
+
+def leaf_commands(group, path=()):
+    import click
+
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from leaf_commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def test_every_command_has_an_example_in_its_help():
+    from newsletter.cli import cli
+
+    missing = []
+    for path, _command in leaf_commands(cli):
+        shown = run(None, *path, "--help")
+        assert shown.exit_code == 0, path
+        body = shown.output.partition("Options:")[0]
+        if f"newsletter {' '.join(path)}" not in body:
+            missing.append(" ".join(path))
+    assert not missing, f"give these commands an example in their docstring: {missing}"
+
+
+def test_help_names_no_schema_revision():
+    import re
+
+    for path in (("db", "current"), ("db", "upgrade")):
+        assert not re.search(r"revision \d{4}", run(None, *path, "--help").output), path

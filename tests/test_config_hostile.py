@@ -133,3 +133,35 @@ def test_a_closed_output_pipe_ends_quietly(tmp_path: Path) -> None:
     errors = process.stderr.read().decode()
     assert process.wait(timeout=60) == 0, errors
     assert errors == ""
+
+
+@pytest.mark.parametrize(("section", "line", "message", "example"), [
+    ("schedule", "log_level = 'LOUD'", "schedule.log_level must be one of", 'log_level = "INFO"'),
+    ("feeds", "window_days = -1", "feeds.window_days must be 0 (no window) or more, got -1", "window_days = 30"),
+    ("smtp", "connections = 0", "smtp.connections must be greater than 0, got 0", "connections = 1"),
+    ("web", "port = 0", "web.port must be between 1 and 65535", "port = 8080"),
+    ("smtp", "port = 70000", "smtp.port must be between 1 and 65535", "587"),
+    ("web", "subscribe_ip_burst = 0", "web.subscribe_ip_burst must be greater than 0", "subscribe_ip_burst = 10"),
+    ("schedule", "recheck_minutes = 0", "schedule.recheck_minutes must be greater than 0", "recheck_minutes = 15"),
+])
+def test_a_value_out_of_range_comes_with_a_hint_giving_a_good_value(
+        tmp_path: Path, section: str, line: str, message: str, example: str) -> None:
+    config = config_with(tmp_path, section, line)
+    result = run(config, "status")
+    assert result.exit_code == 2
+    assert f"{config}: {message}" in result.stderr
+    assert example in result.stderr.partition("hint: ")[2], result.stderr
+
+
+@pytest.mark.parametrize(("section", "line", "want"), [
+    ("smtp", "port = 'twenty-five'", "write smtp.port in config.toml as int, for example port = 25"),
+    ("feeds", "rss = 'yes'", "as bool, for example rss = true"),
+    ("smtp", "timeout = 'long'", "as float, for example timeout = 30.0"),
+    ("digests", "paths = 'examples'", 'for example paths = ["examples"]'),
+    ("digests", "paths = [1]", 'write digests.paths[0] in config.toml as str, for example "text"'),
+])
+def test_a_value_of_the_wrong_type_says_the_type_wanted_and_shows_one(
+        tmp_path: Path, section: str, line: str, want: str) -> None:
+    result = run(config_with(tmp_path, section, line), "status")
+    assert result.exit_code == 2
+    assert want in result.stderr, result.stderr

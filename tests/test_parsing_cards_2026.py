@@ -177,6 +177,13 @@ def test_a_missing_point_is_drift(form: str) -> None:
 
 
 @pytest.mark.parametrize("form", ["html", "txt"])
+def test_a_card_with_one_point_says_one_point(form: str) -> None:
+    page = (page_html if form == "html" else page_text)("2031-03-05", [make_card(1), make_card(2, points=1)])
+    (warning,) = drift_warnings(parse_text(page, f"one.{form}"), "points_not_five")
+    assert "card has 1 point where 5 are expected" in warning
+
+
+@pytest.mark.parametrize("form", ["html", "txt"])
 def test_options_in_two_scripts_are_drift(form: str) -> None:
     cards = [make_card(1, bilingual=False), make_card(2, bilingual=False)]
     cards[0].quiz[0].options[2] = "可学习的边界检测器"

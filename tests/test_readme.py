@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import click
@@ -41,3 +42,21 @@ def test_every_option_is_in_the_readme() -> None:
         for flag in (*param.opts, *param.secondary_opts) if flag.startswith("--") and flag not in README
     ]
     assert not missing, f"document these options in README.md: {missing}"
+
+
+def table_rows(path: tuple[str, ...]) -> str:
+    """The README's command-table rows for ``newsletter PATH`` (send has two), joined."""
+    start = f"| `newsletter {' '.join(path)}"
+    return "\n".join(line for line in README.splitlines()
+                     if line.startswith(start) and line[len(start)] in " `")
+
+
+def test_every_option_is_in_its_commands_table_row() -> None:
+    missing = [
+        f"{' '.join(('newsletter', *path))} {flag}"
+        for path, command in commands(cli) if path and not isinstance(command, click.Group)
+        for param in command.params if isinstance(param, click.Option)
+        for flag in (*param.opts, *param.secondary_opts)
+        if flag.startswith("--") and not re.search(rf"{re.escape(flag)}(?![\w-])", table_rows(path))
+    ]
+    assert not missing, f"add these options to their command's row of the README's table: {missing}"

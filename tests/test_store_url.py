@@ -27,12 +27,18 @@ def test_the_environment_overrides_the_configured_store(tmp_path: Path, monkeypa
         assert [s.email for s in store.subscribers()] == ["ada@example.org"]
 
 
-def test_an_in_memory_store_from_the_environment_is_refused_naming_the_variable(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NEWSLETTER_STORE_URL", "sqlite://")
+@pytest.mark.parametrize(("url", "said"), [
+    ("sqlite://", "$NEWSLETTER_STORE_URL 'sqlite://' is an in-memory database"),
+    ("mysql://news:S3cret-pw@db.example.org/news",
+     "$NEWSLETTER_STORE_URL: cannot use store URL: mysql:// databases are not supported"),
+])
+def test_a_store_url_from_the_environment_that_cannot_work_is_refused_naming_the_variable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, said: str) -> None:
+    monkeypatch.setenv("NEWSLETTER_STORE_URL", url)
     result = run(write_config(tmp_path), "status")
     assert result.exit_code == 2
-    assert "$NEWSLETTER_STORE_URL 'sqlite://' is an in-memory database" in result.output
+    assert said in result.output
+    assert "S3cret-pw" not in result.output
 
 
 def test_a_password_in_the_store_url_is_never_printed(
@@ -61,6 +67,31 @@ def test_a_password_in_the_store_url_is_never_printed(
     assert [r.exit_code for r in outputs] == [0] * len(outputs), [r.output for r in outputs]
     assert "postgresql+psycopg://" in outputs[1].output and ":***@" in outputs[1].output
     assert refused.exit_code == 1 and "cannot open the store at" in refused.output and ":***@" in refused.output
-    assert malformed.exit_code == 1 and "cannot use store URL" in malformed.output
+    # A URL that cannot be read is a config error (exit 2), as every bad [store] url is; it was 1 before.
+    assert malformed.exit_code == 2 and "cannot use store URL" in malformed.output
     for result in [*outputs, refused, malformed]:
         assert str(password) not in result.output
+
+
+STORE_URL_HINT = "sqlite:///var/newsletter.db"
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("notaurl", "it is not a database URL"),
+    ("mysql://x@y/z", "mysql:// databases are not supported"),
+    ("postgresql+psycopg://news@db.example.org:fivefour/news", "its port is not a number"),
+])
+def test_a_bad_store_url_is_a_config_error_naming_the_file_and_key(tmp_path: Path, url: str, problem: str) -> None:
+    config = write_config(tmp_path, store_url=url)
+    for command in (("status",), ("subscribers", "list"), ("db", "current")):
+        result = run(config, *command)
+        assert result.exit_code == 2, result.output
+        assert f"{config}: store.url: cannot use store URL: {problem}" in result.output
+        assert STORE_URL_HINT in result.output and "postgresql+psycopg://" in result.output
+
+
+def test_a_store_url_whose_driver_is_missing_is_named_before_sqlalchemy_is_asked(tmp_path: Path) -> None:
+    # postgresql:// means psycopg2, which the postgres extra does not install (it brings psycopg 3).
+    result = run(write_config(tmp_path, store_url="postgresql://news@db.example.org/news"), "status")
+    assert result.exit_code == 2
+    assert "store.url: cannot use store URL: its driver psycopg2 is not installed" in result.output

@@ -48,7 +48,8 @@ def test_add_list_remove(run, config: Path, store_url: str) -> None:
         assert (config.parent / "var" / "test.db").is_file()  # the store URL resolved against the config folder
     assert listed(run) == [{
         "email": "Ada@example.org", "name": "Ada", "categories": ["Computer Vision"], "keywords": ["diffusion"],
-        "excluded": ["survey"], "status": "active", "created_at": listed(run)[0]["created_at"],
+        "excluded": ["survey"], "status": "active", "cadence": "daily", "weekday": "mon", "authors": [],
+        "created_at": listed(run)[0]["created_at"],
     }]
     table = run("list").stdout
     assert "Ada@example.org" in table and "Computer Vision" in table and "1 subscriber" in table
@@ -144,3 +145,63 @@ def test_import_with_a_bad_header_exits_2(run, tmp_path: Path) -> None:
     bad.write_text("mail,name\nada@example.org,Ada\n", encoding="utf-8")
     result = run("import", str(bad))
     assert result.exit_code == 2 and f"{bad}:1:" in result.output
+
+
+def test_show_and_list_carry_every_column_that_export_writes(run) -> None:
+    added = run("add", "wk@example.org", "--name", "Wendy", "--category", "Computer Vision", "--keyword", "diffusion",
+                "--exclude", "survey", "--author", "Doe, Jane", "--cadence", "weekly", "--weekday", "thu")
+    assert added.exit_code == 0, added.output
+    (exported,) = csv.DictReader(io.StringIO(run("export").stdout))
+    shown = json.loads(run("show", "wk@example.org", "--json").stdout)
+    (in_list,) = listed(run)
+    for found in (shown, in_list):
+        assert set(exported) <= set(found), set(exported) - set(found)
+        for column, cell in exported.items():
+            value = found[column]
+            assert (";".join(value) if isinstance(value, list) else value) == cell, column
+    text = run("show", "wk@example.org").stdout
+    assert "cadence:    weekly on thu" in text
+    assert "Computer Vision" in text and "diffusion" in text and "survey" in text and "Doe, Jane" in text
+    assert "weekly on thu" in run("list").stdout
+
+
+@pytest.mark.parametrize("command", [["add", "wk@example.org", "--weekday", "thu"],
+                                     ["update", "ada@example.org", "--weekday", "thu"],
+                                     ["update", "bo@example.org", "--cadence", "daily", "--weekday", "thu"]])
+def test_a_weekday_for_a_daily_reader_is_a_usage_error(run, command: list[str]) -> None:
+    run("add", "ada@example.org")
+    run("add", "bo@example.org", "--cadence", "weekly", "--weekday", "fri")
+    before = listed(run)
+    result = run(*command)
+    assert result.exit_code == 2, result.output
+    assert "--weekday thu applies to weekly readers only" in result.output and "add --cadence weekly" in result.output
+    assert listed(run) == before
+
+
+def test_a_weekday_with_weekly_cadence_or_for_a_weekly_reader_is_taken(run) -> None:
+    assert run("add", "ada@example.org", "--cadence", "weekly", "--weekday", "thu").exit_code == 0
+    assert "now weekly on fri" in run("update", "ada@example.org", "--weekday", "fri").stdout
+    assert run("add", "bo@example.org").exit_code == 0
+    assert "now weekly on tue" in run("update", "bo@example.org", "--cadence", "weekly", "--weekday", "tue").stdout
+
+
+def test_an_address_without_at_sign_reads_as_one_sentence(run, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("email,name\nada-at-example.org,Ada\n", encoding="utf-8")
+    result = run("import", str(bad))
+    assert result.exit_code == 1
+    assert "must have an @-sign; check the spelling" in result.stderr
+    assert ".;" not in result.stderr
+
+
+def test_counts_of_one_are_singular(run, tmp_path: Path) -> None:
+    run("add", "ada@example.org")
+    assert run("list").stdout.splitlines()[-1] == "1 subscriber"
+    assert "wrote 1 subscriber to" in run("export", "--output", str(tmp_path / "out.csv")).stderr
+
+
+def test_import_help_names_every_column_the_import_reads() -> None:
+    from newsletter.subscriber_csv import CSV_COLUMNS
+
+    shown = " ".join(CliRunner().invoke(cli, ["subscribers", "import", "--help"]).output.split())
+    assert [column for column in CSV_COLUMNS if column not in shown] == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -71,3 +72,19 @@ def test_the_wait_for_queued_emails_is_bounded(tmp_path: Path, monkeypatch: pyte
         unsent = mailer.close(timeout=SMTP_SECONDS)
         assert time.monotonic() - started < 2 * SMTP_SECONDS
         assert 3 <= unsent <= 5  # one, perhaps two, went out in the time allowed
+
+
+@pytest.mark.usefixtures("store_backend")
+def test_a_port_in_use_is_named_with_what_to_do_and_nothing_claims_to_serve(tmp_path: Path) -> None:
+    config = web_config(tmp_path, free_port())
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "newsletter", "--config", str(config), "serve", "--port", str(port)],
+            capture_output=True, text=True, env={**os.environ, SECRET_ENV: SECRET}, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr  # the config is valid: the same command works once the port is free
+    assert f"port {port} on 127.0.0.1 is in use; pick another with --port or [web] port" in done.stderr
+    assert "serving" not in done.stderr
+    assert "check that the path exists" not in done.stderr

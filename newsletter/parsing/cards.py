@@ -41,6 +41,7 @@ from newsletter.models import (
     Point,
     QuizQuestion,
     Translation,
+    plural,
 )
 from newsletter.parsing.common import add_unique, arxiv_links, bad_day_date, parse_iso_date, unread_day_warning
 
@@ -186,9 +187,10 @@ def choose_points(reader: CardReader, sets: list[tuple[str, int, list[Point]]]) 
         primary, translated = translated, None
     for extra in sets:
         if extra is not primary and extra is not translated:
-            reader.warn(extra[1], f"a further set of {len(extra[2])} points in {extra[0]!r}; left out", "unread_block")
+            reader.warn(extra[1], f"a further set of {plural(len(extra[2]), 'point')} in {extra[0]!r}; left out",
+                        "unread_block")
     if primary is not None and len(primary[2]) != POINTS_PER_CARD:
-        reader.warn(primary[1], f"card has {len(primary[2])} points where {POINTS_PER_CARD} are expected",
+        reader.warn(primary[1], f"card has {plural(len(primary[2]), 'point')} where {POINTS_PER_CARD} are expected",
                     "points_not_five")
     return (primary[2] if primary else []), (translated[2] if translated else [])
 
@@ -224,8 +226,9 @@ def question_of(reader: CardReader, part: QuizPart) -> QuizQuestion | None:
         return None
     where = "" if part.lang == PRIMARY else f" ({part.lang})"
     if len(part.options) != OPTIONS_PER_QUESTION:
-        reader.warn(part.question_at, f"quiz question{where} {part.question!r} has {len(part.options)} options where "
-                    f"{OPTIONS_PER_QUESTION} are expected", "options_not_three")
+        reader.warn(part.question_at, f"quiz question{where} {part.question!r} has "
+                    f"{plural(len(part.options), 'option')} where {OPTIONS_PER_QUESTION} are expected",
+                    "options_not_three")
     scripts = {script_of(option) for option in part.options} - {""}
     if len(scripts) > 1:
         reader.warn(part.question_at, f"quiz question{where} {part.question!r} has options in two scripts "
@@ -253,7 +256,8 @@ def read_quiz(reader: CardReader, start: int, end: int) -> tuple[list[QuizQuesti
     if orphans and len(orphans) == len(kept) and all(t is None for _, t in kept):
         kept = [(q, t) for (q, _), t in zip(kept, orphans, strict=True)]
     elif orphans:
-        reader.warn(start, f"{len(orphans)} Chinese quiz questions match no English one; left out", "unread_block")
+        reader.warn(start, f"{plural(len(orphans), 'Chinese quiz question')} without an English one; left out",
+                    "unread_block")
     quiz = [q for q, _ in kept]
     translated_quiz = [t for _, t in kept if t is not None]
     if translated_quiz and len(translated_quiz) != len(quiz):

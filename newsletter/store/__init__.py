@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from newsletter.config import Settings
-from newsletter.errors import StoreError
+from newsletter.errors import ConfigError, StoreError
 from newsletter.store.deliveries import DeliveryStore, SentMark
 from newsletter.store.health import HealthStore
 from newsletter.store.leadership import LeadershipStore
@@ -36,8 +36,8 @@ def resolve_url(url: str, base_dir: Path) -> str:
     try:
         parsed = make_url(url)
     except (ValueError, SQLAlchemyError) as exc:
-        raise StoreError(f"cannot use store URL {shown_url(url)}: {exc}",
-                         "check [store] url in the config (or NEWSLETTER_STORE_URL)") from exc
+        raise ConfigError(f"cannot use store URL {shown_url(url)}: {exc}",
+                          "check [store] url in the config (or NEWSLETTER_STORE_URL)") from exc
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return url
     path = Path(parsed.database)
@@ -116,8 +116,8 @@ def _engine(url: str, senders: int = 0) -> Engine:
     try:
         engine = create_engine(url, **_pool_options(url, senders))
     except (SQLAlchemyError, ValueError, ImportError) as exc:
-        raise StoreError(f"cannot use store URL {shown_url(url)}: {_without_password(exc, url)}",
-                         "check [store] url in the config (or NEWSLETTER_STORE_URL)") from exc
+        raise ConfigError(f"cannot use store URL {shown_url(url)}: {_without_password(exc, url)}",
+                          "check [store] url in the config (or NEWSLETTER_STORE_URL)") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -18,6 +18,7 @@ and the email to the mailer thread, after the response, so that its timing does 
 
 from __future__ import annotations
 
+import errno
 import logging
 import resource
 import time
@@ -30,6 +31,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from newsletter import render, tokens
 from newsletter.config import Settings
 from newsletter.dispatch.site_mail import Mailer
+from newsletter.errors import NewsletterError
 from newsletter.logs import configure_logging
 from newsletter.shutdown import StopSignals
 from newsletter.store import Store
@@ -121,13 +123,17 @@ def serve(settings: Settings, host: str, port: int) -> None:
     from waitress.server import create_server  # where types-waitress declares it
 
     configure_logging("INFO")  # one timestamped line per event, waitress's and Flask's too
-    log.info("serving %s on http://%s:%d/ (Ctrl+C to stop)", settings.site.title, host, port)
     store = Store.from_settings(settings)
     try:
         mailer = Mailer(settings, housekeeping=remove_stale_pending(settings, store))
         try:
-            server = create_server(create_app(settings, store=store, mailer=mailer), host=host, port=port,
-                                   **server_options(settings))
+            try:
+                server = create_server(create_app(settings, store=store, mailer=mailer), host=host, port=port,
+                                       **server_options(settings))
+            except OSError as exc:
+                raise cannot_listen(exc, host, port) from exc
+            # Only now: "serving" before a failed bind read as if the server had started.
+            log.info("serving %s on http://%s:%d/ (Ctrl+C to stop)", settings.site.title, host, port)
             try:
                 # A second signal while mailing acts as it did before: the handlers go back first.
                 with StopSignals(raise_exit=True):
@@ -138,3 +144,18 @@ def serve(settings: Settings, host: str, port: int) -> None:
             mailer.close()
     finally:
         store.close()
+
+
+def cannot_listen(exc: OSError, host: str, port: int) -> NewsletterError:
+    """What to do when the server cannot take its address. Exit 1, not 2: the config and the command
+    are valid, and the same command works once the port is free (another server stopped)."""
+    change = "pick another with --port or [web] port"
+    if exc.errno == errno.EADDRINUSE:
+        return NewsletterError(f"port {port} on {host} is in use; {change}",
+                               f"another program (perhaps another `newsletter serve`) listens there: "
+                               f"`ss -ltnp 'sport = :{port}'` shows which")
+    if exc.errno == errno.EACCES:
+        return NewsletterError(f"not allowed to listen on port {port} on {host}; {change}",
+                               "ports below 1024 need privileges: serve on 8080 behind a reverse proxy")
+    return NewsletterError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                           "check --host or [web] host: it must be an address of this machine")

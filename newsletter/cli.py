@@ -752,20 +752,21 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
 
 
 def send_dry_run(settings: Settings, date: dt.date | None, outbox: Path | None) -> None:
-    from newsletter.dispatch.outbox import write_outbox
+    from newsletter.dispatch.outbox import logged_states, write_outbox
     from newsletter.dispatch.plan import build_plan
     from newsletter.store import Store
 
     with Store.from_settings(settings) as store:
         plan = build_plan(settings, store, date)
+        logged = logged_states(store, plan)
     folder = outbox if outbox is not None else settings.resolve(settings.email.outbox)
     threshold = settings.email.sample_threshold
     with progress_bar(len(plan.messages), "Building messages", len(plan.messages) < 200) as bar:
-        report = write_outbox(plan, folder, threshold, on_message=bar.update)
-    echo_plan_summary(plan, report, threshold)
+        report = write_outbox(plan, folder, threshold, on_message=bar.update, logged=logged)
+    echo_plan_summary(plan, report, threshold, logged)
 
 
-def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
+def echo_plan_summary(plan: Any, report: Any, threshold: int, logged: Any) -> None:
     recipients = plan.recipients_per_rendition()
     click.echo(f"Dry run for {plan.date.isoformat()}: nothing was sent or recorded.")
     rows = [("Recipients", str(len({m.subscriber.email for m in plan.messages}))),
@@ -786,7 +787,7 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
             label = label if rendition.edition.kind == "daily" else f"{rendition.edition.kind}: {label}"
             label = label if len(label) <= 48 else label[:47] + "…"
             click.echo(f"  {label:<48} {len(rendition.papers):>6}  {recipients.get(key, 0):>10}")
-    echo_why(plan)
+    echo_why(plan, logged)
     reasons: dict[str, int] = {}
     for skipped in plan.skipped:
         reasons[skipped.reason] = reasons.get(skipped.reason, 0) + 1
@@ -795,8 +796,10 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
         for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
             click.echo(f"  {reason if len(reason) <= 58 else reason[:57] + '…':<58} {count:>11}")
     click.echo("")
+    if report.left_out:
+        click.echo(left_out_line(report))
     if report.sampled:
-        click.echo(f"{len(plan.messages)} recipients is above sample_threshold ({threshold}): wrote one sample "
+        click.echo(f"{report.going_out} recipients is above sample_threshold ({threshold}): wrote one sample "
                    f".eml per rendition ({report.written}), not one per recipient.")
     else:
         click.echo(f"Wrote {report.written} .eml file{'s' if report.written != 1 else ''}.")
@@ -867,12 +870,29 @@ SHOWN_MESSAGES = 10
 """Up to this many messages, the dry run says which edition each is and why each paper is in it."""
 
 
-def echo_why(plan: Any) -> None:
+LOG_STATE_WORDING = {"sent": "already sent", "sending": "held by another send", "failed": "failed, not sent again",
+                     "bounced": "bounced, not sent again", "unknown": "outcome unknown, not sent again",
+                     "cancelled": "cancelled, not sent again"}
+"""How the dry run names a planned message that a send would not deliver now, by its delivery-log state."""
+
+
+def left_out_line(report: Any) -> str:
+    """`9 planned, 9 already sent: nothing would go out` (the delivery log of earlier sends)."""
+    parts = [f"{n} {LOG_STATE_WORDING.get(state, state)}" for state, n in sorted(report.left_out.items())]
+    going = "nothing would go out" if not report.going_out else f"{report.going_out} would go out now"
+    return f"{report.planned} planned, {', '.join(parts)}: {going} (the delivery log of earlier sends)."
+
+
+def echo_why(plan: Any, logged: Any) -> None:
+    from newsletter.dispatch.outbox import log_state
+
     if not plan.messages or len(plan.messages) > SHOWN_MESSAGES:
         return
     click.echo("\n  Message (edition): paper (why)")
     for planned in plan.messages:
-        click.echo(f"  {planned.subscriber.email} ({planned.edition.key})")
+        state = log_state(planned, logged)
+        mark = f": {LOG_STATE_WORDING.get(state, state)}" if state else ""
+        click.echo(f"  {planned.subscriber.email} ({planned.edition.key}){mark}")
         for arxiv_id, why in plan.renditions[planned.rendition_key].reasons_for(planned).items():
             click.echo(f"    {arxiv_id} ({'; '.join(why)})")
 

@@ -730,7 +730,9 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
                            "already_sent": day_send.report.already_sent, "warnings": plan.warnings})
             else:
                 click.echo(f"Planned {plan.date.isoformat()}: {len(plan.messages)} messages in "
-                           f"{len(plan.renditions)} renditions, {due} due; `newsletter worker` sends them.")
+                           f"{len(plan.renditions)} renditions, " + (
+                               f"{due} due; `newsletter worker` sends them." if due else
+                               f"none due ({day_send.report.already_sent} sent before)."))
             return
         if due == 0:
             report = day_send.report
@@ -782,6 +784,8 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int, logged: Any) -> No
     rows = [("Recipients", str(len({m.subscriber.email for m in plan.messages}))),
             ("Messages", str(len(plan.messages))), ("Editions", str(len(plan.editions))),
             ("Renditions", str(len(plan.renditions))), ("Skipped", str(len(plan.skipped)))]
+    if report.left_out:  # the rest were sent (or otherwise settled) by earlier sends: see left_out_line
+        rows.insert(2, ("Going out now", str(report.going_out)))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         click.echo(f"  {label:<{width}}  {value:>7}")
@@ -1107,7 +1111,9 @@ def worker(app: AppContext, exit_when_idle: bool) -> None:
     with Store.from_settings(settings) as store:
         sender = Worker(settings, store, exit_when_idle=exit_when_idle)
         report = run_in_foreground_thread(sender, sender.run)
-    click.echo(summary_line(report))
+    # A worker serves every open edition: no one day to name, and an idle pass found nothing, not "0 of" a day.
+    click.echo("worker: " + (summary_line(report, dated=False) if report.due else
+                             "sent 0: no message of any open edition was due"))
     for email, reply in report.problems[:20]:
         click.echo(f"  {email}: {reply}", err=True)
     if report.paused is not None:

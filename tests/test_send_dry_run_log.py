@@ -4,6 +4,7 @@ so) what the delivery log shows as already sent, and still writes nothing to the
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from helpers import run
@@ -35,6 +36,7 @@ def test_a_dry_run_after_a_send_leaves_out_what_went_out(tmp_path: Path, store_b
         assert result.exit_code == 0, result.output
         assert f"{EXAMPLE_READERS} planned, {EXAMPLE_READERS} already sent: nothing would go out" in result.stdout
         assert "Wrote 0 .eml files." in result.stdout
+        assert re.search(r"\n  Going out now +0\n", result.stdout), result.stdout
         assert not list(outbox.glob("*.eml"))
         messages = json.loads((outbox / "plan.json").read_text(encoding="utf-8"))["messages"]
         assert len(messages) == EXAMPLE_READERS
@@ -47,6 +49,7 @@ def test_a_dry_run_after_a_send_leaves_out_what_went_out(tmp_path: Path, store_b
         assert result.exit_code == 0, result.output
         assert f"{EXAMPLE_READERS + 1} planned, {EXAMPLE_READERS} already sent: 1 would go out now" in result.stdout
         assert "newcomer@example.net (daily/2026-11-20)\n" in result.stdout
+        assert re.search(r"\n  Going out now +1\n", result.stdout), result.stdout
         assert "ada@example.org (daily/2026-11-20): already sent" in result.stdout
         files = list(outbox.glob("*.eml"))
         assert [f.name.split("-", 1)[1] for f in files] == ["newcomer@example.net.eml"]

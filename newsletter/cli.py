@@ -1112,8 +1112,10 @@ def worker(app: AppContext, exit_when_idle: bool) -> None:
         sender = Worker(settings, store, exit_when_idle=exit_when_idle)
         report = run_in_foreground_thread(sender, sender.run)
     # A worker serves every open edition: no one day to name, and an idle pass found nothing, not "0 of" a day.
-    click.echo("worker: " + (summary_line(report, dated=False) if report.due else
-                             "sent 0: no message of any open edition was due"))
+    if report.due:
+        click.echo(f"worker: {summary_line(report, dated=False)}")
+    else:
+        click.echo("worker: sent 0" + ("" if report.paused else ": no message of any open edition was due"))
     for email, reply in report.problems[:20]:
         click.echo(f"  {email}: {reply}", err=True)
     if report.paused is not None:

@@ -117,7 +117,11 @@ class AppContext:
                 self._settings = load_settings(self.config_path, check_addresses=check_addresses)
             except NewsletterError as exc:
                 raise to_click_error(exc) from exc
-            echo_warnings(placeholder_warnings(self._settings))
+            held = held_config_warnings()
+            if held is None:
+                echo_warnings(placeholder_warnings(self._settings))
+            else:
+                held.extend(placeholder_warnings(self._settings))
             # Without [site] templates, render (and premailer) stays unimported: it starts with the shipped set.
             if self._settings.template_folder is not None or "newsletter.render" in sys.modules:
                 from newsletter import render
@@ -178,7 +182,7 @@ def parse(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
     settings = app.settings_or_defaults
     parsed = parse_files(resolve_inputs(settings, paths), Classifier(settings.categories))
     if as_json:
-        click.echo(days_as_json(parsed.days))
+        click.echo(days_as_json(parsed.days, held_config_warnings() or []))
     else:
         for day in parsed.days:
             click.echo(f"{day.date}  {len(day.papers):3d} papers  {day.source}")
@@ -774,17 +778,25 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
     with Store.from_settings(settings) as store:
         day_send = DaySend(settings, store, date)
         plan = day_send.plan
-        echo_warnings(plan.warnings)
+        if not as_json:  # with --json they are in it, as "warnings"
+            echo_warnings(plan.warnings)
         due = day_send.prepare()
         if plan_only:
-            click.echo(f"Planned {plan.date.isoformat()}: {len(plan.messages)} messages in {len(plan.renditions)} "
-                       f"renditions, {due} due; `newsletter worker` sends them.")
+            if as_json:
+                echo_json({"date": plan.date.isoformat(), "planned": len(plan.messages),
+                           "renditions": len(plan.renditions), "due": due,
+                           "already_sent": day_send.report.already_sent, "warnings": plan.warnings})
+            else:
+                click.echo(f"Planned {plan.date.isoformat()}: {len(plan.messages)} messages in "
+                           f"{len(plan.renditions)} renditions, " + (
+                               f"{due} due; `newsletter worker` sends them." if due else
+                               f"none due ({day_send.report.already_sent} sent before)."))
             return
         if due == 0:
             report = day_send.report
             held = leases_statement(report)
             if as_json:
-                echo_json(report.as_dict())
+                echo_json({**report.as_dict(), "warnings": plan.warnings})
             else:
                 click.echo(f"Nothing to send for {plan.date.isoformat()}: {report.already_sent} of "
                            f"{report.planned} planned messages were already sent" + (f"; {held}" if held else "")
@@ -795,7 +807,7 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
         with progress_bar(due, f"Sending {plan.date.isoformat()}", as_json, show_eta=True) as bar:
             report = day_send.deliver(on_message=lambda _outcome: bar.update(1))
     if as_json:
-        echo_json(report.as_dict())
+        echo_json({**report.as_dict(), "warnings": plan.warnings})
     else:
         click.echo(summary_line(report))
         shown = 20
@@ -803,32 +815,35 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
             click.echo(f"  {email}: {reply}", err=True)
         if len(report.problems) > shown:
             click.echo(f"  ... and {len(report.problems) - shown} more: see `newsletter status`", err=True)
-    if report.paused is not None:
+    if report.paused is not None and not as_json:  # with --json, "paused" says it
         raise report.paused
     if not report.ok:
         sys.exit(1)
 
 
 def send_dry_run(settings: Settings, date: dt.date | None, outbox: Path | None) -> None:
-    from newsletter.dispatch.outbox import write_outbox
+    from newsletter.dispatch.outbox import logged_states, write_outbox
     from newsletter.dispatch.plan import build_plan
     from newsletter.store import Store
 
     with Store.from_settings(settings) as store:
         plan = build_plan(settings, store, date)
+        logged = logged_states(store, plan)
     folder = outbox if outbox is not None else settings.resolve(settings.email.outbox)
     threshold = settings.email.sample_threshold
     with progress_bar(len(plan.messages), "Building messages", len(plan.messages) < 200) as bar:
-        report = write_outbox(plan, folder, threshold, on_message=bar.update)
-    echo_plan_summary(plan, report, threshold)
+        report = write_outbox(plan, folder, threshold, on_message=bar.update, logged=logged)
+    echo_plan_summary(plan, report, threshold, logged)
 
 
-def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
+def echo_plan_summary(plan: Any, report: Any, threshold: int, logged: Any) -> None:
     recipients = plan.recipients_per_rendition()
     click.echo(f"Dry run for {plan.date.isoformat()}: nothing was sent or recorded.")
     rows = [("Recipients", str(len({m.subscriber.email for m in plan.messages}))),
             ("Messages", str(len(plan.messages))), ("Editions", str(len(plan.editions))),
             ("Renditions", str(len(plan.renditions))), ("Skipped", str(len(plan.skipped)))]
+    if report.left_out:  # the rest were sent (or otherwise settled) by earlier sends: see left_out_line
+        rows.insert(2, ("Going out now", str(report.going_out)))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         click.echo(f"  {label:<{width}}  {value:>7}")
@@ -843,7 +858,7 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
             label = rendition.describe()
             label = label if len(label) <= 48 else label[:47] + "…"
             click.echo(f"  {label:<48} {len(rendition.papers):>6}  {recipients.get(key, 0):>10}")
-    echo_why(plan)
+    echo_why(plan, logged)
     reasons: dict[str, int] = {}
     for skipped in plan.skipped:
         reasons[skipped.reason] = reasons.get(skipped.reason, 0) + 1
@@ -852,8 +867,10 @@ def echo_plan_summary(plan: Any, report: Any, threshold: int) -> None:
         for reason, count in sorted(reasons.items(), key=lambda item: (-item[1], item[0])):
             click.echo(f"  {reason if len(reason) <= 58 else reason[:57] + '…':<58} {count:>11}")
     click.echo("")
+    if report.left_out:
+        click.echo(left_out_line(report))
     if report.sampled:
-        click.echo(f"{len(plan.messages)} recipients is above sample_threshold ({threshold}): wrote one sample "
+        click.echo(f"{report.going_out} recipients is above sample_threshold ({threshold}): wrote one sample "
                    f".eml per rendition ({report.written}), not one per recipient.")
     else:
         click.echo(f"Wrote {report.written} .eml file{'s' if report.written != 1 else ''}.")
@@ -873,63 +890,97 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
     store), the last ingest's health when it had warnings, errors or layout drift; then, per day, how
     many messages are in each delivery state, then the same per edition when the day sent more than
     its daily edition (daily/DAY, weekly/FIRST..LAST, alert/ARXIV_ID), the failures with the
-    server's reply, and the days noted as having no issue (with the reason). With --json, such a
-    day also has "editions": {KEY: {STATE: COUNT}}.
+    server's reply, and the days noted as having no issue (with the reason). With --json, all of it:
+    {"schedule", "paused", "last_ingest", "days": [...]}; a day that sent more than its daily edition
+    also has "editions": {KEY: {STATE: COUNT}}.
 
     Example: newsletter status --date 2026-11-19 --json"""
     from newsletter.store import Store
+
+    with Store.from_settings(app.settings) as store:
+        found = status_of(store, None if date is None else [date])
+    if as_json:
+        echo_json(found)
+        return
+    echo_status(found, date)
+
+
+def status_of(store: Store, dates: list[dt.date] | None) -> dict[str, Any]:
+    """What `newsletter status` shows, as `status --json` prints it: the schedule's leader, the current
+    relay pauses, the last ingest's summary, then the days."""
+    from newsletter.clock import as_utc
     from newsletter.store.deliveries import DELIVERY_STATES
 
-    dates = None if date is None else [date]
-    with Store.from_settings(app.settings) as store:
-        sharing = shared_state_lines(store)
-        last_ingest = store.last_ingest_run()
-        counts = store.delivery_counts(dates)
-        per_edition = store.edition_counts(dates)
-        notes = store.no_issue_notes(dates)
-        days = sorted(set(counts) | set(notes), reverse=True)
-        problems = {day: store.delivery_problems(day) for day in days}
-    if as_json:
-        echo_json([{
+    last_ingest = store.last_ingest_run()
+    counts = store.delivery_counts(dates)
+    per_edition = store.edition_counts(dates)
+    notes = store.no_issue_notes(dates)
+    days = sorted(set(counts) | set(notes), reverse=True)
+    return {
+        **shared_state(store),
+        "last_ingest": None if last_ingest is None else {"finished_at": as_utc(last_ingest[0]).isoformat(),
+                                                         **last_ingest[1]},
+        "days": [{
             "date": day.isoformat(),
             "counts": {state: counts.get(day, {}).get(state, 0) for state in DELIVERY_STATES},
             "problems": [{"email": p.email, "state": p.state, "attempts": p.attempts, "reply": p.reply}
-                         for p in problems[day]],
+                         for p in store.delivery_problems(day)],
             "no_issue": notes.get(day),
             **({"editions": per_edition[day]} if several_editions(per_edition, day) else {}),
-        } for day in days])
-        return
-    for line in sharing:
+        } for day in days],
+    }
+
+
+def echo_status(found: dict[str, Any], date: dt.date | None) -> None:
+    from newsletter.store.deliveries import DELIVERY_STATES
+
+    for line in shared_state_lines(found):
         click.echo(line)
-    if last_ingest is not None:
-        echo_ingest_health(*last_ingest)
-    if not days:
+    if found["last_ingest"] is not None:
+        echo_ingest_health(found["last_ingest"])
+    if not found["days"]:
         click.echo("nothing sent yet" + (f" for {date.isoformat()}" if date else ""))
         return
-    for day in days:
-        if day in notes:
-            click.echo(f"{day.isoformat()}  no issue: {notes[day]}")
-        if day in counts:
-            shown = ", ".join(f"{n} {state}" for state in DELIVERY_STATES if (n := counts[day].get(state, 0)))
-            click.echo(f"{day.isoformat()}  {shown}")
-            if several_editions(per_edition, day):
-                for key, states in per_edition[day].items():
-                    shown = ", ".join(f"{n} {state}" for state in DELIVERY_STATES if (n := states.get(state, 0)))
-                    click.echo(f"  {key}  {shown}")
-        for p in problems[day]:
-            click.echo(f"    {p.state:<9} {p.email}  (attempts {p.attempts}) {p.reply}")
+    for day in found["days"]:
+        if day["no_issue"] is not None:
+            click.echo(f"{day['date']}  no issue: {day['no_issue']}")
+        if any(day["counts"].values()):
+            shown = ", ".join(f"{n} {state}" for state in DELIVERY_STATES if (n := day["counts"][state]))
+            click.echo(f"{day['date']}  {shown}")
+            for key, states in day.get("editions", {}).items():
+                shown = ", ".join(f"{n} {state}" for state in DELIVERY_STATES if (n := states.get(state, 0)))
+                click.echo(f"  {key}  {shown}")
+        for p in day["problems"]:
+            click.echo(f"    {p['state']:<9} {p['email']}  (attempts {p['attempts']}) {p['reply']}")
 
 
 SHOWN_MESSAGES = 10
 """Up to this many messages, the dry run says which edition each is and why each paper is in it."""
 
 
-def echo_why(plan: Any) -> None:
+LOG_STATE_WORDING = {"sent": "already sent", "sending": "held by another send", "failed": "failed, not sent again",
+                     "bounced": "bounced, not sent again", "unknown": "outcome unknown, not sent again",
+                     "cancelled": "cancelled, not sent again"}
+"""How the dry run names a planned message that a send would not deliver now, by its delivery-log state."""
+
+
+def left_out_line(report: Any) -> str:
+    """`9 planned, 9 already sent: nothing would go out` (the delivery log of earlier sends)."""
+    parts = [f"{n} {LOG_STATE_WORDING.get(state, state)}" for state, n in sorted(report.left_out.items())]
+    going = "nothing would go out" if not report.going_out else f"{report.going_out} would go out now"
+    return f"{report.planned} planned, {', '.join(parts)}: {going} (the delivery log of earlier sends)."
+
+
+def echo_why(plan: Any, logged: Any) -> None:
+    from newsletter.dispatch.outbox import log_state
+
     if not plan.messages or len(plan.messages) > SHOWN_MESSAGES:
         return
     click.echo("\n  Message (edition): paper (why)")
     for planned in plan.messages:
-        click.echo(f"  {planned.subscriber.email} ({planned.edition.key})")
+        state = log_state(planned, logged)
+        mark = f": {LOG_STATE_WORDING.get(state, state)}" if state else ""
+        click.echo(f"  {planned.subscriber.email} ({planned.edition.key}){mark}")
         for arxiv_id, why in plan.renditions[planned.rendition_key].reasons_for(planned).items():
             click.echo(f"    {arxiv_id} ({'; '.join(why)})")
 
@@ -939,30 +990,44 @@ def several_editions(per_edition: dict[dt.date, dict[str, Any]], day: dt.date) -
     return set(per_edition.get(day, {})) - {f"daily/{day.isoformat()}"} != set()
 
 
-def shared_state_lines(store: Store) -> list[str]:
-    """What daemons and sends sharing the store need watched: the schedule's leader, recent pauses."""
+def shared_state(store: Store) -> dict[str, Any]:
+    """What daemons and sends sharing the store need watched: the schedule's leader (null when no daemon
+    ever led), and the relays whose sending is paused now (paused in the last day, and no send since
+    got a message through)."""
     from newsletter.clock import utc_now
     from newsletter.dispatch.delivery import describe_owner
     from newsletter.store.leadership import SCHEDULE_LEADER
 
-    now, lines = utc_now(), []
+    now = utc_now()
     held = store.role_holder(SCHEDULE_LEADER)
-    if held is not None:
-        holder, until = held
-        lines.append(f"schedule: led by {describe_owner(holder)}, lease until {until:%Y-%m-%d %H:%M:%S} UTC"
-                     if until > now else
-                     f"schedule: no leader; {describe_owner(holder)} let its lease run out at {until:%H:%M:%S} UTC")
-    for relay, paused_at, reason in store.relay_pauses(now - dt.timedelta(days=1)):
-        lines.append(f"sending to {relay} paused at {paused_at:%Y-%m-%d %H:%M} UTC: {reason}")
+    return {
+        "schedule": None if held is None else {"holder": describe_owner(held[0]), "lease_until": held[1].isoformat(),
+                                               "leading": held[1] > now},
+        "paused": [{"relay": relay, "paused_at": paused_at.isoformat(), "reason": reason}
+                   for relay, paused_at, reason in store.relay_pauses(now - dt.timedelta(days=1))],
+    }
+
+
+def shared_state_lines(found: dict[str, Any]) -> list[str]:
+    lines = []
+    if (leader := found["schedule"]) is not None:
+        until = dt.datetime.fromisoformat(leader["lease_until"])
+        lines.append(f"schedule: led by {leader['holder']}, lease until {until:%Y-%m-%d %H:%M:%S} UTC"
+                     if leader["leading"] else
+                     f"schedule: no leader; {leader['holder']} let its lease run out at {until:%H:%M:%S} UTC")
+    for pause in found["paused"]:
+        lines.append(f"sending to {pause['relay']} paused at "
+                     f"{dt.datetime.fromisoformat(pause['paused_at']):%Y-%m-%d %H:%M} UTC: {pause['reason']}")
     return lines
 
 
-def echo_ingest_health(finished_at: dt.datetime, summary: dict[str, Any]) -> None:
+def echo_ingest_health(summary: dict[str, Any]) -> None:
     """`last ingest …` and, when a layout drifted, what and where (the warnings say file:line); nothing
     when the last ingest went cleanly, so that a healthy status stays about deliveries."""
     if not (summary["warnings"] or summary["errors"] or summary["drift"]):
         return
     papers = summary["papers"]
+    finished_at = dt.datetime.fromisoformat(summary["finished_at"])
     click.echo(f"last ingest {finished_at:%Y-%m-%d %H:%M} UTC: {plural(summary['files'], 'file')}, "
                f"{papers['new']} new, {papers['updated']} updated, {papers['unchanged']} unchanged papers; "
                f"{plural(summary['warnings'], 'warning')}, {plural(summary['errors'], 'error')}")
@@ -1114,7 +1179,11 @@ def worker(app: AppContext, exit_when_idle: bool) -> None:
     with Store.from_settings(settings) as store:
         sender = Worker(settings, store, exit_when_idle=exit_when_idle)
         report = run_in_foreground_thread(sender, sender.run)
-    click.echo(summary_line(report))
+    # A worker serves every open edition: no one day to name, and an idle pass found nothing, not "0 of" a day.
+    if report.due:
+        click.echo(f"worker: {summary_line(report, dated=False)}")
+    else:
+        click.echo("worker: sent 0" + ("" if report.paused else ": no message of any open edition was due"))
     for email, reply in report.problems[:20]:
         click.echo(f"  {email}: {reply}", err=True)
     if report.paused is not None:
@@ -1168,12 +1237,31 @@ def progress_bar(length: int, label: str, hidden: bool, show_eta: bool = False) 
                              hidden=hidden or not sys.stderr.isatty())
 
 
+CONFIG_WARNINGS = "newsletter.config_warnings"
+"""Where, in click's context meta, a --json command holds the config's warnings until its JSON is printed."""
+
+
+def held_config_warnings() -> list[str] | None:
+    """The config's warnings held for the JSON when the command prints JSON, else None (they go to stderr).
+
+    On stderr they would come first and break `--json 2>&1 | jq` on every command run with the
+    shipped config: an object printed by echo_json carries them as "config_warnings" instead."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or not ctx.params.get("as_json"):
+        return None
+    return cast(list[str], ctx.meta.setdefault(CONFIG_WARNINGS, []))
+
+
 def echo_json(data: Any) -> None:
+    held = held_config_warnings()
+    if held and isinstance(data, dict):
+        data = {**data, "config_warnings": held}
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
-def days_as_json(days: list[Day]) -> str:
-    """``parse --json``: ``{"days": [...]}`` indented, each paper on one line of its own.
+def days_as_json(days: list[Day], config_warnings: list[str]) -> str:
+    """``parse --json``: ``{"days": [...]}`` indented, each paper on one line of its own, and the
+    config's warnings when it has any (see held_config_warnings).
 
     A line per paper keeps the output readable in a pager and greppable, and lets the C encoder do
     the work: an indented ``json.dumps`` runs in pure Python and cost a third of the command. The
@@ -1193,7 +1281,10 @@ def days_as_json(days: list[Day]) -> str:
         for paper_number, paper in enumerate(papers):
             pieces += (",\n        " if paper_number else "\n        ", encode(paper))
         pieces.append("\n      ]\n    }")
-    pieces.append("\n  ]\n}")
+    pieces.append("\n  ]")
+    if config_warnings:
+        pieces += (',\n  "config_warnings": ', json.dumps(config_warnings, ensure_ascii=False))
+    pieces.append("\n}")
     return "".join(pieces)
 
 

@@ -60,6 +60,8 @@ class IngestReport:
     """Per file: what its layout promised against what was found (see models.FileHealth)."""
     shrunk: list[ShrunkListing] = field(default_factory=list)
     pruned: list[PrunedSource] = field(default_factory=list)
+    files_read: int = 0
+    """The files given: a file can be in ``files`` and ``errors`` both (a listing held back as shrunk)."""
 
     def summary(self) -> dict[str, object]:
         """What `newsletter status` shows of the last ingest: totals, drift totals, the files that drifted."""
@@ -68,7 +70,7 @@ class IngestReport:
             for kind, count in health.drift.items():
                 drift[kind] = drift.get(kind, 0) + count
         return {
-            "files": len(self.files) + len(self.errors), "errors": len(self.errors), "warnings": len(self.warnings),
+            "files": self.files_read, "errors": len(self.errors), "warnings": len(self.warnings),
             "papers": {"new": self.counts.new, "updated": self.counts.updated, "unchanged": self.counts.unchanged},
             "drift": drift, "drifted_files": [f.file for f in self.files if f.drift],
         }
@@ -284,6 +286,7 @@ def ingest_files(
     unchanged_dates: set[dt.date] = set()
     unchanged_ids: set[str] = set()
     paths_of: dict[str, str] = {}
+    files = list(files)
     for file in files:
         path = Path(file).resolve()
         key = source_key(path, settings)
@@ -327,7 +330,8 @@ def ingest_files(
     counts = store.ingest(parsed.days + vanished, parsed_sources=records)
     counts.days = len(unchanged_dates | {d.date for d in parsed.days})
     counts.unchanged += len(unchanged_ids - {p.arxiv_id for d in parsed.days for p in d.papers})
-    report = IngestReport(counts, parsed.warnings, parsed.errors, files=parsed.health, shrunk=shrunk, pruned=pruned)
+    report = IngestReport(counts, parsed.warnings, parsed.errors, files=parsed.health, shrunk=shrunk, pruned=pruned,
+                         files_read=len(files))
     store.record_health(fresh)
     store.record_ingest_run(report.summary())
     return report

@@ -37,3 +37,6 @@ def configure_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(OneLineFormatter(FORMAT))
     logging.basicConfig(handlers=[handler], level=level.upper(), force=True)
+    # Alembic says at INFO which dialect it uses and each revision it runs, on every command that opens
+    # the store: noise in an operator's log. Its warnings stay, and log_level DEBUG shows it all.
+    logging.getLogger("alembic").setLevel(logging.NOTSET if level.upper() == "DEBUG" else logging.WARNING)

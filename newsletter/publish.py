@@ -72,7 +72,10 @@ class PublishResult:
         return self.outcome in SETTLED_OUTCOMES and not self.errors
 
     def summary(self) -> str:
-        return "; ".join([self.outcome, *self.details, *(f"error: {e}" for e in self.errors)])
+        """The outcome in words: the details say it, so the outcome's name leads only when they do not
+        (no details) or it qualifies them (incomplete, stopped)."""
+        named = [self.outcome] if not self.details or self.outcome in ("incomplete", "stopped") else []
+        return "; ".join([*named, *self.details, *(f"error: {e}" for e in self.errors)])
 
 
 class Publisher:
@@ -257,7 +260,7 @@ class Publisher:
             with self._lock:
                 self._sends.discard(send)
         result.sent = report.sent
-        result.details.append(summary_line(report))
+        result.details.append(summary_line(report, dated=False))
         if report.paused is not None:
             log.error("send: %s", report.paused)
             result.errors.append(f"send: {report.paused.message}")
@@ -308,4 +311,8 @@ class Publisher:
         store.record_no_issue(result.date, reason, self.clock())
         log.warning("no issue for %s (%s)", result.date.isoformat(), reason)
         result.outcome = "no-issue"
-        result.details.append(f"no issue for {result.date.isoformat()} ({reason})")
+        said = f"no issue for {result.date.isoformat()} ({reason})"
+        if result.details and result.details[-1] == f"note overridden: {said}":  # nothing changed since
+            result.details[-1] = f"{said}, as noted before: sending it anyway found nothing to send"
+        else:
+            result.details.append(said)

@@ -150,7 +150,7 @@ def test_dry_run_records_nothing_then_send_and_status_report_failures(tmp_path: 
     shown = run(config, "status", "--date", DAY)
     assert f"{DAY}  3 sent, 1 failed, 1 bounced" in shown.output
     assert "bounced   reader00001@example.com  (attempts 1) RCPT TO: 550 5.1.1 no such user" in shown.output
-    (day,) = json.loads(run(config, "status", "--json").stdout)
+    (day,) = json.loads(run(config, "status", "--json").stdout)["days"]
     assert day["counts"]["sent"] == 3 and day["counts"]["pending"] == 0
     assert {p["email"]: p["state"] for p in day["problems"]} == {
         "reader00001@example.com": "bounced", "reader00002@example.com": "failed"}

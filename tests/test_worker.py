@@ -102,7 +102,7 @@ def test_four_workers_two_killed_mid_send_then_a_rerun_mail_everyone_once(tmp_pa
     assert len(twice) <= len(killed) and set(twice.values()) <= {2}, twice
     ids = handler.message_ids()
     assert all(len(ids[reader]) == 1 for reader in twice)  # a repeat is the same message
-    counts = json.loads(status)[0]["counts"]
+    counts = json.loads(status)["days"][0]["counts"]
     assert counts["sent"] == sum(counts.values()) == readers
 
 

@@ -826,16 +826,20 @@ class DeliveryRun(DeliveryLoop):
         return super()._build(claimed, subscribers)
 
 
-def summary_line(report: DeliveryReport) -> str:
+def summary_line(report: DeliveryReport, dated: bool = True) -> str:
+    """``DATE: sent N, retried N, failed N, bounced N`` and what else happened; a run that found
+    nothing due says so (``nothing to send, 5 sent by earlier runs``) rather than ``sent 0, ...``."""
     parts = [f"sent {report.sent}", f"retried {report.retried}", f"failed {report.failed}",
              f"bounced {report.bounced}"]
     extra: Sequence[tuple[int, str]] = (
         (report.deferred, "left for the next run"), (report.unknown, "with an unknown outcome (not sent again)"),
         (report.cancelled, "cancelled"), (report.already_sent, "sent by earlier runs"),
     )
+    if not report.due and not report.sent:
+        parts = ["nothing to send"]
     held = leases_statement(report)
-    return f"{report.date}: " + ", ".join(parts + [f"{n} {label}" for n, label in extra if n]) + \
-        (f"; {held}" if held else "")
+    return (f"{report.date}: " if dated else "") + ", ".join(parts + [f"{n} {label}" for n, label in extra if n]) \
+        + (f"; {held}" if held else "")
 
 
 def leases_statement(report: DeliveryReport) -> str:

@@ -6,13 +6,20 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from newsletter import render
+from newsletter.clock import utc_now
 from newsletter.dispatch.plan import Plan
 from newsletter.errors import NewsletterError
+from newsletter.models import PlannedMessage
+from newsletter.store import Store
+
+Logged = Mapping[tuple[str, int], str]
+"""(edition key, subscriber id) -> delivery-log state, for the planned messages a send would not deliver now."""
 
 
 @dataclass
@@ -22,6 +29,24 @@ class OutboxReport:
     index_file: Path | None
     written: int
     sampled: bool
+    left_out: Counter[str] = field(default_factory=Counter)
+    """Delivery-log state -> how many planned messages a send would not deliver now (already sent, ...)."""
+    planned: int = 0
+
+    @property
+    def going_out(self) -> int:
+        return self.planned - sum(self.left_out.values())
+
+
+def logged_states(store: Store, plan: Plan) -> Logged:
+    """What the delivery log says of the plan's messages that a send would not deliver now."""
+    return store.logged_states(list(plan.editions), utc_now())
+
+
+def log_state(planned: PlannedMessage, logged: Logged) -> str | None:
+    """The message's delivery-log state when a send would not deliver it now; None when it would."""
+    subscriber_id = planned.subscriber.id
+    return None if subscriber_id is None else logged.get((planned.edition.key, subscriber_id))
 
 
 def _file_safe(text: str, limit: int = 60) -> str:
@@ -29,13 +54,18 @@ def _file_safe(text: str, limit: int = 60) -> str:
 
 
 def write_outbox(plan: Plan, outbox: Path, sample_threshold: int,
-                 on_message: Callable[[int], None] | None = None) -> OutboxReport:
+                 on_message: Callable[[int], None] | None = None, logged: Logged | None = None) -> OutboxReport:
     """Write what a send would deliver into ``outbox/DATE/``: plan.json, .eml files, index.html.
 
-    At most ``sample_threshold`` recipients get one .eml each; above it, the first recipient of each
-    rendition stands in as its sample. Files of an earlier dry run for the same date are removed
-    first, so the folder shows exactly this plan.
+    A planned message the delivery log shows as already handled (``logged``: sent, failed, held by
+    another send, ...) gets no .eml: the files are exactly what a send would deliver now; plan.json
+    lists it with ``"goes_out": false`` and its ``"log_state"``. At most ``sample_threshold``
+    messages going out get one .eml each; above it, the first recipient of each rendition stands in
+    as its sample. Files of an earlier dry run for the same date are removed first, so the folder
+    shows exactly this plan.
     """
+    logged = logged or {}
+    states = [log_state(planned, logged) for planned in plan.messages]
     folder = outbox / plan.date.isoformat()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -44,14 +74,14 @@ def write_outbox(plan: Plan, outbox: Path, sample_threshold: int,
         shutil.rmtree(folder / "renditions", ignore_errors=True)
         for stale in (folder / "index.html", folder / "plan.json"):
             stale.unlink(missing_ok=True)
-        sampled = len(plan.messages) > sample_threshold
+        sampled = states.count(None) > sample_threshold
         files: list[str | None] = []
         sampled_keys: set[str] = set()
-        for position, planned in enumerate(plan.messages, start=1):
-            name = None
-            if not sampled:
+        for position, (planned, state) in enumerate(zip(plan.messages, states, strict=True), start=1):
+            name = None  # a message not going out now gets no file
+            if state is None and not sampled:
                 name = f"{position:06d}-{_file_safe(planned.subscriber.email)}.eml"
-            elif planned.rendition_key not in sampled_keys:
+            elif state is None and planned.rendition_key not in sampled_keys:
                 sampled_keys.add(planned.rendition_key)
                 number = plan.rendition_number(planned.rendition_key)
                 name = f"sample-{number:03d}-{_file_safe(planned.rendition_key)}.eml"
@@ -65,8 +95,9 @@ def write_outbox(plan: Plan, outbox: Path, sample_threshold: int,
             "date": plan.date.isoformat(),
             "messages": [
                 {"to": m.subscriber.email, "papers": list(m.papers), "file": f, "edition": m.edition.as_dict(),
-                 "reasons": plan.renditions[m.rendition_key].reasons_for(m)}
-                for m, f in zip(plan.messages, files, strict=True)
+                 "reasons": plan.renditions[m.rendition_key].reasons_for(m), "goes_out": state is None,
+                 "log_state": state}
+                for m, f, state in zip(plan.messages, files, states, strict=True)
             ],
             "skipped": [{"to": s.email, "reason": s.reason} for s in plan.skipped],
         }
@@ -75,7 +106,8 @@ def write_outbox(plan: Plan, outbox: Path, sample_threshold: int,
     except OSError as exc:
         raise NewsletterError(f"cannot write the outbox {folder}: {exc.strerror or exc}",
                               "check [email] outbox or --outbox, and that the folder is writable") from exc
-    return OutboxReport(folder, plan_file, index_file, sum(f is not None for f in files), sampled)
+    return OutboxReport(folder, plan_file, index_file, sum(f is not None for f in files), sampled,
+                        Counter(state for state in states if state is not None), len(plan.messages))
 
 
 def _write_index(plan: Plan, folder: Path) -> Path:

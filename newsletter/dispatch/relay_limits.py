@@ -35,6 +35,9 @@ class RelayLimits:
         self._wall = wall
         self._refusals_seen = 0
         self._checked_at = float("-inf")
+        self._earlier_pause = False
+        """Whether the relay's last look showed a pause from before this send started: its first
+        accepted message ends it."""
 
     def before_send(self, connection: SenderConnection | None = None,
                     take_mark: Callable[[], SentMark | None] = lambda: None) -> DeliveryError | None:
@@ -52,6 +55,7 @@ class RelayLimits:
             state = store.relay_state(self.relay, now, sent=take_mark())
         self._checked_at = now
         self._refusals_seen = state.refused_in_a_row
+        self._earlier_pause = state.paused_at is not None and state.paused_at < self.started_at
         if state.paused_at is not None and state.paused_at >= self.started_at:
             return DeliveryError(
                 f"sending paused: another send to {self.relay} paused at {state.paused_at:%H:%M:%S} UTC: "
@@ -64,6 +68,9 @@ class RelayLimits:
         return None
 
     def sent(self) -> None:
+        if self._earlier_pause:
+            self.store.end_relay_pause(self.relay, self.started_at)
+            self._earlier_pause = False
         if self._refusals_seen:
             self.store.reset_refusals(self.relay)
             self._refusals_seen = 0

@@ -93,7 +93,7 @@ class Worker:
         return report
 
     def _add(self, report: DeliveryReport) -> None:
-        for name in ("sent", "retried", "deferred", "failed", "bounced", "cancelled", "unknown"):
+        for name in ("due", "sent", "retried", "deferred", "failed", "bounced", "cancelled", "unknown"):
             setattr(self.total, name, getattr(self.total, name) + getattr(report, name))
         self.total.problems.extend(report.problems[-100:])
         del self.total.problems[:-100]  # a worker runs for months: keep the last problems only

@@ -371,6 +371,24 @@ class DeliveryStore:
                         sum(n for _, n, _, _ in leased), tuple(o for o, *_ in leased), until,
                         sum(int(expired or 0) for *_, expired in leased))
 
+    def logged_states(self, edition_keys: Collection[str], now: dt.datetime
+                      ) -> dict[tuple[str, int], DeliveryState]:
+        """(edition, subscriber id) -> the state of its row, for the rows of these editions that a send
+        would not deliver now: sent, final problems, and "sending" rows whose lease still runs (another
+        send holds them). Reads only: what a dry run leaves out."""
+        c = deliveries.c
+        keys = sorted(edition_keys)
+        found: dict[tuple[str, int], DeliveryState] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                rows = conn.execute(
+                    select(c.edition, c.subscriber_id, c.state, c.lease_until)
+                    .where(c.edition.in_(keys[start:start + 500]), c.state.not_in(("pending", "retry"))))
+                for edition, subscriber_id, state, lease_until in rows:
+                    if state != "sending" or (lease_until is not None and as_utc(lease_until) >= now):
+                        found[(edition, subscriber_id)] = state
+        return found
+
     def delivery_counts(self, dates: Collection[dt.date] | None = None) -> dict[dt.date, dict[DeliveryState, int]]:
         """Per day (newest first), the number of rows in each state."""
         c = deliveries.c

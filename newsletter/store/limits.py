@@ -127,6 +127,14 @@ class LimitStore:
             conn.execute(update(relay_limits).where(c.relay == relay)
                          .values(paused_at=now, pause_reason=reason, refused_in_a_row=0))
 
+    def end_relay_pause(self, relay: str, before: dt.datetime) -> None:
+        """Forget ``relay``'s pause if it was recorded before ``before``: a send started after it got a
+        message through, so the pause is over and `newsletter status` no longer shows it as current."""
+        c = relay_limits.c
+        with self.engine.begin() as conn:
+            conn.execute(update(relay_limits).where(c.relay == relay, c.paused_at < before)
+                         .values(paused_at=None, pause_reason=None))
+
     def relay_pauses(self, since: dt.datetime) -> list[tuple[str, dt.datetime, str]]:
         """(relay, when, why) of the pauses since ``since``, newest first, for `newsletter status`."""
         c = relay_limits.c

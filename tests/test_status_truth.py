@@ -20,10 +20,10 @@ def test_a_shrink_refused_ingest_of_one_file_counts_one_file(tmp_path: Path, sto
     digest.write_text("".join(lines[:5]), encoding="utf-8")  # the heading and one of five papers
     refused = run(config, "ingest", str(digest))
     assert refused.exit_code == 1 and "--accept-shrink" in refused.output
-    assert "1 files, 0 days" in refused.stdout
+    assert "1 file, 0 days" in refused.stdout
 
     shown = run(config, "status")
-    assert ": 1 files, 0 new, 0 updated, 0 unchanged papers; 0 warnings, 1 errors" in shown.stdout, shown.stdout
+    assert ": 1 file, 0 new, 0 updated, 0 unchanged papers; 0 warnings, 1 error" in shown.stdout, shown.stdout
     found = json.loads(run(config, "status", "--json").stdout)
     assert (found["last_ingest"]["files"], found["last_ingest"]["errors"]) == (1, 1)
     assert found["last_ingest"]["finished_at"].endswith("+00:00")

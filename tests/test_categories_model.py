@@ -26,15 +26,16 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LABELS = PROJECT_ROOT / "tests" / "data" / "categories-labels.csv"
 
 # The targets: 85 % primary first, 80 % precision and recall for every category. On the
-# test part the shipped weights reach them all but Machine Learning's precision (74.1 %), which is
-# held just under what the model reaches, so that it cannot slip (README: Categories).
+# test part the shipped weights reach them all but Machine Learning's precision (79.2 %, was 74.1 %
+# before the thresholds were raised), which is held just under what the model reaches, so that it
+# cannot slip (README: Categories).
 TARGET = 0.80
 TARGET_PRIMARY_FIRST = 0.85
 FLOORS = {  # category: (precision, recall)
     "Multi-Modal": (TARGET, TARGET),
     "Natural Language Processing": (TARGET, TARGET),
     "Computer Vision": (TARGET, TARGET),
-    "Machine Learning": (0.74, TARGET),
+    "Machine Learning": (0.79, TARGET),
     "Reinforcement Learning": (TARGET, TARGET),
 }
 

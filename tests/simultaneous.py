@@ -2,8 +2,9 @@
 
 For the tests whose time goes to waiting on the wall clock (a daemon firing at a real cron minute): run one
 after the other, the SQLite and PostgreSQL cases each wait their own minute; run in two threads, the waits
-overlap. A module fixture starts the scenario on both backends; each case of a test parametrized by
-``BACKENDS`` takes its own backend's outcome and makes its assertions there, so a failure names the backend.
+overlap. A module fixture made by ``scenario_fixture`` starts the scenario on both backends; each case of a test
+parametrized by ``BACKENDS`` takes its own backend's outcome and makes its assertions there, so a failure names
+the backend.
 
 A scenario must not use click's ``CliRunner`` (it swaps ``sys.stdout`` for the whole process): it runs the
 CLI as a process instead (``schedule_helpers.newsletter_process``).
@@ -55,3 +56,16 @@ def on_every_backend(urls: StoreUrls, folder: Callable[[str], Path],
     with ThreadPoolExecutor(max_workers=len(BACKENDS), thread_name_prefix="backend") as pool:
         futures = {backend: pool.submit(scenario, folder(backend), url) for backend, url in urls.available.items()}
         yield Simultaneous(futures, urls.missing)
+
+
+def scenario_fixture(scenario: Callable[[Path, str], Outcome]) -> Callable[..., Iterator[Simultaneous[Outcome]]]:
+    """A module fixture (named by the module attribute it is assigned to) that starts ``scenario`` on every
+    backend, in stores from ``both_store_urls`` (tests/conftest.py)."""
+
+    @pytest.fixture(scope="module")
+    def started(both_store_urls: StoreUrls,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simultaneous[Outcome]]:
+        with on_every_backend(both_store_urls, tmp_path_factory.mktemp, scenario) as runs:
+            yield runs
+
+    return started

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from schedule_helpers import make_site, newsletter_process, write_digest
-from simultaneous import BACKENDS, Simultaneous, StoreUrls, on_every_backend
+from simultaneous import BACKENDS, Simultaneous, scenario_fixture
 from smtp_helpers import Recorder, smtp_server
 
 ZONE = "Europe/Berlin"
@@ -65,11 +64,7 @@ def publish_at_the_next_minute(folder: Path, store_url: str) -> Published:
     return Published(imported, per_recipient, fire, all_sent_at, daemon.returncode, log, status)
 
 
-@pytest.fixture(scope="module")
-def published(both_store_urls: StoreUrls,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simultaneous[Published]]:
-    with on_every_backend(both_store_urls, tmp_path_factory.mktemp, publish_at_the_next_minute) as runs:
-        yield runs
+published = scenario_fixture(publish_at_the_next_minute)
 
 
 @pytest.mark.slow

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from newsletter.schedule import Daemon
 from newsletter.store import Store
 from newsletter.store.leadership import SCHEDULE_LEADER
 from schedule_helpers import make_site, newsletter_process, write_digest
-from simultaneous import BACKENDS, Simultaneous, StoreUrls, on_every_backend
+from simultaneous import BACKENDS, Simultaneous, scenario_fixture
 from smtp_helpers import Recorder, free_port, smtp_server
 
 LEASE = 6
@@ -99,11 +98,7 @@ def kill_the_leader(folder: Path, store_url: str) -> TakenOver:
                      took_over, dict(recorder.per_recipient()), logs, follower.returncode)
 
 
-@pytest.fixture(scope="module")
-def taken_over(both_store_urls: StoreUrls,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simultaneous[TakenOver]]:
-    with on_every_backend(both_store_urls, tmp_path_factory.mktemp, kill_the_leader) as runs:
-        yield runs
+taken_over = scenario_fixture(kill_the_leader)
 
 
 @pytest.mark.slow

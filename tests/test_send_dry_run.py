@@ -211,10 +211,18 @@ def test_a_day_without_papers_skips_everyone_and_writes_only_the_plan(tmp_path: 
 
 
 @pytest.mark.usefixtures("store_backend")
+@pytest.mark.parametrize("dry_run", [["--dry-run"], []], ids=["dry-run", "real"])
+def test_an_empty_store_is_work_that_failed_not_a_usage_error(tmp_path: Path, dry_run: list[str]) -> None:
+    # Nothing ingested yet is a state of the store, not a wrong command line: exit 1, with the step to take.
+    config = write_config(tmp_path)
+    result = run(config, "send", *dry_run)
+    assert result.exit_code == 1, result.output
+    assert "nothing has been ingested yet" in result.stderr and "run `newsletter ingest` first" in result.stderr
+
+
+@pytest.mark.usefixtures("store_backend")
 def test_usage_errors(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     (tmp_path / "digests").mkdir()
-    result = run(config, "send", "--dry-run")
-    assert result.exit_code == 2 and "newsletter ingest" in result.output
     result = run(config, "send", "--dry-run", "--date", "2025-13-01")
     assert result.exit_code == 2 and "YYYY-MM-DD" in result.output

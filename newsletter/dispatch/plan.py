@@ -29,7 +29,7 @@ from newsletter import links, render
 from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
 from newsletter.dispatch import mail
-from newsletter.errors import UsageError
+from newsletter.errors import NewsletterError, UsageError
 from newsletter.models import WEEKDAYS, Day, Edition, EditionKind, Paper, PlannedMessage, SkippedRecipient, Subscriber
 from newsletter.selection import Filter, author_key
 from newsletter.store import Store
@@ -183,8 +183,9 @@ def build_plan(settings: Settings, store: Store, date: dt.date | None = None, *,
     if date is None:
         date = store.latest_date()
         if date is None:
-            raise UsageError("nothing has been ingested yet, so there is no day to send",
-                             "run `newsletter ingest` first")
+            # A state of the store, not a wrong command line: exit 1, not 2.
+            raise NewsletterError("nothing has been ingested yet, so there is no day to send",
+                                  "run `newsletter ingest` first")
     day = store.get_day(date)
     recipients = store.subscribers(status="active") if subscribers is None else subscribers
     if day is None and not without_digest and not any(weekly_due(s, date) for s in recipients):

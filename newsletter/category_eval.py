@@ -22,6 +22,9 @@ from newsletter.parsing import parse_file
 
 LABEL_COLUMNS = ("arxiv_id", "primary", "others", "split")
 SPLITS = ("train", "test")
+MISSING_LISTED = 10
+"""Missing labelled papers named one per line; past that, a count (a wrong --digests misses them all)."""
+DIGESTS_HINT = "pass --digests PATH with the folder the labels were made from"
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,23 @@ def evaluate(labels: Iterable[Label], papers: dict[str, Paper], classifier: Clas
             figures.assigned += name in chosen
             figures.correct += name in label.categories and name in chosen
     return result
+
+
+def missing_lines(file: Path, result: Evaluation, read_from: str) -> list[str]:
+    """The labelled papers none of the digests holds: one line each for a few, one summary line when
+    most are missing (the digests read are not the ones the labels were made from)."""
+    missing = result.missing
+    if not missing:
+        return []
+    if len(missing) > result.papers:
+        return [f"{file}: {len(missing)} of {len(missing) + result.papers} labelled papers are in none of the "
+                f"digests read ({read_from}): {DIGESTS_HINT}"]
+    lines = [f"{file}:{label.line}: {label.arxiv_id} is in none of the digests read"
+             for label in missing[:MISSING_LISTED]]
+    if len(missing) > MISSING_LISTED:
+        lines.append(f"{file}: and {len(missing) - MISSING_LISTED} more labelled papers are in none of the "
+                     f"digests read ({read_from})")
+    return lines
 
 
 def _percent(value: float | None) -> str:

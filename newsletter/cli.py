@@ -90,8 +90,10 @@ def end_on_closed_pipe() -> None:
 class AppContext:
     """Loads the config once, on first use, so that commands which need none never fail on it."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, named: bool) -> None:
         self.config_path = config_path
+        self.named = named
+        """Whether --config or $NEWSLETTER_CONFIG named the file: then it must exist, for every command."""
         self._settings: Settings | None = None
 
     @property
@@ -100,28 +102,29 @@ class AppContext:
 
     @property
     def settings_or_defaults(self) -> Settings:
-        """The config when the file exists, else built-in defaults: for commands that can do without.
-        They read only digests and categories and send no mail, so the mail addresses go unchecked
-        (a command uses either this or ``settings``, never both)."""
+        """The config when the file exists or was named, else built-in defaults: for commands that can do
+        without ./config.toml. They read only digests and categories and send no mail, so the mail
+        addresses go unchecked (a command uses either this or ``settings``, never both)."""
         from newsletter.config import Settings
 
-        if self.config_path.is_file():
+        if self.named or self.config_path.is_file():
             return self._load(check_addresses=False)
         return Settings(path=self.config_path.resolve())
 
     def _load(self, check_addresses: bool) -> Settings:
         if self._settings is None:
-            from newsletter.config import load_settings, placeholder_warnings
+            from newsletter.config import load_settings, placeholder_warnings, taxonomy_warnings
 
             try:
                 self._settings = load_settings(self.config_path, check_addresses=check_addresses)
             except NewsletterError as exc:
                 raise to_click_error(exc) from exc
+            warnings = [*placeholder_warnings(self._settings), *taxonomy_warnings(self._settings)]
             held = held_config_warnings()
             if held is None:
-                echo_warnings(placeholder_warnings(self._settings))
+                echo_warnings(warnings)
             else:
-                held.extend(placeholder_warnings(self._settings))
+                held.extend(warnings)
             # Without [site] templates, render (and premailer) stays unimported: it starts with the shipped set.
             if self._settings.template_folder is not None or "newsletter.render" in sys.modules:
                 from newsletter import render
@@ -154,9 +157,9 @@ def parse_date(_ctx: click.Context | None, _param: click.Parameter | None, value
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None) -> None:
     """Turn daily AI-paper digests into Atom feeds and category-filtered daily emails."""
-    from newsletter.config import default_config_path
+    from newsletter.config import CONFIG_ENV, default_config_path
 
-    ctx.obj = AppContext(config_path or default_config_path())
+    ctx.obj = AppContext(config_path or default_config_path(), named=bool(config_path or os.environ.get(CONFIG_ENV)))
 
 
 @cli.command()
@@ -168,7 +171,8 @@ def parse(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
     """Parse digest files (or folders, or globs) and print what they hold, without storing.
 
     Categories come from the digest's Category column, else from the config's taxonomy (the
-    built-in one when there is no config file). Exits 1 when a file is not a digest or nothing in it
+    built-in one when there is no ./config.toml; a config named by --config or $NEWSLETTER_CONFIG
+    must exist). Exits 1 when a file is not a digest or nothing in it
     could be read.
 
     Example:
@@ -266,6 +270,8 @@ def feeds_command(app: AppContext, as_json: bool) -> None:
     settings = app.settings
     with Store.from_settings(settings) as store:
         report = build_feeds(settings, store)
+    if not report.days:  # an empty feed is valid, but the operator most likely forgot a step
+        echo_warnings(["the store holds no papers yet: the feeds are empty; run `newsletter ingest` first"])
     if as_json:
         echo_json({"written": [str(p) for p in report.written], "unchanged": [str(p) for p in report.unchanged],
                    "papers": report.papers, "days": report.days})
@@ -299,7 +305,8 @@ def categories_eval(app: AppContext, file: Path, digest_paths: tuple[str, ...], 
     comes from the digests; their own Category cells are ignored. Prints the share of papers whose
     primary category comes first, precision and recall per category over all the labels a paper
     carries, and the confusion matrix of primary against first category. Exits 1 when a row is
-    malformed or a labelled paper is in none of the digests (the others are still counted).
+    malformed or a labelled paper is in none of the digests (the others are still counted), 2 when
+    none of them is (--digests names the folder the labels were made from).
 
     Example:
 
@@ -307,7 +314,16 @@ def categories_eval(app: AppContext, file: Path, digest_paths: tuple[str, ...], 
       newsletter categories eval tests/data/categories-labels.csv --digests ../shared/corpus/daily-ai-papers
     """
     from newsletter.categories import Classifier
-    from newsletter.category_eval import evaluate, evaluation_as_dict, format_evaluation, papers_in, read_labels
+    from newsletter.category_eval import (
+        DIGESTS_HINT,
+        evaluate,
+        evaluation_as_dict,
+        format_evaluation,
+        missing_lines,
+        papers_in,
+        read_labels,
+    )
+    from newsletter.errors import UsageError
     from newsletter.ingest import resolve_inputs
 
     settings = app.settings_or_defaults
@@ -316,14 +332,18 @@ def categories_eval(app: AppContext, file: Path, digest_paths: tuple[str, ...], 
     labels = [label for label in labels if split in ("all", label.split)]
     papers, errors = papers_in(resolve_inputs(settings, digest_paths))
     result = evaluate(labels, papers, classifier)
+    read_from = ", ".join(digest_paths) or f"[digests] paths: {', '.join(settings.digests.paths)}"
+    if labels and not result.papers:  # the wrong digests, not a bad classifier: there is nothing to measure
+        echo_errors([*problems, *map(str, errors)])
+        raise UsageError(f"{file}: none of the {len(labels)} labelled papers is in the digests read ({read_from})",
+                         DIGESTS_HINT)
     if as_json:
         echo_json(evaluation_as_dict(result))
     else:
         click.echo(format_evaluation(result))
-    problems += [f"{file}:{label.line}: {label.arxiv_id} is in none of the digests read" for label in result.missing]
-    for problem in [*problems, *map(str, errors)]:
-        click.secho(f"error: {problem}", fg="red", err=True)
-    if problems or errors:
+    problems += [*missing_lines(file, result, read_from), *map(str, errors)]
+    echo_errors(problems)
+    if problems:
         sys.exit(1)
 
 
@@ -1291,6 +1311,11 @@ def days_as_json(days: list[Day], config_warnings: list[str]) -> str:
 def echo_warnings(warnings: list[Any]) -> None:
     for warning in warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
+
+
+def echo_errors(errors: list[str]) -> None:
+    for error in errors:
+        click.secho(f"error: {error}", fg="red", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

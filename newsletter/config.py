@@ -592,6 +592,28 @@ def placeholder_warnings(settings: Settings) -> list[str]:
             "set them to your own domain before sending to anyone"]
 
 
+def taxonomy_warnings(settings: Settings) -> list[str]:
+    """A taxonomy of the operator's own that cannot do what it seems to: a category without keywords
+    is never given (only the shipped model classifies without them), and a taxonomy that is the shipped
+    one changed turns that model off for every paper (see ``categories.uses_shipped_model``)."""
+    taxonomy = settings.categories.taxonomy
+    if set(taxonomy) == set(DEFAULT_TAXONOMY):
+        return []
+    where = f"{settings.path}: categories.taxonomy"
+    warnings = [f'{where}."{name}" has no keywords, so it can never match and no paper is ever given it; '
+                f'list its keywords, e.g. "{name}" = ["word", "other word"]'
+                for name, keywords in taxonomy.items() if not keywords and name != settings.categories.fallback]
+    added = [name for name in taxonomy if name not in DEFAULT_TAXONOMY]
+    lacking = [name for name in DEFAULT_TAXONOMY if name not in taxonomy]
+    # Most shipped names kept: the shipped taxonomy edited, whose operator may well expect the model still.
+    if len(lacking) < len(DEFAULT_TAXONOMY) / 2:
+        changes = [f"{verb} {', '.join(map(repr, names))}" for verb, names in (("adds", added), ("lacks", lacking))
+                   if names]
+        warnings.append(f"{where} differs from the shipped one ({'; '.join(changes)}), so the shipped category "
+                        "model is off and every paper is classified by keyword rules (see README: Categories)")
+    return warnings
+
+
 def _check_ca_file(smtp: SmtpSettings, path: Path) -> None:
     """A missing CA bundle otherwise surfaced only at the first TLS handshake, mid-send."""
     if smtp.ca_file and not Path(smtp.ca_file).is_file():

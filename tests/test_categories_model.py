@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PROJECT_ROOT_CONFIG, run
+from helpers import PROJECT_ROOT_CONFIG, run, write_day
+from helpers import row as digest_row
 from newsletter.categories import Classifier, paper_terms
 from newsletter.category_model import MODEL_RESOURCE, TITLE_REPEATS, CategoryModel, shipped_model
 from newsletter.config import DEFAULT_TAXONOMY, CategorySettings
@@ -199,6 +200,43 @@ def test_eval_counts_the_good_rows_and_names_the_bad_ones(tmp_path: Path):
     assert "primary category first" in result.stdout and "confusion" in result.stdout
     assert f"{labels}:4: unknown category 'Robotics'" in result.stderr
     assert f"{labels}:5: 2611.09999 is in none of the digests read" in result.stderr
+
+
+def test_eval_on_digests_without_any_labelled_paper_is_one_usage_error(tmp_path: Path):
+    labels = write_labels(tmp_path / "labels.csv", *(f"2611.0999{n},Multi-Modal,,test" for n in range(3)))
+    result = run(PROJECT_ROOT_CONFIG, "categories", "eval", str(labels))  # no --digests: examples/digests
+    assert result.exit_code == 2, result.output
+    assert (f"{labels}: none of the 3 labelled papers is in the digests read ([digests] paths: examples/digests)"
+            in result.stderr)
+    assert "hint: pass --digests PATH with the folder the labels were made from" in result.stderr
+    assert f"{labels}:2:" not in result.stderr  # no line per paper
+
+
+def test_eval_missing_most_papers_says_so_in_one_line(tmp_path: Path):
+    labels = write_labels(tmp_path / "labels.csv", "2611.04502,Reinforcement Learning,,test",
+                          "2611.09998,Multi-Modal,,test", "2611.09999,Multi-Modal,,test")
+    result = run(PROJECT_ROOT_CONFIG, "categories", "eval", str(labels))
+    assert result.exit_code == 1, result.output
+    assert "papers: 1 (2 labelled ids not found)" in result.stdout
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {labels}: 2 of 3 labelled papers are in none of the digests read ([digests] paths: "
+        "examples/digests): pass --digests PATH with the folder the labels were made from"]
+
+
+def test_eval_missing_a_few_papers_names_ten_and_counts_the_rest(tmp_path: Path):
+    found = [f"2501.{n:05d}" for n in range(20)]
+    write_day(tmp_path / "digests", "2025-01-01.md", "2025-01-01",
+              [digest_row(arxiv_id, f"Paper {arxiv_id}", "A summary.") for arxiv_id in found])
+    labels = write_labels(tmp_path / "labels.csv",
+                          *(f"{arxiv_id},Machine Learning,,test" for arxiv_id in found),
+                          *(f"2502.{n:05d},Machine Learning,,test" for n in range(12)))
+    result = run(PROJECT_ROOT_CONFIG, "categories", "eval", str(labels), "--digests", str(tmp_path / "digests"))
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors[:10] == [f"error: {labels}:{22 + n}: 2502.{n:05d} is in none of the digests read"
+                           for n in range(10)]
+    assert errors[10:] == [f"error: {labels}: and 2 more labelled papers are in none of the digests read "
+                           f"({tmp_path / 'digests'})"]
 
 
 def test_eval_json_gives_the_figures(tmp_path: Path):

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from helpers import PROJECT_ROOT_CONFIG, run, write_config
-from newsletter.config import load_settings
+from newsletter.config import DEFAULT_TAXONOMY, load_settings
 from newsletter.errors import ConfigError
 
 
@@ -115,6 +116,72 @@ def test_a_missing_config_named_by_the_environment_says_so(tmp_path, monkeypatch
     assert result.exit_code == 2
     assert f"config file {tmp_path / 'nope.toml'} not found (the path comes from $NEWSLETTER_CONFIG)" in result.stderr
     assert "unset $NEWSLETTER_CONFIG" in result.stderr
+
+
+DIGEST = str(PROJECT_ROOT_CONFIG.parent / "examples" / "digests" / "2026-11-19.md")
+# The commands that run without a config file, on built-in defaults, when ./config.toml is absent.
+LABELS = str(PROJECT_ROOT_CONFIG.parent / "tests" / "data" / "categories-labels.csv")
+WITHOUT_CONFIG = {"parse": ["parse", DIGEST], "categories eval": ["categories", "eval", LABELS]}
+
+
+@pytest.mark.parametrize("command", WITHOUT_CONFIG)
+def test_a_missing_config_named_by_the_environment_is_an_error_for_commands_that_need_none(
+        tmp_path, monkeypatch, command):
+    monkeypatch.setenv("NEWSLETTER_CONFIG", str(tmp_path / "nope.toml"))
+    result = run(None, *WITHOUT_CONFIG[command])
+    assert result.exit_code == 2, result.output
+    assert f"config file {tmp_path / 'nope.toml'} not found (the path comes from $NEWSLETTER_CONFIG)" in result.stderr
+
+
+@pytest.mark.parametrize("command", WITHOUT_CONFIG)
+def test_a_missing_config_named_by_the_option_is_an_error_for_commands_that_need_none(tmp_path, command):
+    result = run(tmp_path / "nope.toml", *WITHOUT_CONFIG[command])
+    assert result.exit_code == 2, result.output
+    assert f"config file {tmp_path / 'nope.toml'} not found" in result.stderr
+
+
+def test_parse_needs_no_config_when_none_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("NEWSLETTER_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./config.toml here: built-in defaults
+    result = run(None, "parse", DIGEST)
+    assert result.exit_code == 0, result.output
+
+
+def taxonomy_config(folder: Path, taxonomy: dict[str, list[str]]) -> Path:
+    lines = "\n".join(f"{json.dumps(name)} = {json.dumps(keywords)}" for name, keywords in taxonomy.items())
+    return write_config(folder, extra=f"\n[categories]\nfallback = \"Machine Learning\"\n\n"
+                                      f"[categories.taxonomy]\n{lines}\n")
+
+
+def test_a_category_without_keywords_beside_the_shipped_ones_is_warned_of_twice_over(tmp_path):
+    config = taxonomy_config(tmp_path, {**DEFAULT_TAXONOMY, "Robotics": []})
+    result = run(config, "parse", DIGEST)
+    assert result.exit_code == 0, result.output
+    assert (f'warning: {config}: categories.taxonomy."Robotics" has no keywords, so it can never match'
+            in result.stderr)
+    assert (f"warning: {config}: categories.taxonomy differs from the shipped one (adds 'Robotics'), so the "
+            "shipped category model is off") in result.stderr
+    assert result.stderr.count("shipped category model is off") == 1
+
+
+def test_taxonomy_warnings_go_into_the_json(tmp_path):
+    taxonomy = {name: keywords for name, keywords in DEFAULT_TAXONOMY.items() if name != "Multi-Modal"}
+    config = taxonomy_config(tmp_path, taxonomy)
+    result = run(config, "parse", DIGEST, "--json")
+    assert result.exit_code == 0, result.output
+    warnings = json.loads(result.stdout)["config_warnings"]
+    assert any("differs from the shipped one (lacks 'Multi-Modal')" in warning for warning in warnings), warnings
+
+
+@pytest.mark.parametrize("taxonomy", [
+    DEFAULT_TAXONOMY,
+    {**DEFAULT_TAXONOMY, "Machine Learning": []},  # the shipped model needs no keywords
+    {"Robots": ["robot"], "Machine Learning": []},  # the fallback is given without keywords
+], ids=["shipped", "shipped-without-keywords", "own-with-fallback"])
+def test_taxonomies_that_work_as_they_read_give_no_taxonomy_warning(tmp_path, taxonomy):
+    result = run(taxonomy_config(tmp_path, taxonomy), "parse", DIGEST)
+    assert result.exit_code == 0, result.output
+    assert "categories.taxonomy" not in result.stderr
 
 
 def leaf_commands(group, path=()):

@@ -10,7 +10,7 @@ import feedparser
 import pytest
 
 from feed_rules import check_atom, check_rss
-from helpers import run, write_config
+from helpers import row, run, write_config, write_day
 from newsletter import __version__
 from newsletter.config import Settings, settings_from_dict
 from newsletter.errors import ConfigError, FeedError
@@ -338,9 +338,22 @@ def test_feeds_command_reports_written_then_unchanged(tmp_path: Path) -> None:
     first = run(config, "feeds")
     assert first.exit_code == 0, first.output
     assert "16 files written, 0 unchanged" in first.output
+    # Empty feeds are valid, but an operator who forgot to ingest is told why they are empty.
+    assert "warning: the store holds no papers yet: the feeds are empty; run `newsletter ingest` first" in first.stderr
     second = run(config, "feeds")
     assert second.exit_code == 0 and "0 files written, 16 unchanged" in second.output
     assert (tmp_path / "feeds" / "papers.atom").is_file()
+
+
+@pytest.mark.usefixtures("store_backend")
+@pytest.mark.usefixtures("store_backend")
+def test_feeds_command_warns_of_nothing_once_papers_are_stored(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    write_day(tmp_path / "digests", "2025-01-01.md", "2025-01-01", [row("2501.00001", "A Title", "A summary.")])
+    assert run(config, "ingest").exit_code == 0
+    result = run(config, "feeds")
+    assert result.exit_code == 0, result.output
+    assert "the store holds no papers" not in result.stderr
 
 
 @pytest.mark.usefixtures("store_backend")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,9 +60,11 @@ def test_parse_json_puts_each_paper_on_a_line_of_its_own_with_the_same_data(corp
     from newsletter.parsing import expand_paths
 
     files = [str(path) for path in expand_paths([str(corpus_dir / "seeds")])][:3]
-    no_config = tmp_path / "absent.toml"  # the built-in settings, as CategorySettings() below
-    run = subprocess.run([sys.executable, "-m", "newsletter", "--config", str(no_config), "parse", "--json", *files],
-                         capture_output=True, text=True, check=False)
+    # Run from a folder without config.toml and with no config named: the built-in settings, as
+    # CategorySettings() below (a config named by --config or the variable must exist).
+    env = {name: value for name, value in os.environ.items() if name != "NEWSLETTER_CONFIG"}
+    run = subprocess.run([sys.executable, "-m", "newsletter", "parse", "--json", *files],
+                         capture_output=True, text=True, check=False, cwd=tmp_path, env=env)
     assert run.returncode == 0, run.stderr
     days = parse_files(expand_paths(files), Classifier(CategorySettings())).days
     assert json.loads(run.stdout) == {"days": [day_as_dict(day) for day in days]}

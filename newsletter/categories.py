@@ -66,11 +66,6 @@ def paper_terms(paper: Paper) -> list[bytes]:
     return title * TITLE_REPEATS + _with_pairs(_words(f"{topic}\n{summary_of(paper)}".casefold()))
 
 
-def uses_shipped_model(settings: CategorySettings) -> bool:
-    """Whether the taxonomy has exactly the shipped categories, which the shipped model was trained on."""
-    return set(settings.taxonomy) == set(DEFAULT_TAXONOMY)
-
-
 def added_keywords(taxonomy: dict[str, list[str]]) -> dict[str, list[str]]:
     """The keywords an operator added to the shipped categories: with the model they act as rules."""
     def shipped(name: str) -> set[str]:
@@ -91,7 +86,7 @@ class Classifier:
 
     def __init__(self, settings: CategorySettings) -> None:
         self.settings = settings
-        self._uses_model = uses_shipped_model(settings)
+        self._uses_model = settings.is_shipped_taxonomy
         keyword_taxonomy = added_keywords(settings.taxonomy) if self._uses_model else settings.taxonomy
         self._order = {name: i for i, name in enumerate(settings.taxonomy)}
         self._names = {_name_key(name): name for name in settings.taxonomy}

@@ -197,6 +197,11 @@ class CategorySettings:
     def names(self) -> list[str]:
         return list(self.taxonomy)
 
+    @property
+    def is_shipped_taxonomy(self) -> bool:
+        """Exactly the shipped category names, which the shipped model was trained on (it classifies then)."""
+        return set(self.taxonomy) == set(DEFAULT_TAXONOMY)
+
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -595,9 +600,9 @@ def placeholder_warnings(settings: Settings) -> list[str]:
 def taxonomy_warnings(settings: Settings) -> list[str]:
     """A taxonomy of the operator's own that cannot do what it seems to: a category without keywords
     is never given (only the shipped model classifies without them), and a taxonomy that is the shipped
-    one changed turns that model off for every paper (see ``categories.uses_shipped_model``)."""
+    one changed turns that model off for every paper (``CategorySettings.is_shipped_taxonomy``)."""
     taxonomy = settings.categories.taxonomy
-    if set(taxonomy) == set(DEFAULT_TAXONOMY):
+    if settings.categories.is_shipped_taxonomy:
         return []
     where = f"{settings.path}: categories.taxonomy"
     warnings = [f'{where}."{name}" has no keywords, so it can never match and no paper is ever given it; '

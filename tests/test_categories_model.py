@@ -120,6 +120,7 @@ def test_the_model_chooses_what_the_formula_gives_for_every_corpus_paper(corpus_
             assert model.choose(terms) is None
             continue
         primary, applies = scores
+        assert model.scores(terms) == pytest.approx([*primary, *applies], abs=1e-6), item.arxiv_id
         ranked = sorted(primary, reverse=True)
         if ranked[0] - ranked[1] < 1e-9 or any(abs(s - t) < 1e-9 for s, t in zip(applies, applies_from, strict=True)):
             continue  # a tie within rounding: either answer is the formula's
@@ -127,6 +128,13 @@ def test_the_model_chooses_what_the_formula_gives_for_every_corpus_paper(corpus_
         others = sorted((i for i, s in enumerate(applies) if i != best and s >= applies_from[i]),
                         key=lambda i: -applies[i])
         assert model.choose(terms) == (model.categories[best], [model.categories[i] for i in others]), item.arxiv_id
+
+
+def test_a_model_whose_weights_do_not_pack_is_refused():
+    data = json.loads(resources.files("newsletter").joinpath(MODEL_RESOURCE).read_text(encoding="utf-8"))
+    data["primary"]["coefficients"][0][0] = 10**9
+    with pytest.raises(ValueError, match="a weight \\(coefficient × idf\\) of 256 or more"):
+        CategoryModel.from_json(data)
 
 
 def test_the_title_weighs_more_than_the_summary():

@@ -540,7 +540,7 @@ def subscribers_unsubscribe(app: AppContext, email: str) -> None:
 @handle_errors
 def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
     """List subscribers, oldest first: address, name, status, filter and cadence (all of the export's
-    fields, and when they subscribed, with --json).
+    fields, and when they subscribed, with --json: {"subscribers": [...]}).
 
     Example:
 
@@ -554,7 +554,7 @@ def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
     with Store.from_settings(app.settings) as store:
         found = store.subscribers(status=None if status == "all" else check_status(status))
     if as_json:
-        echo_json([subscriber_as_dict(s) for s in found])
+        echo_json({"subscribers": [subscriber_as_dict(s) for s in found]})
         return
     if not found:
         click.echo("no subscribers" + ("" if status == "all" else f" with status {status}"))
@@ -1272,9 +1272,10 @@ def held_config_warnings() -> list[str] | None:
     return cast(list[str], ctx.meta.setdefault(CONFIG_WARNINGS, []))
 
 
-def echo_json(data: Any) -> None:
+def echo_json(data: dict[str, Any]) -> None:
+    """Every --json output is an object, so that the config's warnings have a place in it."""
     held = held_config_warnings()
-    if held and isinstance(data, dict):
+    if held:
         data = {**data, "config_warnings": held}
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 

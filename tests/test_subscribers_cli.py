@@ -36,7 +36,7 @@ def run(config: Path):
 def listed(run) -> list[dict]:
     result = run("list", "--json")
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["subscribers"]
 
 
 def test_add_list_remove(run, config: Path, store_url: str) -> None:

@@ -87,6 +87,26 @@ def end_on_closed_pipe() -> None:
     sys.exit(0)
 
 
+class Command(click.Command):
+    """Says where `--config` goes when it is given after a command (`newsletter status --config x`),
+    the mistake click would only call an unknown option."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            if exc.option_name != "--config":
+                raise
+            command = ctx.command_path.split(" ", 1)[1]
+            raise click.UsageError(f"No such option '--config' here; --config goes before the command: "
+                                   f"newsletter --config PATH {command}", ctx) from None
+
+
+class Group(Command, click.Group):
+    command_class = Command
+    group_class = type  # its subgroups are of this class too
+
+
 class AppContext:
     """Loads the config once, on first use, so that commands which need none never fail on it."""
 
@@ -145,7 +165,7 @@ def parse_date(_ctx: click.Context | None, _param: click.Parameter | None, value
         raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="newsletter")
 @click.option(
     "--config",

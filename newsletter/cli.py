@@ -209,7 +209,8 @@ def parse(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
         click.echo(days_as_json(parsed.days, held_config_warnings() or []))
     else:
         for day in parsed.days:
-            click.echo(f"{day.date}  {len(day.papers):3d} papers  {day.source}")
+            count = len(day.papers)
+            click.echo(f"{day.date}  {count:3d} {'paper' if count == 1 else 'papers':<6}  {day.source}")
             for paper in day.papers:
                 click.echo(f"  {paper.arxiv_id:<12} [{', '.join(paper.categories)}] {paper.title}")
         click.echo(f"{plural(len(parsed.days), 'day')}, {plural(sum(len(d.papers) for d in parsed.days), 'paper')}")
@@ -827,8 +828,8 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
                            "renditions": len(plan.renditions), "due": due,
                            "already_sent": day_send.report.already_sent, "warnings": plan.warnings})
             else:
-                click.echo(f"Planned {plan.date.isoformat()}: {len(plan.messages)} messages in "
-                           f"{len(plan.renditions)} renditions, " + (
+                click.echo(f"Planned {plan.date.isoformat()}: {plural(len(plan.messages), 'message')} in "
+                           f"{plural(len(plan.renditions), 'rendition')}, " + (
                                f"{due} due; `newsletter worker` sends them." if due else
                                f"none due ({day_send.report.already_sent} sent before)."))
             return

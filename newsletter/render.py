@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import re
 import textwrap
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -30,10 +31,13 @@ from jinja2 import (
     Environment,
     FileSystemLoader,
     StrictUndefined,
+    TemplateError,
+    TemplateSyntaxError,
     select_autoescape,
 )
 from markupsafe import Markup, escape
 
+from newsletter.errors import ConfigError
 from newsletter.excerpt import excerpt
 from newsletter.models import Paper, plural, summary_of
 from newsletter.sanitize import (
@@ -81,6 +85,38 @@ def use_templates(folder: Path | None) -> None:
     """
     loaders: list[BaseLoader] = [FileSystemLoader(folder)] if folder is not None else []
     _env.loader = ChoiceLoader([*loaders, _SHIPPED])
+    _operator_folder[:] = [] if folder is None else [folder.resolve()]
+
+
+_operator_folder: list[Path] = []
+"""The [site] templates folder in use, if any: a template failing there is the operator's to fix."""
+
+
+def _render(template_name: str, context: Mapping[str, Any]) -> str:
+    try:
+        return _env.get_template(template_name).render(context)
+    except TemplateError as exc:
+        failure = _operator_template_failure(exc)
+        if failure is None:  # a shipped template: a bug, with its traceback
+            raise
+        raise failure from None
+
+
+def _operator_template_failure(exc: TemplateError) -> ConfigError | None:
+    """A template of the operator's folder that does not compile or render, named by file and line
+    (a traceback through Jinja2's internals would not say which line of which template)."""
+    if isinstance(exc, TemplateSyntaxError) and exc.filename:
+        file, line = exc.filename, exc.lineno
+    else:  # Jinja2 rewrites the traceback so that a template's frames carry its file and line
+        frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if not frame.filename.endswith(".py")]
+        if not frames:
+            return None
+        file, line = frames[-1].filename, frames[-1].lineno or 0
+    if not _operator_folder or not Path(file).resolve().is_relative_to(_operator_folder[0]):
+        return None
+    return ConfigError(f"{file}:{line}: {exc.message or type(exc).__name__}",
+                       "fix this template of [site] templates, or remove it to use the shipped one of that name "
+                       "(README: Templates)")
 
 
 def short_authors(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
@@ -306,11 +342,11 @@ def feed_paper(paper: Paper, *, title: str, authors: Sequence[str], arxiv_url: s
     # The entry's summary stands alone in a feed reader, so a cards paper's points run together there.
     summary_html = (str(view.summary_html) if summary_of(paper, points_apart=True)
                     else markdown_to_safe_html(summary_of(paper)))
-    details_html = (Markup(_env.get_template("feed/paper_details.html").render(paper=view))
+    details_html = (Markup(_render("feed/paper_details.html", {"paper": view}))
                     if view.points or view.quiz else Markup(""))
-    digest_html = _env.get_template("feed/digest_paper.html").render(
-        paper=view, details_html=details_html, title=title, authors=authors, arxiv_url=arxiv_url,
-        huggingface_url=huggingface_url)
+    digest_html = _render("feed/digest_paper.html", {
+        "paper": view, "details_html": details_html, "title": title, "authors": authors, "arxiv_url": arxiv_url,
+        "huggingface_url": huggingface_url})
     return FeedPaper(summary_html=summary_html,
                      content_html=view.summary_html + details_html if details_html else "",
                      digest_html=digest_html)
@@ -318,9 +354,9 @@ def feed_paper(paper: Paper, *, title: str, authors: Sequence[str], arxiv_url: s
 
 def feed_digest_html(*, count: int, note: str, papers: Sequence[FeedPaper]) -> str:
     """The content of a day's entry in the digest feed: the note, then each paper's block."""
-    return _env.get_template("feed/digest_entry.html").render(
-        count_label=count_label(count), note_html=Markup(markdown_to_safe_html(note)) if note.strip() else "",
-        papers=[Markup(p.digest_html) for p in papers])
+    return _render("feed/digest_entry.html", {
+        "count_label": count_label(count), "note_html": Markup(markdown_to_safe_html(note)) if note.strip() else "",
+        "papers": [Markup(p.digest_html) for p in papers]})
 
 
 def digest_context(
@@ -403,8 +439,8 @@ def digest_context(
 
 def render_digest(context: Mapping[str, Any], papers: tuple[str, ...]) -> RenderedDigest:
     """The HTML (CSS inlined) and plain-text digest for one rendition."""
-    html = inline_css(_env.get_template("digest.html").render(context))
-    text = _env.get_template("digest.txt").render(context)
+    html = inline_css(_render("digest.html", context))
+    text = _render("digest.txt", context)
     return RenderedDigest(html=html, text=text, papers=papers)
 
 
@@ -433,4 +469,4 @@ def inline_css(html: str) -> str:
 
 def render_page(template_name: str, **context: Any) -> str:
     """Render any template by name (the web server's pages, the dry-run preview)."""
-    return _env.get_template(template_name).render(context)
+    return _render(template_name, context)

@@ -67,3 +67,24 @@ def test_the_folder_is_looked_up_first_then_the_shipped_templates(tmp_path: Path
     render.use_templates(None)
     with pytest.raises(UndefinedError):  # the shipped page, which needs the site's variables too
         render.render_page("web/message.html", text="<hi>")
+
+
+@pytest.mark.usefixtures("store_backend")
+@pytest.mark.parametrize(("name", "text", "line", "message"), [
+    ("digest.html", "<p>\n{{ broken( }}\n</p>", 2, "unexpected '}'"),
+    ("digest.txt", "Hello\n\n{{ nosuch.attr }}\n", 3, "'nosuch' is undefined"),
+    ("feed/digest_paper.html", "{% include 'nowhere.html' %}", 1, "nowhere.html"),
+])
+def test_a_broken_template_of_the_operator_is_named_with_its_line_not_a_traceback(
+        tmp_path: Path, name: str, text: str, line: int, message: str) -> None:
+    template = tmp_path / "my-templates" / name
+    template.parent.mkdir(parents=True)
+    template.write_text(text, encoding="utf-8")
+    config = config_with_templates(tmp_path, "my-templates")
+    assert run(config, "ingest").exit_code == 0
+    assert run(config, "subscribers", "add", "ada@example.org").exit_code == 0
+    result = run(config, "feeds" if name.startswith("feed/") else "send", *([] if name.startswith("feed/") else
+                                                                             ["--dry-run"]))
+    assert result.exit_code == 2, result.output
+    assert f"Error: {template}:{line}: " in result.stderr and message in result.stderr, result.stderr
+    assert "Traceback" not in result.output

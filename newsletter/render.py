@@ -4,7 +4,8 @@ There is one Environment for everything (emails, web pages, feed entries), loadi
 ``newsletter.templates`` package (the top-level ``templates/`` folder), with autoescape on for
 HTML and StrictUndefined so that a misspelt variable fails the render instead of going out blank.
 An operator's ``[site] templates`` folder comes first (``use_templates``), as in Pelican: a template
-found there by name replaces the shipped one, and can extend or include the shipped ones.
+found there by name replaces the shipped one, and can extend or include the shipped ones (the one
+of its own name as ``shipped/NAME``).
 
 ``render_digest`` runs once per rendition (one day, one filter). Per-subscriber values are not
 known here: the caller passes placeholder strings in ``personal`` and fills them in afterwards
@@ -30,6 +31,7 @@ from jinja2 import (
     ChoiceLoader,
     Environment,
     FileSystemLoader,
+    PrefixLoader,
     StrictUndefined,
     TemplateError,
     TemplateSyntaxError,
@@ -77,6 +79,13 @@ _env = Environment(
 )
 
 
+SHIPPED_PREFIX = "shipped"
+"""`{% extends "shipped/digest.html" %}`: the shipped template of a name, for one of the same name to build on."""
+
+_operator_folder: list[Path] = []
+"""The [site] templates folder in use, if any: a template failing there is the operator's to fix."""
+
+
 def use_templates(folder: Path | None) -> None:
     """Look up templates in ``folder`` first, then among the shipped ones (None: the shipped ones only).
 
@@ -84,25 +93,21 @@ def use_templates(folder: Path | None) -> None:
     so a switch never serves a template from the other set.
     """
     loaders: list[BaseLoader] = [FileSystemLoader(folder)] if folder is not None else []
-    _env.loader = ChoiceLoader([*loaders, _SHIPPED])
+    _env.loader = ChoiceLoader([*loaders, _SHIPPED, PrefixLoader({SHIPPED_PREFIX: _SHIPPED})])
     _operator_folder[:] = [] if folder is None else [folder.resolve()]
-
-
-_operator_folder: list[Path] = []
-"""The [site] templates folder in use, if any: a template failing there is the operator's to fix."""
 
 
 def _render(template_name: str, context: Mapping[str, Any]) -> str:
     try:
         return _env.get_template(template_name).render(context)
-    except TemplateError as exc:
+    except (TemplateError, RecursionError) as exc:
         failure = _operator_template_failure(exc)
         if failure is None:  # a shipped template: a bug, with its traceback
             raise
         raise failure from None
 
 
-def _operator_template_failure(exc: TemplateError) -> ConfigError | None:
+def _operator_template_failure(exc: TemplateError | RecursionError) -> ConfigError | None:
     """A template of the operator's folder that does not compile or render, named by file and line
     (a traceback through Jinja2's internals would not say which line of which template)."""
     if isinstance(exc, TemplateSyntaxError) and exc.filename:
@@ -114,6 +119,10 @@ def _operator_template_failure(exc: TemplateError) -> ConfigError | None:
         file, line = frames[-1].filename, frames[-1].lineno or 0
     if not _operator_folder or not Path(file).resolve().is_relative_to(_operator_folder[0]):
         return None
+    if isinstance(exc, RecursionError):
+        name = Path(file).resolve().relative_to(_operator_folder[0]).as_posix()
+        return ConfigError(f"{file}:{line}: the template extends or includes itself",
+                           f'to build on the shipped template of its name, extend "{SHIPPED_PREFIX}/{name}"')
     return ConfigError(f"{file}:{line}: {exc.message or type(exc).__name__}",
                        "fix this template of [site] templates, or remove it to use the shipped one of that name "
                        "(README: Templates)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,3 +90,23 @@ def test_a_broken_template_of_the_operator_is_named_with_its_line_not_a_tracebac
     assert result.exit_code == 2, result.output
     assert f"Error: {template}:{line}: " in result.stderr and message in result.stderr, result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("store_backend")
+def test_a_template_builds_on_the_shipped_one_of_its_name_as_shipped_slash_name(tmp_path: Path) -> None:
+    own = tmp_path / "my-templates" / "digest.html"
+    own.parent.mkdir(parents=True)
+    own.write_text('{% extends "digest.html" %}{% block greeting %}Howdy{% endblock %}', encoding="utf-8")
+    config = config_with_templates(tmp_path, "my-templates")
+    assert run(config, "ingest").exit_code == 0
+    assert run(config, "subscribers", "add", "ada@example.org").exit_code == 0
+    itself = run(config, "send", "--dry-run")
+    assert itself.exit_code == 2, itself.output
+    assert f"Error: {own}:1: " in itself.stderr and 'extend "shipped/digest.html"' in itself.stderr, itself.stderr
+
+    own.write_text(own.read_text(encoding="utf-8").replace('"digest.html"', '"shipped/digest.html"'), encoding="utf-8")
+    built_on = run(config, "send", "--dry-run")
+    assert built_on.exit_code == 0, built_on.output
+    (message,) = (tmp_path / "outbox").rglob("*.eml")
+    html = email.message_from_bytes(message.read_bytes(), policy=email.policy.default).get_body(("html",))
+    assert "Howdy" in html.get_content() and "In this issue" in html.get_content()

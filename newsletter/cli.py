@@ -1077,7 +1077,7 @@ def echo_ingest_health(summary: dict[str, Any]) -> None:
         shown = summary["drifted_files"][:5]
         more = len(summary["drifted_files"]) - len(shown)
         click.echo(f"  layout drift: {kinds} in {', '.join(shown)}" + (f" and {more} more" if more else "")
-                   + "; run `newsletter ingest` again to see the warnings")
+                   + "; `newsletter parse FILE` shows the warnings")
 
 
 @cli.group()

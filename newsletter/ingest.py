@@ -162,8 +162,8 @@ def _parse_into(
 def _nothing_read_error(path: Path, warnings: int) -> DigestError:
     """A digest file that gave no day: every heading, table or paper in it was unreadable."""
     return DigestError(
-        str(path), f"nothing in this file could be read (its {warnings} warning(s) say why); the file is skipped, "
-        "so a listing stored earlier from it stays",
+        str(path), f"nothing in this file could be read (see its {plural(warnings, 'warning')}); the file is "
+        "skipped, so a listing stored earlier from it stays",
         hint="fix what the warnings name, or remove the file from the digests",
     )
 

@@ -113,3 +113,6 @@ def test_a_count_of_one_is_singular_in_a_plan_a_shrink_and_an_unread_day(tmp_pat
     digest.write_text("\n".join([*lines[:4], "| no link | A. B | C. |"]), encoding="utf-8")
     unread = run(config, "parse", str(digest))
     assert "none of the 1 paper listed for 2026-11-19 could be read" in unread.stderr, unread.stderr
+    digest.write_text("\n".join(lines[:5]).replace("2026-11-19", "2026-02-30"), encoding="utf-8")  # no such day
+    undated = run(config, "parse", str(digest))
+    assert f"{digest}: nothing in this file could be read (see its 1 warning)" in undated.stderr, undated.stderr

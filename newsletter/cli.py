@@ -291,12 +291,14 @@ def feeds_command(app: AppContext, as_json: bool) -> None:
     settings = app.settings
     with Store.from_settings(settings) as store:
         report = build_feeds(settings, store)
-    if not report.days:  # an empty feed is valid, but the operator most likely forgot a step
-        echo_warnings(["the store holds no papers yet: the feeds are empty; run `newsletter ingest` first"])
+    # An empty feed is valid, but the operator most likely forgot a step.
+    warnings = [] if report.days else [
+        "the store holds no papers yet: the feeds are empty; run `newsletter ingest` first"]
     if as_json:
         echo_json({"written": [str(p) for p in report.written], "unchanged": [str(p) for p in report.unchanged],
-                   "papers": report.papers, "days": report.days})
+                   "papers": report.papers, "days": report.days, "warnings": warnings})
         return
+    echo_warnings(warnings)
     for path in report.written:
         click.echo(f"wrote {path}")
     click.echo(f"{plural(report.papers, 'paper')} over {plural(report.days, 'day')}: "

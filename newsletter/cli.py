@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the config module is imported when a command runs, not for 
     from click._termui_impl import ProgressBar
 
     from newsletter.config import Settings
-    from newsletter.models import Day
+    from newsletter.models import Day, ParseWarning
     from newsletter.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -206,7 +206,7 @@ def parse(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
     settings = app.settings_or_defaults
     parsed = parse_files(resolve_inputs(settings, paths), Classifier(settings.categories))
     if as_json:
-        click.echo(days_as_json(parsed.days, held_config_warnings() or []))
+        click.echo(days_as_json(parsed.days, parsed.warnings, held_config_warnings() or []))
     else:
         for day in parsed.days:
             count = len(day.papers)
@@ -214,7 +214,7 @@ def parse(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
             for paper in day.papers:
                 click.echo(f"  {paper.arxiv_id:<12} [{', '.join(paper.categories)}] {paper.title}")
         click.echo(f"{plural(len(parsed.days), 'day')}, {plural(sum(len(d.papers) for d in parsed.days), 'paper')}")
-    echo_warnings(parsed.warnings)
+        echo_warnings(parsed.warnings)
     if parsed.errors:
         for error in parsed.errors:
             click.secho(f"error: {error}", fg="red", err=True)
@@ -1303,9 +1303,9 @@ def echo_json(data: dict[str, Any]) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
-def days_as_json(days: list[Day], config_warnings: list[str]) -> str:
-    """``parse --json``: ``{"days": [...]}`` indented, each paper on one line of its own, and the
-    config's warnings when it has any (see held_config_warnings).
+def days_as_json(days: list[Day], warnings: list[ParseWarning], config_warnings: list[str]) -> str:
+    """``parse --json``: ``{"days": [...], "warnings": [...]}`` indented, each paper on one line of its
+    own, and the config's warnings when it has any (see held_config_warnings).
 
     A line per paper keeps the output readable in a pager and greppable, and lets the C encoder do
     the work: an indented ``json.dumps`` runs in pure Python and cost a third of the command. The
@@ -1325,7 +1325,11 @@ def days_as_json(days: list[Day], config_warnings: list[str]) -> str:
         for paper_number, paper in enumerate(papers):
             pieces += (",\n        " if paper_number else "\n        ", encode(paper))
         pieces.append("\n      ]\n    }")
-    pieces.append("\n  ]")
+    pieces.append('\n  ],\n  "warnings": [')
+    for number, warning in enumerate(warnings):  # a line each, as the papers
+        pieces += (",\n    " if number else "\n    ",
+                   encode({"file": warning.file, "line": warning.line, "message": warning.message}))
+    pieces.append("\n  ]" if warnings else "]")
     if config_warnings:
         pieces += (',\n  "config_warnings": ', json.dumps(config_warnings, ensure_ascii=False))
     pieces.append("\n}")

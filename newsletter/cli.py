@@ -387,9 +387,9 @@ def subscribers() -> None:
 @click.option("--exclude", "excluded", multiple=True, help="Never papers mentioning this (repeatable).")
 @click.option("--author", "authors", multiple=True, help="Follow this author: an alert for each new paper, "
               "whatever the filter (repeatable).")
-@click.option("--cadence", type=click.Choice(CADENCES), default="daily", show_default=True,
+@click.option("--cadence", type=click.Choice(CADENCES, case_sensitive=False), default="daily", show_default=True,
               help="A digest every day, or once a week.")
-@click.option("--weekday", type=click.Choice(WEEKDAYS), default=None,
+@click.option("--weekday", type=click.Choice(WEEKDAYS, case_sensitive=False), default=None,
               help="The day of a weekly digest (with --cadence weekly), in [schedule] timezone. Default: mon.")
 @pass_app
 @handle_errors
@@ -452,9 +452,11 @@ def _pick(values: tuple[str, ...], clear: bool, option: str, clear_flag: str) ->
 @click.option("--no-excludes", is_flag=True, help="Clears the excluded keywords.")
 @click.option("--author", "authors", multiple=True, help="Replaces the followed authors (repeatable).")
 @click.option("--no-authors", is_flag=True, help="Follows no author any more.")
-@click.option("--cadence", type=click.Choice(CADENCES), default=None, help="daily or weekly.")
-@click.option("--weekday", type=click.Choice(WEEKDAYS), default=None, help="The day of a weekly digest.")
-@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), default=None, help="Set the status.")
+@click.option("--cadence", type=click.Choice(CADENCES, case_sensitive=False), default=None, help="daily or weekly.")
+@click.option("--weekday", type=click.Choice(WEEKDAYS, case_sensitive=False), default=None,
+              help="The day of a weekly digest.")
+@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES, case_sensitive=False), default=None,
+              help="Set the status.")
 @click.option("--reactivate", is_flag=True, help="Make a bounced or unsubscribed address active again.")
 @pass_app
 @handle_errors
@@ -557,7 +559,8 @@ def subscribers_unsubscribe(app: AppContext, email: str) -> None:
 
 
 @subscribers.command("list")
-@click.option("--status", type=click.Choice(["all", *SUBSCRIBER_STATUSES]), default="all", show_default=True)
+@click.option("--status", type=click.Choice(["all", *SUBSCRIBER_STATUSES], case_sensitive=False), default="all",
+              show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_app
 @handle_errors

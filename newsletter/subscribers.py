@@ -149,8 +149,9 @@ def check_categories(raw: Iterable[str], taxonomy: Sequence[str]) -> list[str]:
 
 
 def check_status(status: str) -> SubscriberStatus:
+    """A status, read as loosely as a cadence or weekday ("Active" from a spreadsheet is "active")."""
     for known in SUBSCRIBER_STATUSES:
-        if status == known:
+        if status.strip().lower() == known:
             return known
     raise InvalidSubscriberError(f"unknown status {status!r}", f"valid statuses are: {', '.join(SUBSCRIBER_STATUSES)}")
 

@@ -109,6 +109,18 @@ def test_list_filters_by_status(run) -> None:
     assert run("list", "--status", "gone").exit_code == 2
 
 
+def test_status_cadence_and_weekday_are_read_as_loosely_in_a_csv_as_on_the_command_line(run, tmp_path: Path) -> None:
+    sheet = tmp_path / "from-a-spreadsheet.csv"
+    sheet.write_text("email,cadence,weekday,status\nada@example.org,Weekly,Tue, Active\n", encoding="utf-8")
+    imported = run("import", str(sheet))
+    assert imported.exit_code == 0, imported.output
+    added = run("add", "bob@example.org", "--cadence", "Weekly", "--weekday", "TUE")
+    assert added.exit_code == 0, added.output
+    assert run("update", "bob@example.org", "--status", "Bounced").exit_code == 0
+    assert [(s["cadence"], s["weekday"], s["status"]) for s in listed(run)] == [
+        ("weekly", "tue", "active"), ("weekly", "tue", "bounced")]
+
+
 def test_import_twice_then_export_round_trip(run, tmp_path: Path) -> None:
     sample = PROJECT_ROOT / "examples" / "subscribers.csv"
     first = run("import", str(sample))

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the config module is imported when a command runs, not for 
     from click._termui_impl import ProgressBar
 
     from newsletter.config import Settings
-    from newsletter.models import Day
+    from newsletter.models import Day, ParseWarning
     from newsletter.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -85,6 +85,26 @@ def end_on_closed_pipe() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     sys.exit(0)
+
+
+class Command(click.Command):
+    """Says where `--config` goes when it is given after a command (`newsletter status --config x`),
+    the mistake click would only call an unknown option."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            if exc.option_name != "--config":
+                raise
+            command = ctx.command_path.split(" ", 1)[1]
+            raise click.UsageError(f"No such option '--config' here; --config goes before the command: "
+                                   f"newsletter --config PATH {command}", ctx) from None
+
+
+class Group(Command, click.Group):
+    command_class = Command
+    group_class = type  # its subgroups are of this class too
 
 
 class AppContext:
@@ -145,7 +165,7 @@ def parse_date(_ctx: click.Context | None, _param: click.Parameter | None, value
         raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="newsletter")
 @click.option(
     "--config",
@@ -186,14 +206,15 @@ def parse(app: AppContext, paths: tuple[str, ...], as_json: bool) -> None:
     settings = app.settings_or_defaults
     parsed = parse_files(resolve_inputs(settings, paths), Classifier(settings.categories))
     if as_json:
-        click.echo(days_as_json(parsed.days, held_config_warnings() or []))
+        click.echo(days_as_json(parsed.days, parsed.warnings, held_config_warnings() or []))
     else:
         for day in parsed.days:
-            click.echo(f"{day.date}  {len(day.papers):3d} papers  {day.source}")
+            count = len(day.papers)
+            click.echo(f"{day.date}  {count:3d} {'paper' if count == 1 else 'papers':<6}  {day.source}")
             for paper in day.papers:
                 click.echo(f"  {paper.arxiv_id:<12} [{', '.join(paper.categories)}] {paper.title}")
         click.echo(f"{plural(len(parsed.days), 'day')}, {plural(sum(len(d.papers) for d in parsed.days), 'paper')}")
-    echo_warnings(parsed.warnings)
+        echo_warnings(parsed.warnings)
     if parsed.errors:
         for error in parsed.errors:
             click.secho(f"error: {error}", fg="red", err=True)
@@ -270,12 +291,14 @@ def feeds_command(app: AppContext, as_json: bool) -> None:
     settings = app.settings
     with Store.from_settings(settings) as store:
         report = build_feeds(settings, store)
-    if not report.days:  # an empty feed is valid, but the operator most likely forgot a step
-        echo_warnings(["the store holds no papers yet: the feeds are empty; run `newsletter ingest` first"])
+    # An empty feed is valid, but the operator most likely forgot a step.
+    warnings = [] if report.days else [
+        "the store holds no papers yet: the feeds are empty; run `newsletter ingest` first"]
     if as_json:
         echo_json({"written": [str(p) for p in report.written], "unchanged": [str(p) for p in report.unchanged],
-                   "papers": report.papers, "days": report.days})
+                   "papers": report.papers, "days": report.days, "warnings": warnings})
         return
+    echo_warnings(warnings)
     for path in report.written:
         click.echo(f"wrote {path}")
     click.echo(f"{plural(report.papers, 'paper')} over {plural(report.days, 'day')}: "
@@ -364,9 +387,9 @@ def subscribers() -> None:
 @click.option("--exclude", "excluded", multiple=True, help="Never papers mentioning this (repeatable).")
 @click.option("--author", "authors", multiple=True, help="Follow this author: an alert for each new paper, "
               "whatever the filter (repeatable).")
-@click.option("--cadence", type=click.Choice(CADENCES), default="daily", show_default=True,
+@click.option("--cadence", type=click.Choice(CADENCES, case_sensitive=False), default="daily", show_default=True,
               help="A digest every day, or once a week.")
-@click.option("--weekday", type=click.Choice(WEEKDAYS), default=None,
+@click.option("--weekday", type=click.Choice(WEEKDAYS, case_sensitive=False), default=None,
               help="The day of a weekly digest (with --cadence weekly), in [schedule] timezone. Default: mon.")
 @pass_app
 @handle_errors
@@ -429,9 +452,11 @@ def _pick(values: tuple[str, ...], clear: bool, option: str, clear_flag: str) ->
 @click.option("--no-excludes", is_flag=True, help="Clears the excluded keywords.")
 @click.option("--author", "authors", multiple=True, help="Replaces the followed authors (repeatable).")
 @click.option("--no-authors", is_flag=True, help="Follows no author any more.")
-@click.option("--cadence", type=click.Choice(CADENCES), default=None, help="daily or weekly.")
-@click.option("--weekday", type=click.Choice(WEEKDAYS), default=None, help="The day of a weekly digest.")
-@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), default=None, help="Set the status.")
+@click.option("--cadence", type=click.Choice(CADENCES, case_sensitive=False), default=None, help="daily or weekly.")
+@click.option("--weekday", type=click.Choice(WEEKDAYS, case_sensitive=False), default=None,
+              help="The day of a weekly digest.")
+@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES, case_sensitive=False), default=None,
+              help="Set the status.")
 @click.option("--reactivate", is_flag=True, help="Make a bounced or unsubscribed address active again.")
 @pass_app
 @handle_errors
@@ -534,13 +559,14 @@ def subscribers_unsubscribe(app: AppContext, email: str) -> None:
 
 
 @subscribers.command("list")
-@click.option("--status", type=click.Choice(["all", *SUBSCRIBER_STATUSES]), default="all", show_default=True)
+@click.option("--status", type=click.Choice(["all", *SUBSCRIBER_STATUSES], case_sensitive=False), default="all",
+              show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_app
 @handle_errors
 def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
     """List subscribers, oldest first: address, name, status, filter and cadence (all of the export's
-    fields, and when they subscribed, with --json).
+    fields, and when they subscribed, with --json: {"subscribers": [...]}).
 
     Example:
 
@@ -554,7 +580,7 @@ def subscribers_list(app: AppContext, status: str, as_json: bool) -> None:
     with Store.from_settings(app.settings) as store:
         found = store.subscribers(status=None if status == "all" else check_status(status))
     if as_json:
-        echo_json([subscriber_as_dict(s) for s in found])
+        echo_json({"subscribers": [subscriber_as_dict(s) for s in found]})
         return
     if not found:
         click.echo("no subscribers" + ("" if status == "all" else f" with status {status}"))
@@ -807,8 +833,8 @@ def send_for_real(settings: Settings, date: dt.date | None, as_json: bool = Fals
                            "renditions": len(plan.renditions), "due": due,
                            "already_sent": day_send.report.already_sent, "warnings": plan.warnings})
             else:
-                click.echo(f"Planned {plan.date.isoformat()}: {len(plan.messages)} messages in "
-                           f"{len(plan.renditions)} renditions, " + (
+                click.echo(f"Planned {plan.date.isoformat()}: {plural(len(plan.messages), 'message')} in "
+                           f"{plural(len(plan.renditions), 'rendition')}, " + (
                                f"{due} due; `newsletter worker` sends them." if due else
                                f"none due ({day_send.report.already_sent} sent before)."))
             return
@@ -1056,7 +1082,7 @@ def echo_ingest_health(summary: dict[str, Any]) -> None:
         shown = summary["drifted_files"][:5]
         more = len(summary["drifted_files"]) - len(shown)
         click.echo(f"  layout drift: {kinds} in {', '.join(shown)}" + (f" and {more} more" if more else "")
-                   + "; run `newsletter ingest` again to see the warnings")
+                   + "; `newsletter parse FILE` shows the warnings")
 
 
 @cli.group()
@@ -1272,16 +1298,17 @@ def held_config_warnings() -> list[str] | None:
     return cast(list[str], ctx.meta.setdefault(CONFIG_WARNINGS, []))
 
 
-def echo_json(data: Any) -> None:
+def echo_json(data: dict[str, Any]) -> None:
+    """Every --json output is an object, so that the config's warnings have a place in it."""
     held = held_config_warnings()
-    if held and isinstance(data, dict):
+    if held:
         data = {**data, "config_warnings": held}
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
-def days_as_json(days: list[Day], config_warnings: list[str]) -> str:
-    """``parse --json``: ``{"days": [...]}`` indented, each paper on one line of its own, and the
-    config's warnings when it has any (see held_config_warnings).
+def days_as_json(days: list[Day], warnings: list[ParseWarning], config_warnings: list[str]) -> str:
+    """``parse --json``: ``{"days": [...], "warnings": [...]}`` indented, each paper on one line of its
+    own, and the config's warnings when it has any (see held_config_warnings).
 
     A line per paper keeps the output readable in a pager and greppable, and lets the C encoder do
     the work: an indented ``json.dumps`` runs in pure Python and cost a third of the command. The
@@ -1301,7 +1328,11 @@ def days_as_json(days: list[Day], config_warnings: list[str]) -> str:
         for paper_number, paper in enumerate(papers):
             pieces += (",\n        " if paper_number else "\n        ", encode(paper))
         pieces.append("\n      ]\n    }")
-    pieces.append("\n  ]")
+    pieces.append('\n  ],\n  "warnings": [')
+    for number, warning in enumerate(warnings):  # a line each, as the papers
+        pieces += (",\n    " if number else "\n    ",
+                   encode({"file": warning.file, "line": warning.line, "message": warning.message}))
+    pieces.append("\n  ]" if warnings else "]")
     if config_warnings:
         pieces += (',\n  "config_warnings": ', json.dumps(config_warnings, ensure_ascii=False))
     pieces.append("\n}")

@@ -413,8 +413,20 @@ _TYPE_EXAMPLES: dict[Any, str] = {str: '"text"', int: "10", float: "1.5", bool: 
 """A value of each type, written as in TOML, for a key whose default cannot serve as the example."""
 
 
+_WANTED: dict[Any, str] = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+                          Path: "a path string", list: "an array", dict: "a table"}
+"""A type as a TOML writer knows it (not Python's `int`, `str`), for "must be ..."."""
+
+
+def _wanted(expected: Any) -> str:
+    if typing.get_origin(expected) in (typing.Union, types.UnionType):
+        return " or ".join(_wanted(option) for option in typing.get_args(expected) if option is not type(None))
+    kind = typing.get_origin(expected) or expected
+    return _WANTED.get(kind, getattr(kind, "__name__", str(kind)))
+
+
 def _wrong_type(key: str, path: Path, expected: Any, value: Any) -> ConfigError:
-    want = getattr(expected, "__name__", str(expected)).replace("Path", "path string")
+    want = _wanted(expected)
     return ConfigError(f"{path}: {key} must be {want}, got {_type_name(value)} ({value!r})",
                        f"write {key} in {path.name} as {want}, for example {_example(key, expected)}")
 

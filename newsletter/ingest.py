@@ -23,7 +23,7 @@ from newsletter.categories import Classifier
 from newsletter.config import Settings
 from newsletter.drift import flag_short_days
 from newsletter.errors import ConfigError, DigestError, UsageError
-from newsletter.models import Day, FileHealth, ParseResult, ParseWarning
+from newsletter.models import Day, FileHealth, ParseResult, ParseWarning, plural
 from newsletter.parsing import FORMAT_REVISION, expand_paths, parse_bytes, parse_file
 
 if TYPE_CHECKING:  # `newsletter parse` reads files only: the store (SQLAlchemy) is imported where it is used
@@ -162,8 +162,8 @@ def _parse_into(
 def _nothing_read_error(path: Path, warnings: int) -> DigestError:
     """A digest file that gave no day: every heading, table or paper in it was unreadable."""
     return DigestError(
-        str(path), f"nothing in this file could be read (its {warnings} warning(s) say why); the file is skipped, "
-        "so a listing stored earlier from it stays",
+        str(path), f"nothing in this file could be read (see its {plural(warnings, 'warning')}); the file is "
+        "skipped, so a listing stored earlier from it stays",
         hint="fix what the warnings name, or remove the file from the digests",
     )
 
@@ -210,8 +210,8 @@ def compare_listings(parsed_files: ParsedFiles, store: Store, sources: Iterable[
 def _shrink_error(shrunk: ShrunkListing) -> DigestError:
     return DigestError(
         shrunk.file,
-        f"lists {shrunk.parsed} papers for {shrunk.date} where the store holds {shrunk.stored} from this file; "
-        "the stored listing is kept and nothing of this file was ingested",
+        f"lists {plural(shrunk.parsed, 'paper')} for {shrunk.date} where the store holds {shrunk.stored} from this "
+        "file; the stored listing is kept and nothing of this file was ingested",
         hint="if the file was cut short or overwritten, restore it; if it is right, run `newsletter ingest "
         "--accept-shrink` to replace the stored listing",
     )

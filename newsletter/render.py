@@ -4,7 +4,8 @@ There is one Environment for everything (emails, web pages, feed entries), loadi
 ``newsletter.templates`` package (the top-level ``templates/`` folder), with autoescape on for
 HTML and StrictUndefined so that a misspelt variable fails the render instead of going out blank.
 An operator's ``[site] templates`` folder comes first (``use_templates``), as in Pelican: a template
-found there by name replaces the shipped one, and can extend or include the shipped ones.
+found there by name replaces the shipped one, and can extend or include the shipped ones (the one
+of its own name as ``shipped/NAME``).
 
 ``render_digest`` runs once per rendition (one day, one filter). Per-subscriber values are not
 known here: the caller passes placeholder strings in ``personal`` and fills them in afterwards
@@ -17,6 +18,7 @@ import datetime as dt
 import logging
 import re
 import textwrap
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -29,11 +31,15 @@ from jinja2 import (
     ChoiceLoader,
     Environment,
     FileSystemLoader,
+    PrefixLoader,
     StrictUndefined,
+    TemplateError,
+    TemplateSyntaxError,
     select_autoescape,
 )
 from markupsafe import Markup, escape
 
+from newsletter.errors import ConfigError
 from newsletter.excerpt import excerpt
 from newsletter.models import Paper, plural, summary_of
 from newsletter.sanitize import (
@@ -73,6 +79,13 @@ _env = Environment(
 )
 
 
+SHIPPED_PREFIX = "shipped"
+"""`{% extends "shipped/digest.html" %}`: the shipped template of a name, for one of the same name to build on."""
+
+_operator_folder: list[Path] = []
+"""The [site] templates folder in use, if any: a template failing there is the operator's to fix."""
+
+
 def use_templates(folder: Path | None) -> None:
     """Look up templates in ``folder`` first, then among the shipped ones (None: the shipped ones only).
 
@@ -80,7 +93,39 @@ def use_templates(folder: Path | None) -> None:
     so a switch never serves a template from the other set.
     """
     loaders: list[BaseLoader] = [FileSystemLoader(folder)] if folder is not None else []
-    _env.loader = ChoiceLoader([*loaders, _SHIPPED])
+    _env.loader = ChoiceLoader([*loaders, _SHIPPED, PrefixLoader({SHIPPED_PREFIX: _SHIPPED})])
+    _operator_folder[:] = [] if folder is None else [folder.resolve()]
+
+
+def _render(template_name: str, context: Mapping[str, Any]) -> str:
+    try:
+        return _env.get_template(template_name).render(context)
+    except (TemplateError, RecursionError) as exc:
+        failure = _operator_template_failure(exc)
+        if failure is None:  # a shipped template: a bug, with its traceback
+            raise
+        raise failure from None
+
+
+def _operator_template_failure(exc: TemplateError | RecursionError) -> ConfigError | None:
+    """A template of the operator's folder that does not compile or render, named by file and line
+    (a traceback through Jinja2's internals would not say which line of which template)."""
+    if isinstance(exc, TemplateSyntaxError) and exc.filename:
+        file, line = exc.filename, exc.lineno
+    else:  # Jinja2 rewrites the traceback so that a template's frames carry its file and line
+        frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if not frame.filename.endswith(".py")]
+        if not frames:
+            return None
+        file, line = frames[-1].filename, frames[-1].lineno or 0
+    if not _operator_folder or not Path(file).resolve().is_relative_to(_operator_folder[0]):
+        return None
+    if isinstance(exc, RecursionError):
+        name = Path(file).resolve().relative_to(_operator_folder[0]).as_posix()
+        return ConfigError(f"{file}:{line}: the template extends or includes itself",
+                           f'to build on the shipped template of its name, extend "{SHIPPED_PREFIX}/{name}"')
+    return ConfigError(f"{file}:{line}: {exc.message or type(exc).__name__}",
+                       "fix this template of [site] templates, or remove it to use the shipped one of that name "
+                       "(README: Templates)")
 
 
 def short_authors(authors: Sequence[str], shown: int = AUTHORS_SHOWN) -> str:
@@ -306,11 +351,11 @@ def feed_paper(paper: Paper, *, title: str, authors: Sequence[str], arxiv_url: s
     # The entry's summary stands alone in a feed reader, so a cards paper's points run together there.
     summary_html = (str(view.summary_html) if summary_of(paper, points_apart=True)
                     else markdown_to_safe_html(summary_of(paper)))
-    details_html = (Markup(_env.get_template("feed/paper_details.html").render(paper=view))
+    details_html = (Markup(_render("feed/paper_details.html", {"paper": view}))
                     if view.points or view.quiz else Markup(""))
-    digest_html = _env.get_template("feed/digest_paper.html").render(
-        paper=view, details_html=details_html, title=title, authors=authors, arxiv_url=arxiv_url,
-        huggingface_url=huggingface_url)
+    digest_html = _render("feed/digest_paper.html", {
+        "paper": view, "details_html": details_html, "title": title, "authors": authors, "arxiv_url": arxiv_url,
+        "huggingface_url": huggingface_url})
     return FeedPaper(summary_html=summary_html,
                      content_html=view.summary_html + details_html if details_html else "",
                      digest_html=digest_html)
@@ -318,9 +363,9 @@ def feed_paper(paper: Paper, *, title: str, authors: Sequence[str], arxiv_url: s
 
 def feed_digest_html(*, count: int, note: str, papers: Sequence[FeedPaper]) -> str:
     """The content of a day's entry in the digest feed: the note, then each paper's block."""
-    return _env.get_template("feed/digest_entry.html").render(
-        count_label=count_label(count), note_html=Markup(markdown_to_safe_html(note)) if note.strip() else "",
-        papers=[Markup(p.digest_html) for p in papers])
+    return _render("feed/digest_entry.html", {
+        "count_label": count_label(count), "note_html": Markup(markdown_to_safe_html(note)) if note.strip() else "",
+        "papers": [Markup(p.digest_html) for p in papers]})
 
 
 def digest_context(
@@ -403,8 +448,8 @@ def digest_context(
 
 def render_digest(context: Mapping[str, Any], papers: tuple[str, ...]) -> RenderedDigest:
     """The HTML (CSS inlined) and plain-text digest for one rendition."""
-    html = inline_css(_env.get_template("digest.html").render(context))
-    text = _env.get_template("digest.txt").render(context)
+    html = inline_css(_render("digest.html", context))
+    text = _render("digest.txt", context)
     return RenderedDigest(html=html, text=text, papers=papers)
 
 
@@ -433,4 +478,4 @@ def inline_css(html: str) -> str:
 
 def render_page(template_name: str, **context: Any) -> str:
     """Render any template by name (the web server's pages, the dry-run preview)."""
-    return _env.get_template(template_name).render(context)
+    return _render(template_name, context)

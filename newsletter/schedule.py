@@ -156,6 +156,10 @@ class Daemon:
             return
         deadline = self.publisher.deadline(today, fired[-1])
         if now >= deadline:
+            log.warning("job %s: today's run at %s was missed and its deadline, %s, has passed: %s is not "
+                        "settled and nothing is caught up; `newsletter publish --date %s` runs it by hand",
+                        job_id, fired[-1].astimezone(self.timezone).isoformat(),
+                        deadline.astimezone(self.timezone).isoformat(), today.isoformat(), today.isoformat())
             return
         log.warning("job %s: today's run at %s was missed and %s is not settled; rechecking now, until %s",
                     job_id, fired[-1].isoformat(), today.isoformat(), deadline.astimezone(self.timezone).isoformat())

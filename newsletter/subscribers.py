@@ -10,6 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from email.utils import parseaddr
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -61,8 +62,16 @@ def normalize_email(raw: str) -> str:
     except EmailNotValidError as exc:
         # email-validator ends its sentence with a full stop, which ran into "; check the spelling"
         raise InvalidSubscriberError(f"{address!r} is not a valid address: {str(exc).rstrip('.')}",
-                                     "check the spelling of the address") from None
+                                     _address_hint(address)) from None
     return result.ascii_email or result.normalized
+
+
+def _address_hint(refused: str) -> str:
+    """``Ada <ada@example.org>``, as copied from a mail client, is an address with its name: say where each goes."""
+    _name, inner = parseaddr(refused)
+    if "<" in refused and inner and inner != refused:
+        return f"give the address alone, {inner}, and the name apart: --name, or the CSV's name column"
+    return "check the spelling of the address"
 
 
 def email_key(address: str) -> str:
@@ -140,8 +149,9 @@ def check_categories(raw: Iterable[str], taxonomy: Sequence[str]) -> list[str]:
 
 
 def check_status(status: str) -> SubscriberStatus:
+    """A status, read as loosely as a cadence or weekday ("Active" from a spreadsheet is "active")."""
     for known in SUBSCRIBER_STATUSES:
-        if status == known:
+        if status.strip().lower() == known:
             return known
     raise InvalidSubscriberError(f"unknown status {status!r}", f"valid statuses are: {', '.join(SUBSCRIBER_STATUSES)}")
 

@@ -81,9 +81,38 @@ def test_counts_of_one_are_singular(tmp_path: Path) -> None:
     for extra in (tmp_path / "digests").iterdir():
         if extra.name != "2026-11-19.md":
             extra.unlink()
+    one_paper = (tmp_path / "digests" / "2026-11-19.md").read_text(encoding="utf-8").splitlines()[:5]
+    (tmp_path / "2026-11-18.md").write_text("\n".join(one_paper).replace("2026-11-19", "2026-11-18"), encoding="utf-8")
+    parsed = run(config, "parse", str(tmp_path / "2026-11-18.md"))
+    assert parsed.exit_code == 0 and parsed.stdout.startswith("2026-11-18    1 paper   "), parsed.stdout
+    assert parsed.stdout.endswith("\n1 day, 1 paper\n")
     parsed = run(config, "parse", str(tmp_path / "digests"))
     assert parsed.exit_code == 0 and "\n1 day, " in parsed.stdout
     ingested = run(config, "ingest")
     assert ingested.exit_code == 0 and ingested.stdout.startswith("1 file, 1 day: "), ingested.stdout
     feeds = run(config, "feeds")
     assert feeds.exit_code == 0 and " over 1 day: " in feeds.stdout, feeds.stdout
+
+
+def test_a_count_of_one_is_singular_in_a_plan_a_shrink_and_an_unread_day(tmp_path: Path) -> None:
+    config = config_with_digests(tmp_path)
+    digest = tmp_path / "digests" / "2026-11-19.md"
+    lines = digest.read_text(encoding="utf-8").splitlines()
+    for extra in (tmp_path / "digests").iterdir():
+        if extra != digest:
+            extra.unlink()
+    assert run(config, "ingest").exit_code == 0
+    assert run(config, "subscribers", "add", "ada@ai-papers-digest.org", "--category", "Multi-Modal").exit_code == 0
+    planned = run(config, "send", "--plan-only")
+    assert planned.stdout.startswith("Planned 2026-11-19: 1 message in 1 rendition, 1 due"), planned.stdout
+
+    digest.write_text("\n".join(lines[:5]), encoding="utf-8")  # the day's 4 papers cut to 1
+    shrunk = run(config, "ingest")
+    assert shrunk.exit_code == 1 and "lists 1 paper for 2026-11-19 where the store holds 4" in shrunk.stderr
+
+    digest.write_text("\n".join([*lines[:4], "| no link | A. B | C. |"]), encoding="utf-8")
+    unread = run(config, "parse", str(digest))
+    assert "none of the 1 paper listed for 2026-11-19 could be read" in unread.stderr, unread.stderr
+    digest.write_text("\n".join(lines[:5]).replace("2026-11-19", "2026-02-30"), encoding="utf-8")  # no such day
+    undated = run(config, "parse", str(digest))
+    assert f"{digest}: nothing in this file could be read (see its 1 warning)" in undated.stderr, undated.stderr

@@ -91,6 +91,15 @@ def test_unknown_option_is_a_usage_error(tmp_path: Path):
     assert run(write_config(tmp_path), "ingest", "--bogus").exit_code == 2
 
 
+@pytest.mark.parametrize("command", [("status", "--config"), ("subscribers", "list", "--config"),
+                                     ("subscribers", "--config")])
+def test_config_given_after_the_command_says_where_it_goes(tmp_path: Path, command: tuple[str, ...]):
+    config = write_config(tmp_path)
+    result = run(None, *command, str(config))
+    assert result.exit_code == 2
+    assert f"--config goes before the command: newsletter --config PATH {' '.join(command[:-1])}" in result.stderr
+
+
 @pytest.mark.usefixtures("store_backend")
 def test_an_unwritable_output_path_is_a_clear_error_not_a_traceback(tmp_path):
     config = write_config(tmp_path)

@@ -154,11 +154,13 @@ def test_a_value_out_of_range_comes_with_a_hint_giving_a_good_value(
 
 
 @pytest.mark.parametrize(("section", "line", "want"), [
-    ("smtp", "port = 'twenty-five'", "write smtp.port in config.toml as int, for example port = 25"),
-    ("feeds", "rss = 'yes'", "as bool, for example rss = true"),
-    ("smtp", "timeout = 'long'", "as float, for example timeout = 30.0"),
-    ("digests", "paths = 'examples'", 'for example paths = ["examples"]'),
-    ("digests", "paths = [1]", 'write digests.paths[0] in config.toml as str, for example "text"'),
+    ("smtp", "port = 'twenty-five'", "write smtp.port in config.toml as an integer, for example port = 25"),
+    ("feeds", "rss = 'yes'", "as true or false, for example rss = true"),
+    ("smtp", "timeout = 'long'", "as a number, for example timeout = 30.0"),
+    ("digests", "paths = 'examples'", 'as an array, for example paths = ["examples"]'),
+    ("digests", "paths = [1]", 'write digests.paths[0] in config.toml as a string, for example "text"'),
+    ("schedule", "deadline = 1.5", "as a string or an integer, for example deadline = 240"),
+    ("site", "templates = 1", "as a path string, for example"),
 ])
 def test_a_value_of_the_wrong_type_says_the_type_wanted_and_shows_one(
         tmp_path: Path, section: str, line: str, want: str) -> None:

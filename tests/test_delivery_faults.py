@@ -387,7 +387,7 @@ def test_subscribers_update_changes_the_filter_and_reactivate_undoes_a_bounce(tm
                   "--exclude", "survey", "--category", "Reinforcement Learning", "--category", "Multi-Modal")
     assert changed.exit_code == 0, changed.output
     assert "updated ada@example.org" in changed.output
-    (listed,) = json.loads(run(config, "subscribers", "list", "--json").stdout)
+    (listed,) = json.loads(run(config, "subscribers", "list", "--json").stdout)["subscribers"]
     assert {k: listed[k] for k in ("name", "categories", "keywords", "excluded", "status")} == {
         "name": "Ada", "categories": ["Multi-Modal", "Reinforcement Learning"], "keywords": ["diffusion"],
         "excluded": ["survey"], "status": "active"}
@@ -401,7 +401,7 @@ def test_subscribers_update_changes_the_filter_and_reactivate_undoes_a_bounce(tm
     assert run(config, "subscribers", "unsubscribe", "ada@example.org").exit_code == 0
     back = run(config, "subscribers", "update", "ada@example.org", "--reactivate")
     assert "re-subscribed ada@example.org (was unsubscribed)" in back.output
-    (listed,) = json.loads(run(config, "subscribers", "list", "--json").stdout)
+    (listed,) = json.loads(run(config, "subscribers", "list", "--json").stdout)["subscribers"]
     assert (listed["status"], listed["categories"], listed["keywords"], listed["excluded"]) == (
         "active", [], [], ["survey"])
     assert "nothing to change" in run(config, "subscribers", "update", "ada@example.org", "--reactivate").output

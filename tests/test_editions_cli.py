@@ -142,4 +142,4 @@ def test_send_on_a_day_without_a_digest_plans_that_days_weekly_editions_or_says_
 
     sent = run(config, "send", "--date", "2026-11-21", "--plan-only")
     assert sent.exit_code == 0, sent.output
-    assert "Planned 2026-11-21: 1 messages" in sent.output
+    assert "Planned 2026-11-21: 1 message in 1 rendition" in sent.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -343,9 +344,10 @@ def test_feeds_command_reports_written_then_unchanged(tmp_path: Path) -> None:
     second = run(config, "feeds")
     assert second.exit_code == 0 and "0 files written, 16 unchanged" in second.output
     assert (tmp_path / "feeds" / "papers.atom").is_file()
+    as_json = json.loads(run(config, "feeds", "--json").output)  # stderr mixed in: the warning is in the JSON
+    assert as_json["warnings"] == ["the store holds no papers yet: the feeds are empty; run `newsletter ingest` first"]
 
 
-@pytest.mark.usefixtures("store_backend")
 @pytest.mark.usefixtures("store_backend")
 def test_feeds_command_warns_of_nothing_once_papers_are_stored(tmp_path: Path) -> None:
     config = write_config(tmp_path)

@@ -133,4 +133,5 @@ def test_a_renamed_table_header_is_drift_in_ingest_json_and_status(tmp_path: Pat
 
     status = run(config, "status")
     assert status.exit_code == 0, status.output
-    assert f"layout drift: 1 unknown column in {renamed.resolve()}" in status.stdout
+    assert f"layout drift: 1 unknown column in {renamed.resolve()}; `newsletter parse FILE` shows the warnings" \
+        in status.stdout

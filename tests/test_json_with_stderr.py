@@ -50,7 +50,20 @@ def test_every_json_command_stays_valid_json_with_stderr_mixed_in(tmp_path: Path
     planned = outputs[("send",)]
     assert (planned["planned"], planned["due"], planned["warnings"]) == (5, 5, [])
     assert outputs[("send", "for real")]["sent"] == 5
+    assert len(outputs[("subscribers", "list")]["subscribers"]) == 5
     for key, output in outputs.items():
-        if isinstance(output, dict):  # `subscribers list --json` is a list: no room for them
-            (warning,) = output["config_warnings"]
-            assert "example domain" in warning, key
+        (warning,) = output["config_warnings"]
+        assert "example domain" in warning, key
+
+
+def test_parse_json_carries_the_digest_warnings_rather_than_stderr(tmp_path: Path) -> None:
+    digest = tmp_path / "2026-11-21.md"
+    digest.write_text("## Papers for 2026-11-21\n\n| Title | Authors | Summary |\n|---|---|---|\n"
+                      "| A (Read more on [arXiv](https://arxiv.org/abs/2611.09001)) | A. B | Agents. |\n"
+                      "| No link here | C. D | Text. |\n", encoding="utf-8")
+    result = run(None, "parse", str(digest), "--json")
+    assert result.exit_code == 0, result.output
+    parsed = json.loads(result.output)  # stdout and stderr, as the terminal shows them
+    assert [paper["arxiv_id"] for paper in parsed["days"][0]["papers"]] == ["2611.09001"]
+    (warning,) = parsed["warnings"]
+    assert (warning["file"], warning["line"]) == (str(digest), 6) and "no arXiv link" in warning["message"]

@@ -66,8 +66,10 @@ def test_parse_json_puts_each_paper_on_a_line_of_its_own_with_the_same_data(corp
     run = subprocess.run([sys.executable, "-m", "newsletter", "parse", "--json", *files],
                          capture_output=True, text=True, check=False, cwd=tmp_path, env=env)
     assert run.returncode == 0, run.stderr
-    days = parse_files(expand_paths(files), Classifier(CategorySettings())).days
-    assert json.loads(run.stdout) == {"days": [day_as_dict(day) for day in days]}
+    parsed = parse_files(expand_paths(files), Classifier(CategorySettings()))
+    days = parsed.days
+    assert json.loads(run.stdout) == {"days": [day_as_dict(day) for day in days], "warnings": [
+        {"file": w.file, "line": w.line, "message": w.message} for w in parsed.warnings]}
     paper_lines = [line for line in run.stdout.splitlines() if line.startswith('        {"arxiv_id": ')]
     assert [json.loads(line.rstrip(","))["arxiv_id"] for line in paper_lines] == [
         paper.arxiv_id for day in days for paper in day.papers]

@@ -178,6 +178,18 @@ def test_a_restart_past_the_grace_time_still_sends_a_late_digest_before_the_dead
     assert counts_for(settings, today) == ({"sent": sent} if sent else {})
 
 
+def test_a_restart_past_the_deadline_names_the_missed_run_and_the_command_that_sends_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings, today = late_restart_site(tmp_path, free_port(), 240)  # deadline 30 min ago
+    daemon = Daemon(settings)
+    with caplog.at_level("WARNING", logger="newsletter.schedule"):
+        daemon.add_jobs()
+    (logged,) = [r.getMessage() for r in caplog.records if r.name == "newsletter.schedule"]
+    assert logged.startswith("job publish: today's run at ")
+    assert f"{today} is not settled and nothing is caught up; `newsletter publish --date {today}` runs it" in logged
+    assert daemon.scheduler.get_job("publish-recheck") is None
+
+
 def test_a_restart_while_waiting_for_the_digest_keeps_waiting_and_notes_nothing(tmp_path: Path) -> None:
     settings, _today = late_restart_site(tmp_path, free_port(), 300)
     daemon = Daemon(settings)

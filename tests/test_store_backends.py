@@ -95,7 +95,7 @@ def test_subscribers_round_trip(tmp_path: Path, store_url: str) -> None:
     add_readers(config, 5)
     run_cli(config, "subscribers", "unsubscribe", "reader0001@example.com")
     run_cli(config, "subscribers", "remove", "reader0002@example.com")
-    listed = json.loads(run_cli(config, "subscribers", "list", "--status", "all", "--json"))
+    listed = json.loads(run_cli(config, "subscribers", "list", "--status", "all", "--json"))["subscribers"]
     exported = run_cli(config, "subscribers", "export")
 
     by_email = {s["email"]: s["status"] for s in listed}
@@ -128,7 +128,7 @@ def test_reactivating_a_bounced_reader(tmp_path: Path, store_url: str) -> None:
     add_readers(config, 2)
     run_cli(config, "subscribers", "update", "reader0000@example.com", "--status", "bounced")
     said = run_cli(config, "subscribers", "update", "reader0000@example.com", "--reactivate")
-    listed = json.loads(run_cli(config, "subscribers", "list", "--json"))
+    listed = json.loads(run_cli(config, "subscribers", "list", "--json"))["subscribers"]
 
     assert "bounced" in said
     assert {s["email"]: s["status"] for s in listed}["reader0000@example.com"] == "active"

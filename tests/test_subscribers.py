@@ -48,6 +48,13 @@ def test_invalid_addresses_are_refused(address: str) -> None:
         normalize_email(address)
 
 
+def test_an_address_with_a_name_says_where_the_name_goes() -> None:
+    with pytest.raises(InvalidSubscriberError) as refused:
+        normalize_email("Ada Lovelace <ada@example.org>")
+    assert refused.value.hint == ("give the address alone, ada@example.org, and the name apart: "
+                                  "--name, or the CSV's name column")
+
+
 @pytest.mark.parametrize("field", ["email", "name"])
 @pytest.mark.parametrize("control", ["\r", "\n", "\r\n", "\x00", "\t", "\x85", "\u2028"])
 def test_header_injection_is_refused(field: str, control: str) -> None:

@@ -36,7 +36,7 @@ def run(config: Path):
 def listed(run) -> list[dict]:
     result = run("list", "--json")
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["subscribers"]
 
 
 def test_add_list_remove(run, config: Path, store_url: str) -> None:
@@ -107,6 +107,18 @@ def test_list_filters_by_status(run) -> None:
     assert [s["email"] for s in listed(run)] == ["ada@example.org"]
     assert "no subscribers with status bounced" in run("list", "--status", "bounced").stdout
     assert run("list", "--status", "gone").exit_code == 2
+
+
+def test_status_cadence_and_weekday_are_read_as_loosely_in_a_csv_as_on_the_command_line(run, tmp_path: Path) -> None:
+    sheet = tmp_path / "from-a-spreadsheet.csv"
+    sheet.write_text("email,cadence,weekday,status\nada@example.org,Weekly,Tue, Active\n", encoding="utf-8")
+    imported = run("import", str(sheet))
+    assert imported.exit_code == 0, imported.output
+    added = run("add", "bob@example.org", "--cadence", "Weekly", "--weekday", "TUE")
+    assert added.exit_code == 0, added.output
+    assert run("update", "bob@example.org", "--status", "Bounced").exit_code == 0
+    assert [(s["cadence"], s["weekday"], s["status"]) for s in listed(run)] == [
+        ("weekly", "tue", "active"), ("weekly", "tue", "bounced")]
 
 
 def test_import_twice_then_export_round_trip(run, tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,3 +69,44 @@ def test_the_folder_is_looked_up_first_then_the_shipped_templates(tmp_path: Path
     render.use_templates(None)
     with pytest.raises(UndefinedError):  # the shipped page, which needs the site's variables too
         render.render_page("web/message.html", text="<hi>")
+
+
+@pytest.mark.usefixtures("store_backend")
+@pytest.mark.parametrize(("name", "text", "line", "message"), [
+    ("digest.html", "<p>\n{{ broken( }}\n</p>", 2, "unexpected '}'"),
+    ("digest.txt", "Hello\n\n{{ nosuch.attr }}\n", 3, "'nosuch' is undefined"),
+    ("feed/digest_paper.html", "{% include 'nowhere.html' %}", 1, "nowhere.html"),
+])
+def test_a_broken_template_of_the_operator_is_named_with_its_line_not_a_traceback(
+        tmp_path: Path, name: str, text: str, line: int, message: str) -> None:
+    template = tmp_path / "my-templates" / name
+    template.parent.mkdir(parents=True)
+    template.write_text(text, encoding="utf-8")
+    config = config_with_templates(tmp_path, "my-templates")
+    assert run(config, "ingest").exit_code == 0
+    assert run(config, "subscribers", "add", "ada@example.org").exit_code == 0
+    result = run(config, "feeds" if name.startswith("feed/") else "send", *([] if name.startswith("feed/") else
+                                                                             ["--dry-run"]))
+    assert result.exit_code == 2, result.output
+    assert f"Error: {template}:{line}: " in result.stderr and message in result.stderr, result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.usefixtures("store_backend")
+def test_a_template_builds_on_the_shipped_one_of_its_name_as_shipped_slash_name(tmp_path: Path) -> None:
+    own = tmp_path / "my-templates" / "digest.html"
+    own.parent.mkdir(parents=True)
+    own.write_text('{% extends "digest.html" %}{% block greeting %}Howdy{% endblock %}', encoding="utf-8")
+    config = config_with_templates(tmp_path, "my-templates")
+    assert run(config, "ingest").exit_code == 0
+    assert run(config, "subscribers", "add", "ada@example.org").exit_code == 0
+    itself = run(config, "send", "--dry-run")
+    assert itself.exit_code == 2, itself.output
+    assert f"Error: {own}:1: " in itself.stderr and 'extend "shipped/digest.html"' in itself.stderr, itself.stderr
+
+    own.write_text(own.read_text(encoding="utf-8").replace('"digest.html"', '"shipped/digest.html"'), encoding="utf-8")
+    built_on = run(config, "send", "--dry-run")
+    assert built_on.exit_code == 0, built_on.output
+    (message,) = (tmp_path / "outbox").rglob("*.eml")
+    html = email.message_from_bytes(message.read_bytes(), policy=email.policy.default).get_body(("html",))
+    assert "Howdy" in html.get_content() and "In this issue" in html.get_content()

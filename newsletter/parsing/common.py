@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from newsletter.models import Day, Paper, ParseWarning
+from newsletter.models import Day, Paper, ParseWarning, plural
 
 # After "arxiv.org/": new-style ids (2504.08685) and old-style ones (hep-th/9901001, math.AG/0101001).
 # The version suffix is matched outside the id so that it is dropped.
@@ -72,8 +72,8 @@ def bad_day_date(source: str, line: int, token: str) -> ParseWarning:
 def unread_day_warning(day: Day, blocks: int, line: int) -> ParseWarning:
     """The warning for a day none of whose ``blocks`` (rows or cards) could be read, the same in every format."""
     return ParseWarning(
-        day.source, line, f"none of the {blocks} papers listed for {day.date} could be read (see the warnings "
-        "about them); the day is left out and a listing stored earlier stays",
+        day.source, line, f"none of the {plural(blocks, 'paper')} listed for {day.date} could be read (see the "
+        "warnings about them); the day is left out and a listing stored earlier stays",
     )
 
 

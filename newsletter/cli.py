@@ -944,16 +944,16 @@ def status(app: AppContext, date: dt.date | None, as_json: bool) -> None:
     from newsletter.store import Store
 
     with Store.from_settings(app.settings) as store:
-        found = status_of(store, None if date is None else [date])
+        found = status_of(store, None if date is None else [date], app.settings.smtp.relay)
     if as_json:
         echo_json(found)
         return
     echo_status(found, date)
 
 
-def status_of(store: Store, dates: list[dt.date] | None) -> dict[str, Any]:
+def status_of(store: Store, dates: list[dt.date] | None, relay: str) -> dict[str, Any]:
     """What `newsletter status` shows, as `status --json` prints it: the schedule's leader, the current
-    relay pauses, the last ingest's summary, then the days."""
+    relay pauses (``relay``: the one [smtp] names), the last ingest's summary, then the days."""
     from newsletter.clock import as_utc
     from newsletter.store.deliveries import DELIVERY_STATES
 
@@ -963,7 +963,7 @@ def status_of(store: Store, dates: list[dt.date] | None) -> dict[str, Any]:
     notes = store.no_issue_notes(dates)
     days = sorted(set(counts) | set(notes), reverse=True)
     return {
-        **shared_state(store),
+        **shared_state(store, relay),
         "last_ingest": None if last_ingest is None else {"finished_at": as_utc(last_ingest[0]).isoformat(),
                                                          **last_ingest[1]},
         "days": [{
@@ -1036,10 +1036,12 @@ def several_editions(per_edition: dict[dt.date, dict[str, Any]], day: dt.date) -
     return set(per_edition.get(day, {})) - {f"daily/{day.isoformat()}"} != set()
 
 
-def shared_state(store: Store) -> dict[str, Any]:
+def shared_state(store: Store, relay: str) -> dict[str, Any]:
     """What daemons and sends sharing the store need watched: the schedule's leader (null when no daemon
     ever led), and the relays whose sending is paused now (paused in the last day, and no send since
-    got a message through)."""
+    got a message through there). A pause of another relay than ``relay``, the one [smtp] names now
+    (one changed after the pause, or another config's sharing the store), is marked: no send of
+    this config will end it."""
     from newsletter.clock import utc_now
     from newsletter.dispatch.delivery import describe_owner
     from newsletter.store.leadership import SCHEDULE_LEADER
@@ -1049,8 +1051,9 @@ def shared_state(store: Store) -> dict[str, Any]:
     return {
         "schedule": None if held is None else {"holder": describe_owner(held[0]), "lease_until": held[1].isoformat(),
                                                "leading": held[1] > now},
-        "paused": [{"relay": relay, "paused_at": paused_at.isoformat(), "reason": reason}
-                   for relay, paused_at, reason in store.relay_pauses(now - dt.timedelta(days=1))],
+        "paused": [{"relay": paused, "paused_at": paused_at.isoformat(), "reason": reason,
+                    "configured": paused == relay}
+                   for paused, paused_at, reason in store.relay_pauses(now - dt.timedelta(days=1))],
     }
 
 
@@ -1063,7 +1066,9 @@ def shared_state_lines(found: dict[str, Any]) -> list[str]:
                      f"schedule: no leader; {leader['holder']} let its lease run out at {until:%H:%M:%S} UTC")
     for pause in found["paused"]:
         lines.append(f"sending to {pause['relay']} paused at "
-                     f"{dt.datetime.fromisoformat(pause['paused_at']):%Y-%m-%d %H:%M} UTC: {pause['reason']}")
+                     f"{dt.datetime.fromisoformat(pause['paused_at']):%Y-%m-%d %H:%M} UTC: {pause['reason']}"
+                     + ("" if pause["configured"] else
+                        " (not the relay [smtp] names now: sends there do not end this pause)"))
     return lines
 
 

@@ -159,6 +159,11 @@ class SmtpSettings:
     """How long a message claimed by one send stays reserved. A send that was killed on this host is
     taken over at once; one that died on another host is taken over when its lease runs out."""
 
+    @property
+    def relay(self) -> str:
+        """``host:port``: what the sends sharing a store key their rate limit and pauses by."""
+        return f"{self.host}:{self.port}"
+
 
 @dataclass
 class WebSettings:

@@ -46,7 +46,7 @@ def test_status_json_carries_the_pause_the_text_shows_and_neither_shows_it_once_
         found = json.loads(run(config, "status", "--json").stdout)
         (pause,) = found["paused"]
         assert pause["relay"] == relay and "5.7.1 sending blocked" in pause["reason"]
-        assert pause["paused_at"].endswith("+00:00")
+        assert pause["paused_at"].endswith("+00:00") and pause["configured"] is True
         assert found["schedule"] is None
         assert [day["date"] for day in found["days"]] == [DAY]
 
@@ -58,3 +58,23 @@ def test_status_json_carries_the_pause_the_text_shows_and_neither_shows_it_once_
         shown = run(config, "status", *args).stdout
         assert "paused" not in shown, shown
         assert json.loads(run(config, "status", *args, "--json").stdout)["paused"] == []
+
+
+def test_a_pause_of_a_relay_the_config_no_longer_names_is_marked_so(tmp_path: Path, store_backend: str) -> None:
+    def refuse(_recipient: str, _seen: int) -> str | None:
+        return "554 5.7.1 sending blocked"
+
+    with smtp_server(Recorder(data_fault=refuse)) as wrong:
+        config = shipped_project(tmp_path, wrong.port)
+        assert run(config, "send").exit_code == 1
+    paused = f"127.0.0.1:{wrong.port}"
+    with smtp_server(Recorder()) as right:  # the operator fixes the port in [smtp]
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace(f"port = {wrong.port}\n", f"port = {right.port}\n"), encoding="utf-8")
+        assert run(config, "send").exit_code == 0
+
+    shown = run(config, "status").stdout
+    assert f"sending to {paused} paused at " in shown
+    assert "(not the relay [smtp] names now: sends there do not end this pause)" in shown, shown
+    (pause,) = json.loads(run(config, "status", "--json").stdout)["paused"]
+    assert (pause["relay"], pause["configured"]) == (paused, False)

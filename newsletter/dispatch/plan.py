@@ -30,7 +30,17 @@ from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
 from newsletter.dispatch import mail
 from newsletter.errors import NewsletterError, UsageError
-from newsletter.models import WEEKDAYS, Day, Edition, EditionKind, Paper, PlannedMessage, SkippedRecipient, Subscriber
+from newsletter.models import (
+    WEEKDAYS,
+    Day,
+    Edition,
+    EditionKind,
+    Paper,
+    PlannedMessage,
+    SkippedRecipient,
+    Subscriber,
+    plural,
+)
 from newsletter.selection import Filter, author_key
 from newsletter.store import Store
 
@@ -444,7 +454,7 @@ def _rendition(settings: Settings, plan: Plan, selected: list[Paper], selection:
                                       else len(selected))
         plan.warnings.append(
             f"rendition {filt.key}: {len(selected)} papers would pass the {kb} KB at which Gmail clips a "
-            f"message, so the email shortens the summaries and lists {title_only} papers by title only "
+            f"message, so the email shortens the summaries and lists {plural(title_only, 'paper')} by title only "
             "(it says so, and links to the archive)"
         )
     plan.renditions[rendition.key] = rendition

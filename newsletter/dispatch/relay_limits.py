@@ -27,7 +27,7 @@ class RelayLimits:
     def __init__(self, store: Store, smtp: SmtpSettings, clock: Clock,
                  sleep: Callable[[float], None] = time.sleep, wall: Callable[[], float] = time.time) -> None:
         self.store = store
-        self.relay = f"{smtp.host}:{smtp.port}"
+        self.relay = smtp.relay
         self.interval = 1.0 / smtp.rate_limit if smtp.rate_limit > 0 else 0.0
         self.clock = clock
         self.started_at = clock()

@@ -119,6 +119,29 @@ def _merge_listings(contents: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+def _paper_row(arxiv_id: str, listings: list[Any], now: dt.datetime) -> dict[str, Any]:
+    """The papers row derived from a paper's listings (newest day first), without ``first_seen``."""
+    newest = listings[0].date
+    # Table rows first: they carry the digest's own summary, authors and category. Among
+    # those, the listing ingested last: a corrected or renamed file overrides an older one.
+    contents = sorted(
+        ((json.loads(r.content), r) for r in listings if r.date == newest),
+        key=lambda c: (bool(c[0]["points"]), -c[1].ingested_at.timestamp(), c[1].source),
+    )
+    if len(contents) == 1:
+        merged, text, digest = contents[0][0], contents[0][1].content, contents[0][1].content_hash
+    else:
+        merged = _merge_listings([c for c, _ in contents])
+        text = _canonical_json(merged)
+        digest = _content_hash(text)
+    return {
+        "arxiv_id": arxiv_id, "content": text, "content_hash": digest, "title": _query_copy(merged["title"]),
+        "category": _query_copy(merged["category"], CATEGORY_LENGTH),
+        "published": dt.date.fromisoformat(merged["published"]) if merged["published"] else None,
+        "updated_at": now,
+    }
+
+
 def _listings_by_file(new_days: Iterable[Day]) -> tuple[_Listings, dict[tuple[dt.date, str], Day]]:
     """Each (day, source file)'s papers as stored, by arXiv id (a paper listed twice: its first listing),
     and the day as that file first gave it (for its note)."""
@@ -321,6 +344,22 @@ class PaperStore:
     @staticmethod
     def _refresh_papers(conn: Connection, arxiv_ids: list[str], now: dt.datetime) -> tuple[set[str], set[str]]:
         """Re-derive the papers rows of ``arxiv_ids`` from their listings; return (inserted, updated)."""
+        listed, current = PaperStore._listings_and_current_hashes(conn, arxiv_ids)
+        inserts, updates = [], []
+        for arxiv_id, rows in listed.items():
+            row = _paper_row(arxiv_id, rows, now)
+            if arxiv_id not in current:
+                inserts.append({**row, "first_seen": rows[-1].date})
+            elif current[arxiv_id] != row["content_hash"]:
+                updates.append(row)
+        PaperStore._write_papers(conn, inserts, updates)
+        return {r["arxiv_id"] for r in inserts}, {r["arxiv_id"] for r in updates}
+
+    @staticmethod
+    def _listings_and_current_hashes(
+        conn: Connection, arxiv_ids: list[str]
+    ) -> tuple[dict[str, list[Any]], dict[str, str]]:
+        """Each paper's listings, newest day first, and the content hash of its stored papers row (if any)."""
         listed: dict[str, list[Any]] = {}
         current: dict[str, str] = {}
         for start in range(0, len(arxiv_ids), 500):  # stay under SQLite's bound-parameter limit
@@ -340,31 +379,11 @@ class PaperStore:
                     select(papers.c.arxiv_id, papers.c.content_hash).where(papers.c.arxiv_id.in_(chunk))
                 )
             )
-        inserts, updates = [], []
-        for arxiv_id, rows in listed.items():
-            newest = rows[0].date
-            # Table rows first: they carry the digest's own summary, authors and category. Among
-            # those, the listing ingested last: a corrected or renamed file overrides an older one.
-            contents = sorted(
-                ((json.loads(r.content), r) for r in rows if r.date == newest),
-                key=lambda c: (bool(c[0]["points"]), -c[1].ingested_at.timestamp(), c[1].source),
-            )
-            if len(contents) == 1:
-                merged, text, digest = contents[0][0], contents[0][1].content, contents[0][1].content_hash
-            else:
-                merged = _merge_listings([c for c, _ in contents])
-                text = _canonical_json(merged)
-                digest = _content_hash(text)
-            row = {
-                "arxiv_id": arxiv_id, "content": text, "content_hash": digest, "title": _query_copy(merged["title"]),
-                "category": _query_copy(merged["category"], CATEGORY_LENGTH),
-                "published": dt.date.fromisoformat(merged["published"]) if merged["published"] else None,
-                "updated_at": now,
-            }
-            if arxiv_id not in current:
-                inserts.append({**row, "first_seen": rows[-1].date})
-            elif current[arxiv_id] != digest:
-                updates.append(row)
+        return listed, current
+
+    @staticmethod
+    def _write_papers(conn: Connection, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
+        """Insert the new papers rows and update the changed ones, one statement each."""
         if inserts:
             conn.execute(papers.insert(), inserts)
         if updates:
@@ -373,7 +392,6 @@ class PaperStore:
                 update(papers).where(papers.c.arxiv_id == bindparam("key")).values({c: bindparam(c) for c in columns}),
                 [{**{c: u[c] for c in columns}, "key": u["arxiv_id"]} for u in updates],
             )
-        return {r["arxiv_id"] for r in inserts}, {r["arxiv_id"] for r in updates}
 
     def dates(self) -> list[dt.date]:
         """Every ingested date, newest first."""

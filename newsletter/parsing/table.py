@@ -182,20 +182,9 @@ def unknown_columns(line: str, source: str, number: int) -> list[ParseWarning]:
 
 
 def parse_row(row: str, line: int, layout: Layout, source: str) -> Paper | ParseWarning:
-    # A one-character test first: ``in`` with a longer needle scans a long row several times slower.
-    escaped = "\\" in row and "\\|" in row
-    if escaped:
-        row = row.replace("\\|", ESCAPED_PIPE)
-    cells = split_cells(row, layout)
-    if cells is None:
-        return ParseWarning(
-            source,
-            line,
-            f"row has {split_outer(row).count('|') + 1} cell(s) but the table header has {layout.width}; "
-            "check the row for a missing `|` or a line break",
-        )
-    if escaped:
-        cells = [cell.replace(ESCAPED_PIPE, "|") for cell in cells]
+    cells = row_cells(row, line, layout, source)
+    if isinstance(cells, ParseWarning):
+        return cells
     title_cell = cells[layout.title]
     link_cell = cells[layout.link] if layout.link is not None else ""
     arxiv_id = find_arxiv_id(title_cell) or (find_arxiv_id(link_cell) if link_cell else None)
@@ -210,15 +199,8 @@ def parse_row(row: str, line: int, layout: Layout, source: str) -> Paper | Parse
     title = clean_title(title_cell)
     if not title:
         return ParseWarning(source, line, f"empty title for arXiv {arxiv_id}; row skipped, fill in the Title cell")
-    links = {"arxiv": "https://arxiv.org/abs/" + arxiv_id, "pdf": "https://arxiv.org/pdf/" + arxiv_id}
-    huggingface = huggingface_link(title_cell) or (huggingface_link(link_cell) if link_cell else None)
-    if huggingface is not None:
-        links["huggingface"] = huggingface
-    authors: list[str] = []
-    if layout.authors is not None:
-        authors = [name.strip() for name in cells[layout.authors].split(",")]
-        if "" in authors:
-            authors = [name for name in authors if name]
+    links = paper_links(arxiv_id, title_cell, link_cell)
+    authors = authors_of(cells, layout)
     category = cells[layout.category].strip() if layout.category is not None else ""
     return Paper(
         arxiv_id=arxiv_id,
@@ -229,6 +211,44 @@ def parse_row(row: str, line: int, layout: Layout, source: str) -> Paper | Parse
         links=links,
         line=line,
     )
+
+
+def row_cells(row: str, line: int, layout: Layout, source: str) -> list[str] | ParseWarning:
+    """The row's cells, escaped ``\\|`` read as ``|``, or a warning when it has fewer than the header."""
+    # A one-character test first: ``in`` with a longer needle scans a long row several times slower.
+    escaped = "\\" in row and "\\|" in row
+    if escaped:
+        row = row.replace("\\|", ESCAPED_PIPE)
+    cells = split_cells(row, layout)
+    if cells is None:
+        return ParseWarning(
+            source,
+            line,
+            f"row has {split_outer(row).count('|') + 1} cell(s) but the table header has {layout.width}; "
+            "check the row for a missing `|` or a line break",
+        )
+    if escaped:
+        cells = [cell.replace(ESCAPED_PIPE, "|") for cell in cells]
+    return cells
+
+
+def paper_links(arxiv_id: str, title_cell: str, link_cell: str) -> dict[str, str]:
+    """The paper's arXiv and PDF links, and its Hugging Face page when the title or Link cell gives one."""
+    links = {"arxiv": "https://arxiv.org/abs/" + arxiv_id, "pdf": "https://arxiv.org/pdf/" + arxiv_id}
+    huggingface = huggingface_link(title_cell) or (huggingface_link(link_cell) if link_cell else None)
+    if huggingface is not None:
+        links["huggingface"] = huggingface
+    return links
+
+
+def authors_of(cells: list[str], layout: Layout) -> list[str]:
+    """The Authors cell's names (none without such a column), empty ones left out."""
+    if layout.authors is None:
+        return []
+    authors = [name.strip() for name in cells[layout.authors].split(",")]
+    if "" in authors:
+        authors = [name for name in authors if name]
+    return authors
 
 
 def parse_table(text: str, source: str) -> ParseResult:  # noqa: C901 (a state machine: see pyproject.toml)

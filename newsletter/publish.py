@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from newsletter.calendar import WallClockCronTrigger, parse_deadline
 from newsletter.clock import Clock, utc_now
 from newsletter.config import Settings
-from newsletter.dispatch.delivery import summary_line
+from newsletter.dispatch.delivery import DeliveryReport, summary_line
 from newsletter.dispatch.plan import weekly_due
 from newsletter.dispatch.send import DaySend
 from newsletter.errors import NewsletterError
@@ -248,17 +248,28 @@ class Publisher:
             return
         if noted and plan.messages:
             store.clear_no_issue(date)  # it has an issue now; `newsletter status` should not say otherwise
+        report = self._deliver(send, result)
+        if report is not None:
+            self._conclude(store, result, scheduled_at, send, report)
+
+    def _deliver(self, send: DaySend, result: PublishResult) -> DeliveryReport | None:
+        """Run the send where stop() can reach it; None when stop() came before it started."""
         with self._lock:
             self._sends.add(send)
         try:
             if self.stopping:  # stop() came before the send was registered
                 result.outcome = "stopped"
-                return
+                return None
             send.prepare()
-            report = send.deliver()
+            return send.deliver()
         finally:
             with self._lock:
                 self._sends.discard(send)
+
+    def _conclude(self, store: Store, result: PublishResult, scheduled_at: dt.datetime | None, send: DaySend,
+                  report: DeliveryReport) -> None:
+        """Set the outcome from the send's report, and when to look again if rows are left."""
+        date = result.date
         result.sent = report.sent
         result.details.append(summary_line(report, dated=False))
         if report.paused is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO, cast
@@ -67,20 +67,7 @@ def read_csv(path: Path, taxonomy: Sequence[str]) -> CsvRows:
 
 def parse_csv(stream: TextIO, source: str, taxonomy: Sequence[str]) -> CsvRows:
     reader = csv.reader(stream)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise UsageError(f"{source}:1: the file is empty",
-                         f"the first line must be a header such as {','.join(CSV_COLUMNS[:3])}") from None
-    except csv.Error as exc:
-        raise UsageError(f"{source}:1: not valid CSV: {exc}") from None
-    columns = tuple(c.strip().lower() for c in header)
-    unknown = [c for c in columns if c not in CSV_COLUMNS]
-    if "email" not in columns or unknown or len(set(columns)) != len(columns):
-        problem = (f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}" if unknown
-                   else "a column is repeated" if "email" in columns else "no 'email' column")
-        raise UsageError(f"{source}:1: {problem} in the header",
-                         f"the first line must be a header of: {', '.join(CSV_COLUMNS)} (email required)")
+    columns = _read_header(reader, source)
     result = CsvRows(columns=columns)
     first_line: dict[str, int] = {}
     line = reader.line_num + 1
@@ -98,20 +85,8 @@ def parse_csv(stream: TextIO, source: str, taxonomy: Sequence[str]) -> CsvRows:
         if len(cells) != len(columns):
             result.errors.append(ParseWarning(source, start, f"{len(cells)} cells, but the header has {len(columns)}"))
             continue
-        row: Mapping[str, str] = dict(zip(columns, cells, strict=True))
         try:
-            sub = validated(Subscriber(
-                email=row["email"],
-                name=row.get("name", ""),
-                categories=split_list(row.get("categories")),
-                keywords=split_list(row.get("keywords")),
-                excluded_keywords=split_list(row.get("excluded")),
-                authors=split_list(row.get("authors")),
-                # As read; validated() checks these in their turn, after the fields before them.
-                cadence=cast(Cadence, row.get("cadence", "").strip() or "daily"),
-                weekday=cast(Weekday, row.get("weekday", "").strip() or "mon"),
-                status=cast(SubscriberStatus, row.get("status", "").strip() or "active"),
-            ), taxonomy)
+            sub = _subscriber_of(dict(zip(columns, cells, strict=True)), taxonomy)
         except InvalidSubscriberError as exc:
             result.errors.append(ParseWarning(source, start, str(exc).replace("\n  hint:", ";")))
             continue
@@ -122,6 +97,41 @@ def parse_csv(stream: TextIO, source: str, taxonomy: Sequence[str]) -> CsvRows:
         first_line[key] = start
         result.rows.append((start, sub))
     return result
+
+
+def _read_header(reader: Iterator[list[str]], source: str) -> tuple[str, ...]:
+    """The header's column names, lower-cased; UsageError when the header is missing or unusable."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise UsageError(f"{source}:1: the file is empty",
+                         f"the first line must be a header such as {','.join(CSV_COLUMNS[:3])}") from None
+    except csv.Error as exc:
+        raise UsageError(f"{source}:1: not valid CSV: {exc}") from None
+    columns = tuple(c.strip().lower() for c in header)
+    unknown = [c for c in columns if c not in CSV_COLUMNS]
+    if "email" not in columns or unknown or len(set(columns)) != len(columns):
+        problem = (f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}" if unknown
+                   else "a column is repeated" if "email" in columns else "no 'email' column")
+        raise UsageError(f"{source}:1: {problem} in the header",
+                         f"the first line must be a header of: {', '.join(CSV_COLUMNS)} (email required)")
+    return columns
+
+
+def _subscriber_of(row: Mapping[str, str], taxonomy: Sequence[str]) -> Subscriber:
+    """The row's subscriber, validated (InvalidSubscriberError); absent columns take the defaults."""
+    return validated(Subscriber(
+        email=row["email"],
+        name=row.get("name", ""),
+        categories=split_list(row.get("categories")),
+        keywords=split_list(row.get("keywords")),
+        excluded_keywords=split_list(row.get("excluded")),
+        authors=split_list(row.get("authors")),
+        # As read; validated() checks these in their turn, after the fields before them.
+        cadence=cast(Cadence, row.get("cadence", "").strip() or "daily"),
+        weekday=cast(Weekday, row.get("weekday", "").strip() or "mon"),
+        status=cast(SubscriberStatus, row.get("status", "").strip() or "active"),
+    ), taxonomy)
 
 
 def import_csv(store: Store, path: Path, taxonomy: Sequence[str]) -> ImportReport:

@@ -68,46 +68,63 @@ def write_outbox(plan: Plan, outbox: Path, sample_threshold: int,
     states = [log_state(planned, logged) for planned in plan.messages]
     folder = outbox / plan.date.isoformat()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("*.eml"):
-            old.unlink()
-        shutil.rmtree(folder / "renditions", ignore_errors=True)
-        for stale in (folder / "index.html", folder / "plan.json"):
-            stale.unlink(missing_ok=True)
+        _clear_earlier_run(folder)
         sampled = states.count(None) > sample_threshold
-        files: list[str | None] = []
-        sampled_keys: set[str] = set()
-        for position, (planned, state) in enumerate(zip(plan.messages, states, strict=True), start=1):
-            name = None  # a message not going out now gets no file
-            if state is None and not sampled:
-                name = f"{position:06d}-{_file_safe(planned.subscriber.email)}.eml"
-            elif state is None and planned.rendition_key not in sampled_keys:
-                sampled_keys.add(planned.rendition_key)
-                number = plan.rendition_number(planned.rendition_key)
-                name = f"sample-{number:03d}-{_file_safe(planned.rendition_key)}.eml"
-            if name is not None:
-                (folder / name).write_bytes(plan.message_bytes(planned))
-            files.append(name)
-            if on_message is not None:
-                on_message(1)
+        files = _write_messages(plan, folder, states, sampled, on_message)
         index_file = _write_index(plan, folder) if plan.renditions else None
-        document = {
-            "date": plan.date.isoformat(),
-            "messages": [
-                {"to": m.subscriber.email, "papers": list(m.papers), "file": f, "edition": m.edition.as_dict(),
-                 "reasons": plan.renditions[m.rendition_key].reasons_for(m), "goes_out": state is None,
-                 "log_state": state}
-                for m, f, state in zip(plan.messages, files, states, strict=True)
-            ],
-            "skipped": [{"to": s.email, "reason": s.reason} for s in plan.skipped],
-        }
         plan_file = folder / "plan.json"
+        document = _plan_document(plan, files, states)
         plan_file.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise NewsletterError(f"cannot write the outbox {folder}: {exc.strerror or exc}",
                               "check [email] outbox or --outbox, and that the folder is writable") from exc
     return OutboxReport(folder, plan_file, index_file, sum(f is not None for f in files), sampled,
                         Counter(state for state in states if state is not None), len(plan.messages))
+
+
+def _clear_earlier_run(folder: Path) -> None:
+    """Create ``folder``, or remove what an earlier dry run for the same date wrote in it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.eml"):
+        old.unlink()
+    shutil.rmtree(folder / "renditions", ignore_errors=True)
+    for stale in (folder / "index.html", folder / "plan.json"):
+        stale.unlink(missing_ok=True)
+
+
+def _write_messages(plan: Plan, folder: Path, states: list[str | None], sampled: bool,
+                    on_message: Callable[[int], None] | None) -> list[str | None]:
+    """Write the .eml files; return each planned message's file name (None: no file)."""
+    files: list[str | None] = []
+    sampled_keys: set[str] = set()
+    for position, (planned, state) in enumerate(zip(plan.messages, states, strict=True), start=1):
+        name = None  # a message not going out now gets no file
+        if state is None and not sampled:
+            name = f"{position:06d}-{_file_safe(planned.subscriber.email)}.eml"
+        elif state is None and planned.rendition_key not in sampled_keys:
+            sampled_keys.add(planned.rendition_key)
+            number = plan.rendition_number(planned.rendition_key)
+            name = f"sample-{number:03d}-{_file_safe(planned.rendition_key)}.eml"
+        if name is not None:
+            (folder / name).write_bytes(plan.message_bytes(planned))
+        files.append(name)
+        if on_message is not None:
+            on_message(1)
+    return files
+
+
+def _plan_document(plan: Plan, files: list[str | None], states: list[str | None]) -> dict[str, object]:
+    """plan.json's content: every planned message, whether it goes out now and its file, and the skipped."""
+    return {
+        "date": plan.date.isoformat(),
+        "messages": [
+            {"to": m.subscriber.email, "papers": list(m.papers), "file": f, "edition": m.edition.as_dict(),
+             "reasons": plan.renditions[m.rendition_key].reasons_for(m), "goes_out": state is None,
+             "log_state": state}
+            for m, f, state in zip(plan.messages, files, states, strict=True)
+        ],
+        "skipped": [{"to": s.email, "reason": s.reason} for s in plan.skipped],
+    }
 
 
 def _write_index(plan: Plan, folder: Path) -> Path:

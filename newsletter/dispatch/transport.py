@@ -175,6 +175,20 @@ class SmtpTransport:
                 meanwhile = None
             self._conn = self._open()
         conn = self._conn
+        self._start_mail(conn, sender, recipient, message)
+        if meanwhile is not None:
+            try:
+                meanwhile()
+            except BaseException:
+                self.close()  # the reply to MAIL FROM is still unread: the connection is out of step
+                raise
+        self._send_envelope_and_content(conn, recipient, message)
+        if awaiting is not None:
+            awaiting()
+        return self._final_reply(conn)
+
+    def _start_mail(self, conn: smtplib.SMTP, sender: str, recipient: str, message: bytes) -> None:
+        """Send MAIL FROM, with the options the message needs and the server offers; its reply is left unread."""
         options = []
         if not message.isascii() and conn.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
@@ -185,12 +199,9 @@ class SmtpTransport:
             conn.putcmd("mail", f"FROM:{smtplib.quoteaddr(sender)}{''.join(' ' + o for o in options)}")
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise self._lost(exc) from exc
-        if meanwhile is not None:
-            try:
-                meanwhile()
-            except BaseException:
-                self.close()  # the reply to MAIL FROM is still unread: the connection is out of step
-                raise
+
+    def _send_envelope_and_content(self, conn: smtplib.SMTP, recipient: str, message: bytes) -> None:
+        """Read MAIL FROM's reply, then send RCPT TO, DATA and the content; the final reply is left unread."""
         try:
             code, text = conn.getreply()
             if code != 250:
@@ -204,8 +215,9 @@ class SmtpTransport:
             conn.send(dot_stuffed(message) + b".\r\n")
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise self._lost(exc) from exc
-        if awaiting is not None:
-            awaiting()
+
+    def _final_reply(self, conn: smtplib.SMTP) -> Reply:
+        """The server's reply to the whole message: 250, else SmtpReplyError or OutcomeUnknown."""
         try:
             code, text = conn.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:

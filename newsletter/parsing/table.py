@@ -182,20 +182,9 @@ def unknown_columns(line: str, source: str, number: int) -> list[ParseWarning]:
 
 
 def parse_row(row: str, line: int, layout: Layout, source: str) -> Paper | ParseWarning:
-    # A one-character test first: ``in`` with a longer needle scans a long row several times slower.
-    escaped = "\\" in row and "\\|" in row
-    if escaped:
-        row = row.replace("\\|", ESCAPED_PIPE)
-    cells = split_cells(row, layout)
-    if cells is None:
-        return ParseWarning(
-            source,
-            line,
-            f"row has {split_outer(row).count('|') + 1} cell(s) but the table header has {layout.width}; "
-            "check the row for a missing `|` or a line break",
-        )
-    if escaped:
-        cells = [cell.replace(ESCAPED_PIPE, "|") for cell in cells]
+    cells = row_cells(row, line, layout, source)
+    if isinstance(cells, ParseWarning):
+        return cells
     title_cell = cells[layout.title]
     link_cell = cells[layout.link] if layout.link is not None else ""
     arxiv_id = find_arxiv_id(title_cell) or (find_arxiv_id(link_cell) if link_cell else None)
@@ -210,15 +199,8 @@ def parse_row(row: str, line: int, layout: Layout, source: str) -> Paper | Parse
     title = clean_title(title_cell)
     if not title:
         return ParseWarning(source, line, f"empty title for arXiv {arxiv_id}; row skipped, fill in the Title cell")
-    links = {"arxiv": "https://arxiv.org/abs/" + arxiv_id, "pdf": "https://arxiv.org/pdf/" + arxiv_id}
-    huggingface = huggingface_link(title_cell) or (huggingface_link(link_cell) if link_cell else None)
-    if huggingface is not None:
-        links["huggingface"] = huggingface
-    authors: list[str] = []
-    if layout.authors is not None:
-        authors = [name.strip() for name in cells[layout.authors].split(",")]
-        if "" in authors:
-            authors = [name for name in authors if name]
+    links = paper_links(arxiv_id, title_cell, link_cell)
+    authors = authors_of(cells, layout)
     category = cells[layout.category].strip() if layout.category is not None else ""
     return Paper(
         arxiv_id=arxiv_id,
@@ -231,115 +213,182 @@ def parse_row(row: str, line: int, layout: Layout, source: str) -> Paper | Parse
     )
 
 
-def parse_table(text: str, source: str) -> ParseResult:  # noqa: C901 (a state machine: see pyproject.toml)
-    result = ParseResult()
-    warnings = result.warnings
-    days: dict[dt.date, tuple[Day, set[str]]] = {}
-    rows_of: dict[dt.date, int] = {}
-    day_lines: dict[dt.date, int] = {}
-    lines = text.split("\n")
+def row_cells(row: str, line: int, layout: Layout, source: str) -> list[str] | ParseWarning:
+    """The row's cells, escaped ``\\|`` read as ``|``, or a warning when it has fewer than the header."""
+    # A one-character test first: ``in`` with a longer needle scans a long row several times slower.
+    escaped = "\\" in row and "\\|" in row
+    if escaped:
+        row = row.replace("\\|", ESCAPED_PIPE)
+    cells = split_cells(row, layout)
+    if cells is None:
+        return ParseWarning(
+            source,
+            line,
+            f"row has {split_outer(row).count('|') + 1} cell(s) but the table header has {layout.width}; "
+            "check the row for a missing `|` or a line break",
+        )
+    if escaped:
+        cells = [cell.replace(ESCAPED_PIPE, "|") for cell in cells]
+    return cells
 
-    day: Day | None = None
-    seen: set[str] = set()
-    in_section = False
-    heading_line = 0
-    layout: Layout | None = None
-    header_failed = False
-    row_start = 0
-    row_parts: list[str] = []
 
-    def flush_row() -> None:
-        nonlocal row_parts
-        if not row_parts or day is None or layout is None:
-            row_parts = []
-            return
-        row = row_parts[0] if len(row_parts) == 1 else " ".join(row_parts)
-        rows_of[day.date] = rows_of.get(day.date, 0) + 1
-        parsed = parse_row(row, row_start, layout, source)
-        row_parts = []
-        if isinstance(parsed, ParseWarning):
-            warnings.append(parsed)
-        else:
-            if not parsed.summary:
-                warnings.append(
-                    ParseWarning(
-                        source, row_start, f"empty summary for arXiv {parsed.arxiv_id}; fill in the Summary cell"
-                    )
-                )
-            add_unique(day.papers, seen, parsed, source, warnings)
+def paper_links(arxiv_id: str, title_cell: str, link_cell: str) -> dict[str, str]:
+    """The paper's arXiv and PDF links, and its Hugging Face page when the title or Link cell gives one."""
+    links = {"arxiv": "https://arxiv.org/abs/" + arxiv_id, "pdf": "https://arxiv.org/pdf/" + arxiv_id}
+    huggingface = huggingface_link(title_cell) or (huggingface_link(link_cell) if link_cell else None)
+    if huggingface is not None:
+        links["huggingface"] = huggingface
+    return links
 
-    def close_section() -> None:
-        flush_row()
-        if in_section and layout is None and not header_failed:
-            warnings.append(
-                ParseWarning(source, heading_line, f"no table under this heading; expected {EXPECTED_HEADER} and rows")
-            )
 
-    for number, line in enumerate(lines, 1):
+def authors_of(cells: list[str], layout: Layout) -> list[str]:
+    """The Authors cell's names (none without such a column), empty ones left out."""
+    if layout.authors is None:
+        return []
+    authors = [name.strip() for name in cells[layout.authors].split(",")]
+    if "" in authors:
+        authors = [name for name in authors if name]
+    return authors
+
+
+def parse_table(text: str, source: str) -> ParseResult:
+    """The days of a table-format digest, and warnings for what of it could not be read."""
+    reader = TableReader(source)
+    for number, line in enumerate(text.split("\n"), 1):
+        reader.read_line(number, line)
+    reader.close_section()
+    leave_out_unread_days(reader.result, reader.rows_of, reader.day_lines)
+    return reader.result
+
+
+class TableReader:
+    """One pass over a file's lines: what was read so far, and what each kind of line does to it.
+
+    The kinds are a table line (header, separator or row), a heading, a continuation of the row above
+    (starting with whitespace), a blank line and prose. A row is parsed once it is complete, at the
+    next line that is not its continuation.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.result = ParseResult()
+        self.warnings = self.result.warnings
+        self.days: dict[dt.date, tuple[Day, set[str]]] = {}
+        """Each day with a readable table, and the arXiv ids its papers hold (a day's sections add up)."""
+        self.rows_of: dict[dt.date, int] = {}
+        """How many rows each day's tables had, read or not."""
+        self.day_lines: dict[dt.date, int] = {}
+        """The line of the heading under which each day's table was first read."""
+        # The section under the last heading.
+        self.day: Day | None = None
+        self.seen: set[str] = set()
+        self.in_section = False
+        self.heading_line = 0
+        self.layout: Layout | None = None
+        self.header_failed = False
+        # The row being read, which may wrap onto the lines after it.
+        self.row_start = 0
+        self.row_parts: list[str] = []
+
+    def read_line(self, number: int, line: str) -> None:
         if not line:
-            if row_parts:
-                flush_row()
-            continue
+            if self.row_parts:
+                self.flush_row()
+            return
         first = line[0]
         if first == "|":
-            if row_parts:
-                flush_row()
-            if layout is not None:  # the common case: a row of a table being read
-                if line[:3] not in SEPARATOR_STARTS or line.strip(SEPARATOR_CHARS):
-                    row_start = number
-                    row_parts = [line.rstrip()]
-                continue
-            if not in_section or header_failed or day is None:
-                continue
-            header = read_header(line)
-            warnings.extend(unknown_columns(line, source, number))
-            if isinstance(header, str):
-                warnings.append(ParseWarning(source, number, f"{header}; this day's rows are skipped"))
-                header_failed = True
-                continue
-            layout = header
-            if day.date not in days:
-                days[day.date] = (day, seen)
-                result.days.append(day)
-                day_lines[day.date] = heading_line
-            continue
+            self.table_line(number, line)
+            return
         heading = HEADING.match(line) if first == "#" else None
         if heading is not None or (first == "#" and OTHER_HEADING.match(line)):
-            close_section()
-            in_section = heading is not None
-            heading_line = number
-            layout = None
-            header_failed = False
-            day = None
-            if heading is None:
-                continue
-            token = heading.group(1).rstrip("#")
-            date = parse_iso_date(token)
-            if date is None:
-                warnings.append(bad_day_date(source, number, token))
-                header_failed = True
-                continue
-            if date in days:
-                day, seen = days[date]
-            else:
-                day, seen = Day(date=date, papers=[], source=source), set()
-            continue
-        if first in " \t":
-            stripped = line.strip()
-            if not stripped:
-                flush_row()
-            elif row_parts:
-                row_parts.append(stripped)
-            continue
-        # Prose between tables is allowed; only a lost paper link is worth telling the operator about.
-        flush_row()
-        if in_section and "arxiv.org" in line:
-            warnings.append(
-                ParseWarning(source, number, "a line outside any table row links arXiv; ignored. Start rows with `|`")
-            )
-    close_section()
-    leave_out_unread_days(result, rows_of, day_lines)
-    return result
+            self.start_section(number, heading)
+        elif first in " \t":
+            self.continue_row(line)
+        else:
+            # Prose between tables is allowed; only a lost paper link is worth telling the operator about.
+            self.flush_row()
+            if self.in_section and "arxiv.org" in line:
+                self.warnings.append(ParseWarning(
+                    self.source, number, "a line outside any table row links arXiv; ignored. Start rows with `|`"
+                ))
+
+    def table_line(self, number: int, line: str) -> None:
+        if self.row_parts:
+            self.flush_row()
+        if self.layout is not None:  # the common case: a row of a table being read
+            if line[:3] not in SEPARATOR_STARTS or line.strip(SEPARATOR_CHARS):
+                self.row_start = number
+                self.row_parts = [line.rstrip()]
+        elif self.in_section and not self.header_failed and self.day is not None:
+            self.read_table_header(number, line, self.day)
+
+    def read_table_header(self, number: int, line: str, day: Day) -> None:
+        header = read_header(line)
+        self.warnings.extend(unknown_columns(line, self.source, number))
+        if isinstance(header, str):
+            self.warnings.append(ParseWarning(self.source, number, f"{header}; this day's rows are skipped"))
+            self.header_failed = True
+            return
+        self.layout = header
+        if day.date not in self.days:
+            self.days[day.date] = (day, self.seen)
+            self.result.days.append(day)
+            self.day_lines[day.date] = self.heading_line
+
+    def start_section(self, number: int, heading: re.Match[str] | None) -> None:
+        """Close the section before; under a ``Papers for`` heading (else None), start reading its day."""
+        self.close_section()
+        self.in_section = heading is not None
+        self.heading_line = number
+        self.layout = None
+        self.header_failed = False
+        self.day = None
+        if heading is None:
+            return
+        token = heading.group(1).rstrip("#")
+        date = parse_iso_date(token)
+        if date is None:
+            self.warnings.append(bad_day_date(self.source, number, token))
+            self.header_failed = True
+            return
+        if date in self.days:
+            self.day, self.seen = self.days[date]
+        else:
+            self.day, self.seen = Day(date=date, papers=[], source=self.source), set()
+
+    def continue_row(self, line: str) -> None:
+        """A line that starts with whitespace: blank, it ends the row; else it continues it, if any."""
+        stripped = line.strip()
+        if not stripped:
+            self.flush_row()
+        elif self.row_parts:
+            self.row_parts.append(stripped)
+
+    def flush_row(self) -> None:
+        """Parse the row read so far, if any, into the day's papers or a warning."""
+        if not self.row_parts or self.day is None or self.layout is None:
+            self.row_parts = []
+            return
+        day = self.day
+        row = self.row_parts[0] if len(self.row_parts) == 1 else " ".join(self.row_parts)
+        self.rows_of[day.date] = self.rows_of.get(day.date, 0) + 1
+        parsed = parse_row(row, self.row_start, self.layout, self.source)
+        self.row_parts = []
+        if isinstance(parsed, ParseWarning):
+            self.warnings.append(parsed)
+            return
+        if not parsed.summary:
+            self.warnings.append(ParseWarning(
+                self.source, self.row_start, f"empty summary for arXiv {parsed.arxiv_id}; fill in the Summary cell"
+            ))
+        add_unique(day.papers, self.seen, parsed, self.source, self.warnings)
+
+    def close_section(self) -> None:
+        self.flush_row()
+        if self.in_section and self.layout is None and not self.header_failed:
+            self.warnings.append(ParseWarning(
+                self.source, self.heading_line, f"no table under this heading; expected {EXPECTED_HEADER} and rows"
+            ))
 
 
 def leave_out_unread_days(result: ParseResult, rows_of: dict[dt.date, int], day_lines: dict[dt.date, int]) -> None:

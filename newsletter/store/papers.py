@@ -16,6 +16,11 @@ from newsletter.models import Day, Paper, ParseWarning, Point, QuizQuestion, Tra
 from newsletter.store.locking import take_write_lock
 from newsletter.store.schema import CATEGORY_LENGTH, appearances, days, papers, source_notes, sources
 
+_Listings = dict[tuple[dt.date, str], dict[str, dict[str, Any]]]
+"""(date, source file) -> arXiv id -> the paper's fields, as the file lists them, in its order."""
+_StoredListings = dict[tuple[dt.date, str], list[tuple[str, str]]]
+"""(date, source file) -> (arXiv id, content hash) of each paper, in listing order, as stored."""
+
 
 @dataclass(frozen=True)
 class SourceRecord:
@@ -114,6 +119,42 @@ def _merge_listings(contents: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+def _paper_row(arxiv_id: str, listings: list[Any], now: dt.datetime) -> dict[str, Any]:
+    """The papers row derived from a paper's listings (newest day first), without ``first_seen``."""
+    newest = listings[0].date
+    # Table rows first: they carry the digest's own summary, authors and category. Among
+    # those, the listing ingested last: a corrected or renamed file overrides an older one.
+    contents = sorted(
+        ((json.loads(r.content), r) for r in listings if r.date == newest),
+        key=lambda c: (bool(c[0]["points"]), -c[1].ingested_at.timestamp(), c[1].source),
+    )
+    if len(contents) == 1:
+        merged, text, digest = contents[0][0], contents[0][1].content, contents[0][1].content_hash
+    else:
+        merged = _merge_listings([c for c, _ in contents])
+        text = _canonical_json(merged)
+        digest = _content_hash(text)
+    return {
+        "arxiv_id": arxiv_id, "content": text, "content_hash": digest, "title": _query_copy(merged["title"]),
+        "category": _query_copy(merged["category"], CATEGORY_LENGTH),
+        "published": dt.date.fromisoformat(merged["published"]) if merged["published"] else None,
+        "updated_at": now,
+    }
+
+
+def _listings_by_file(new_days: Iterable[Day]) -> tuple[_Listings, dict[tuple[dt.date, str], Day]]:
+    """Each (day, source file)'s papers as stored, by arXiv id (a paper listed twice: its first listing),
+    and the day as that file first gave it (for its note)."""
+    listings: _Listings = {}
+    notes: dict[tuple[dt.date, str], Day] = {}
+    for day in new_days:
+        notes.setdefault((day.date, day.source), day)
+        papers_of_file = listings.setdefault((day.date, day.source), {})
+        for paper in day.papers:
+            papers_of_file.setdefault(paper.arxiv_id, paper_as_dict(paper))
+    return listings, notes
+
+
 class PaperStore:
     engine: Engine
 
@@ -130,13 +171,7 @@ class PaperStore:
         """
         now = now or utc_now()
         counts = IngestCounts()
-        listings: dict[tuple[dt.date, str], dict[str, dict[str, Any]]] = {}
-        notes: dict[tuple[dt.date, str], Day] = {}
-        for day in new_days:
-            notes.setdefault((day.date, day.source), day)
-            papers_of_file = listings.setdefault((day.date, day.source), {})
-            for paper in day.papers:
-                papers_of_file.setdefault(paper.arxiv_id, paper_as_dict(paper))
+        listings, notes = _listings_by_file(new_days)
         records = list(parsed_sources)
         if not listings and not records:
             return counts
@@ -145,41 +180,9 @@ class PaperStore:
         with self.engine.begin() as conn:
             take_write_lock(conn)  # two ingests at once: the second waits instead of failing
             self._record_sources(conn, records, now)
-            stored: dict[tuple[dt.date, str], list[tuple[str, str]]] = {}
-            for r in conn.execute(
-                select(appearances.c.date, appearances.c.source, appearances.c.arxiv_id, appearances.c.content_hash)
-                .where(appearances.c.date.in_(dates))
-                .order_by(appearances.c.position)
-            ):
-                stored.setdefault((r.date, r.source), []).append((r.arxiv_id, r.content_hash))
-            known_dates = set(conn.execute(select(days.c.date).where(days.c.date.in_(dates))).scalars())
-            new_dates = [d for d in dates if d not in known_dates]
-            if new_dates:
-                conn.execute(days.insert(), [{"date": d, "ingested_at": now} for d in new_dates])
-
-            changed_ids: set[str] = set()
-            changed_dates: set[dt.date] = set()
-            new_rows: list[dict[str, Any]] = []
-            for (date, source), rows in sorted(listings.items()):
-                encoded = {a: _canonical_json(row) for a, row in rows.items()}
-                wanted = [(a, _content_hash(text)) for a, text in encoded.items()]
-                before = stored.get((date, source), [])
-                if before == wanted:
-                    continue
-                changed_dates.add(date)
-                changed_ids.update(a for a, _ in before)
-                changed_ids.update(rows)
-                if before:
-                    conn.execute(
-                        delete(appearances).where(appearances.c.date == date, appearances.c.source == source)
-                    )
-                new_rows.extend(
-                    {"date": date, "source": source, "arxiv_id": a, "position": i, "content": encoded[a],
-                     "content_hash": h, "ingested_at": now}
-                    for i, (a, h) in enumerate(wanted)
-                )
-            if new_rows:
-                conn.execute(appearances.insert(), new_rows)
+            stored = self._stored_listings(conn, dates)
+            new_dates = self._add_new_days(conn, dates, now)
+            changed_ids, changed_dates = self._replace_changed_listings(conn, listings, stored, now)
             self._stamp_days(conn, changed_dates - set(new_dates), now)
             self._record_notes(conn, notes)
             if changed_ids:
@@ -188,6 +191,55 @@ class PaperStore:
         counts.days = len(dates)
         counts.unchanged = len(touched_ids) - counts.new - counts.updated
         return counts
+
+    @staticmethod
+    def _stored_listings(conn: Connection, dates: list[dt.date]) -> _StoredListings:
+        """The stored listings of ``dates``: (date, source) -> (arxiv_id, content hash) in listing order."""
+        stored: _StoredListings = {}
+        for r in conn.execute(
+            select(appearances.c.date, appearances.c.source, appearances.c.arxiv_id, appearances.c.content_hash)
+            .where(appearances.c.date.in_(dates))
+            .order_by(appearances.c.position)
+        ):
+            stored.setdefault((r.date, r.source), []).append((r.arxiv_id, r.content_hash))
+        return stored
+
+    @staticmethod
+    def _add_new_days(conn: Connection, dates: list[dt.date], now: dt.datetime) -> list[dt.date]:
+        """Insert the days among ``dates`` that the store lacks; return them."""
+        known_dates = set(conn.execute(select(days.c.date).where(days.c.date.in_(dates))).scalars())
+        new_dates = [d for d in dates if d not in known_dates]
+        if new_dates:
+            conn.execute(days.insert(), [{"date": d, "ingested_at": now} for d in new_dates])
+        return new_dates
+
+    @staticmethod
+    def _replace_changed_listings(
+        conn: Connection, listings: _Listings, stored: _StoredListings, now: dt.datetime
+    ) -> tuple[set[str], set[dt.date]]:
+        """Replace each stored listing that differs from the new one; return the papers and days it touched."""
+        changed_ids: set[str] = set()
+        changed_dates: set[dt.date] = set()
+        new_rows: list[dict[str, Any]] = []
+        for (date, source), rows in sorted(listings.items()):
+            encoded = {a: _canonical_json(row) for a, row in rows.items()}
+            wanted = [(a, _content_hash(text)) for a, text in encoded.items()]
+            before = stored.get((date, source), [])
+            if before == wanted:
+                continue
+            changed_dates.add(date)
+            changed_ids.update(a for a, _ in before)
+            changed_ids.update(rows)
+            if before:
+                conn.execute(delete(appearances).where(appearances.c.date == date, appearances.c.source == source))
+            new_rows.extend(
+                {"date": date, "source": source, "arxiv_id": a, "position": i, "content": encoded[a],
+                 "content_hash": h, "ingested_at": now}
+                for i, (a, h) in enumerate(wanted)
+            )
+        if new_rows:
+            conn.execute(appearances.insert(), new_rows)
+        return changed_ids, changed_dates
 
     @staticmethod
     def _record_sources(conn: Connection, records: list[SourceRecord], now: dt.datetime) -> None:
@@ -292,6 +344,22 @@ class PaperStore:
     @staticmethod
     def _refresh_papers(conn: Connection, arxiv_ids: list[str], now: dt.datetime) -> tuple[set[str], set[str]]:
         """Re-derive the papers rows of ``arxiv_ids`` from their listings; return (inserted, updated)."""
+        listed, current = PaperStore._listings_and_current_hashes(conn, arxiv_ids)
+        inserts, updates = [], []
+        for arxiv_id, rows in listed.items():
+            row = _paper_row(arxiv_id, rows, now)
+            if arxiv_id not in current:
+                inserts.append({**row, "first_seen": rows[-1].date})
+            elif current[arxiv_id] != row["content_hash"]:
+                updates.append(row)
+        PaperStore._write_papers(conn, inserts, updates)
+        return {r["arxiv_id"] for r in inserts}, {r["arxiv_id"] for r in updates}
+
+    @staticmethod
+    def _listings_and_current_hashes(
+        conn: Connection, arxiv_ids: list[str]
+    ) -> tuple[dict[str, list[Any]], dict[str, str]]:
+        """Each paper's listings, newest day first, and the content hash of its stored papers row (if any)."""
         listed: dict[str, list[Any]] = {}
         current: dict[str, str] = {}
         for start in range(0, len(arxiv_ids), 500):  # stay under SQLite's bound-parameter limit
@@ -311,31 +379,11 @@ class PaperStore:
                     select(papers.c.arxiv_id, papers.c.content_hash).where(papers.c.arxiv_id.in_(chunk))
                 )
             )
-        inserts, updates = [], []
-        for arxiv_id, rows in listed.items():
-            newest = rows[0].date
-            # Table rows first: they carry the digest's own summary, authors and category. Among
-            # those, the listing ingested last: a corrected or renamed file overrides an older one.
-            contents = sorted(
-                ((json.loads(r.content), r) for r in rows if r.date == newest),
-                key=lambda c: (bool(c[0]["points"]), -c[1].ingested_at.timestamp(), c[1].source),
-            )
-            if len(contents) == 1:
-                merged, text, digest = contents[0][0], contents[0][1].content, contents[0][1].content_hash
-            else:
-                merged = _merge_listings([c for c, _ in contents])
-                text = _canonical_json(merged)
-                digest = _content_hash(text)
-            row = {
-                "arxiv_id": arxiv_id, "content": text, "content_hash": digest, "title": _query_copy(merged["title"]),
-                "category": _query_copy(merged["category"], CATEGORY_LENGTH),
-                "published": dt.date.fromisoformat(merged["published"]) if merged["published"] else None,
-                "updated_at": now,
-            }
-            if arxiv_id not in current:
-                inserts.append({**row, "first_seen": rows[-1].date})
-            elif current[arxiv_id] != digest:
-                updates.append(row)
+        return listed, current
+
+    @staticmethod
+    def _write_papers(conn: Connection, inserts: list[dict[str, Any]], updates: list[dict[str, Any]]) -> None:
+        """Insert the new papers rows and update the changed ones, one statement each."""
         if inserts:
             conn.execute(papers.insert(), inserts)
         if updates:
@@ -344,7 +392,6 @@ class PaperStore:
                 update(papers).where(papers.c.arxiv_id == bindparam("key")).values({c: bindparam(c) for c in columns}),
                 [{**{c: u[c] for c in columns}, "key": u["arxiv_id"]} for u in updates],
             )
-        return {r["arxiv_id"] for r in inserts}, {r["arxiv_id"] for r in updates}
 
     def dates(self) -> list[dt.date]:
         """Every ingested date, newest first."""

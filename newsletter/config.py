@@ -533,11 +533,16 @@ _STORE_URL_HINT = ("use sqlite:///var/newsletter.db (a path relative to the conf
                    "postgresql+psycopg://user@host/db")
 
 
+def store_url_source(path: Path) -> str:
+    """Where the store URL in effect comes from, for an error to name: the variable, else the config's key."""
+    return f"${STORE_URL_ENV}" if os.environ.get(STORE_URL_ENV) else f"{path}: store.url"
+
+
 def _check_store_url(url: str, path: Path) -> None:
     """Refuse, naming where it came from, a store URL that cannot open a store: checked here, without
     SQLAlchemy (which costs half a second), so that its failure is a config error (exit 2), not a
     failed command. An in-memory SQLite store would forget everything when the command ends."""
-    where = f"${STORE_URL_ENV}" if os.environ.get(STORE_URL_ENV) else f"{path}: store.url"
+    where = store_url_source(path)
     scheme = _URL_SCHEME.match(url.strip())
     if scheme is None:  # the value is not shown: an unreadable URL may still hold a password
         raise ConfigError(f"{where}: cannot use store URL: it is not a database URL (backend://...)", _STORE_URL_HINT)

@@ -113,8 +113,12 @@ def _pool_options(url: str, senders: int) -> dict[str, int]:
 
 
 def _engine(url: str, senders: int = 0) -> Engine:
+    """A database server closes every connection when it restarts: each pooled one is tested (a round
+    trip per checkout, not per statement) so that the next request, claim or job does not fail on a
+    dead one. A SQLite file has no server to lose."""
     try:
-        engine = create_engine(url, **_pool_options(url, senders))
+        engine = create_engine(url, pool_pre_ping=make_url(url).get_backend_name() != "sqlite",
+                               **_pool_options(url, senders))
     except (SQLAlchemyError, ValueError, ImportError) as exc:
         raise ConfigError(f"cannot use store URL {shown_url(url)}: {_without_password(exc, url)}",
                           "check [store] url in the config (or NEWSLETTER_STORE_URL)") from exc

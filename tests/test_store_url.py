@@ -81,6 +81,9 @@ STORE_URL_HINT = "sqlite:///var/newsletter.db"
     ("notaurl", "it is not a database URL"),
     ("mysql://x@y/z", "mysql:// databases are not supported"),
     ("postgresql+psycopg://news@db.example.org:fivefour/news", "its port is not a number"),
+    # Two slashes make "var" a host: the store was 'sqlite://var//abs/folder/newsletter.db', unexplained.
+    ("sqlite://var/newsletter.db", "sqlite://var/... names a host, which a SQLite file has none of"),
+    (" sqlite:///var/test.db", "it has spaces or tabs around it"),
 ])
 def test_a_bad_store_url_is_a_config_error_naming_the_file_and_key(tmp_path: Path, url: str, problem: str) -> None:
     config = write_config(tmp_path, store_url=url)

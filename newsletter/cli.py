@@ -1145,6 +1145,9 @@ def db_upgrade(app: AppContext) -> None:
     if before.status == "current":
         click.echo(f"already at {after.describe()}")
         return
+    if before.status == "empty":
+        click.echo(f"created the newsletter tables: now at {after.describe()}")
+        return
     click.echo(f"upgraded from {before.describe()}")
     click.echo(f"now at {after.describe()}")
 

@@ -1112,11 +1112,12 @@ def db_current(app: AppContext) -> None:
       $ newsletter db current
       sqlite:////srv/newsletter/var/newsletter.db: revision NNNN (head): up to date
     """
+    from newsletter.config import store_url_source
     from newsletter.store import resolve_url, schema_state, shown_url
 
     settings = app.settings
     url = resolve_url(settings.store.url, settings.base_dir)
-    click.echo(f"{shown_url(url)}: {schema_state(url).describe()}")
+    click.echo(f"{shown_url(url)}: {schema_state(url, store_url_source(settings.path)).describe()}")
 
 
 @db.command("upgrade")
@@ -1135,12 +1136,17 @@ def db_upgrade(app: AppContext) -> None:
       upgraded from revision MMMM, older than this newsletter's head NNNN
       now at revision NNNN (head): up to date
     """
+    from newsletter.config import store_url_source
     from newsletter.store import resolve_url, upgrade_schema
 
     settings = app.settings
-    before, after = upgrade_schema(resolve_url(settings.store.url, settings.base_dir))
+    before, after = upgrade_schema(resolve_url(settings.store.url, settings.base_dir),
+                                   store_url_source(settings.path))
     if before.status == "current":
         click.echo(f"already at {after.describe()}")
+        return
+    if before.status == "empty":
+        click.echo(f"created the newsletter tables: now at {after.describe()}")
         return
     click.echo(f"upgraded from {before.describe()}")
     click.echo(f"now at {after.describe()}")

@@ -533,12 +533,19 @@ _STORE_URL_HINT = ("use sqlite:///var/newsletter.db (a path relative to the conf
                    "postgresql+psycopg://user@host/db")
 
 
+def store_url_source(path: Path) -> str:
+    """Where the store URL in effect comes from, for an error to name: the variable, else the config's key."""
+    return f"${STORE_URL_ENV}" if os.environ.get(STORE_URL_ENV) else f"{path}: store.url"
+
+
 def _check_store_url(url: str, path: Path) -> None:
     """Refuse, naming where it came from, a store URL that cannot open a store: checked here, without
     SQLAlchemy (which costs half a second), so that its failure is a config error (exit 2), not a
     failed command. An in-memory SQLite store would forget everything when the command ends."""
-    where = f"${STORE_URL_ENV}" if os.environ.get(STORE_URL_ENV) else f"{path}: store.url"
-    scheme = _URL_SCHEME.match(url.strip())
+    where = store_url_source(path)
+    if url != url.strip():  # SQLAlchemy cannot read the URL then, and would say only that
+        raise ConfigError(f"{where}: cannot use store URL: it has spaces or tabs around it", _STORE_URL_HINT)
+    scheme = _URL_SCHEME.match(url)
     if scheme is None:  # the value is not shown: an unreadable URL may still hold a password
         raise ConfigError(f"{where}: cannot use store URL: it is not a database URL (backend://...)", _STORE_URL_HINT)
     backend, driver = scheme["backend"].lower(), scheme["driver"]
@@ -549,10 +556,14 @@ def _check_store_url(url: str, path: Path) -> None:
     if importlib.util.find_spec(module) is None:  # looks for the module without importing it
         raise ConfigError(f"{where}: cannot use store URL: its driver {module} is not installed", _STORE_URL_HINT)
     try:
-        urlsplit(url.strip()).port  # noqa: B018 -- reading it is the check: urlsplit raises on a port that is not a number
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- reading it is the check: urlsplit raises on a port that is not a number
     except ValueError:
         raise ConfigError(f"{where}: cannot use store URL: its port is not a number", _STORE_URL_HINT) from None
-    if _IN_MEMORY_SQLITE.match(url.strip()):
+    if backend == "sqlite" and parts.netloc:  # two slashes: the first folder became a host
+        raise ConfigError(f"{where}: cannot use store URL: sqlite://{parts.hostname or ''}/... names a host, which a "
+                          "SQLite file has none of", _STORE_URL_HINT)
+    if _IN_MEMORY_SQLITE.match(url):
         raise ConfigError(f"{where} {url!r} is an in-memory database, which every command would start "
                           "empty and lose at its end", "give a file, e.g. url = \"sqlite:///var/newsletter.db\"")
 

@@ -42,6 +42,7 @@ from newsletter.dispatch.delivery import describe_owner, make_owner, owner_is_de
 from newsletter.publish import Publisher, PublishResult, Stage
 from newsletter.shutdown import POLL_SECONDS, StopSignals
 from newsletter.store import Store
+from newsletter.store.failures import store_failure
 from newsletter.store.leadership import SCHEDULE_LEADER
 
 log = logging.getLogger("newsletter.schedule")
@@ -107,7 +108,8 @@ class Daemon:
         try:
             self.campaign(store, self.clock())
         except Exception as exc:  # the store is unreachable: another daemon may take over, so stop leading
-            log.error("cannot reach the store to hold the schedule's lead: %s", exc)
+            failure = store_failure(exc)
+            log.error("cannot reach the store to hold the schedule's lead: %s", failure.one_line() if failure else exc)
             if self.leading:
                 self.scheduler.remove_all_jobs()
                 self.leading = False

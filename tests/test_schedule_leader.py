@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from helpers import run
 from newsletter.clock import utc_now
@@ -148,3 +149,21 @@ def test_a_live_leader_keeps_the_role_and_a_lapsed_one_loses_it(tmp_path: Path, 
     assert jobs_while_leading == ["publish"]
     assert after_resigning is None
     assert (taken, deposed, daemon.scheduler.get_jobs()) == (elsewhere, False, [])
+
+
+def test_a_store_failure_while_holding_the_lead_is_logged_as_one_line_with_what_to_check(
+        tmp_path: Path, store_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    settings = make_site(tmp_path, free_port(), 'publish = "0 7 * * *"\n', subscribers=0, store_url=store_url)
+    with Store.from_settings(settings) as store:
+        daemon = Daemon(settings)
+        assert daemon.campaign(store, utc_now())
+        with store.engine.begin() as conn:  # the store breaks under the daemon (here: its table is gone)
+            conn.execute(text("DROP TABLE leader_leases"))
+        with caplog.at_level("ERROR", logger="newsletter.schedule"):
+            daemon._campaign_or_step_down(store)
+
+    (logged,) = [r.getMessage() for r in caplog.records if r.name == "newsletter.schedule" and r.levelname == "ERROR"]
+    assert logged.startswith("cannot reach the store to hold the schedule's lead: the database ")
+    assert "leader_leases" in logged and "; hint: check " in logged
+    assert "\n" not in logged and "[SQL:" not in logged and "sqlalche.me" not in logged
+    assert not daemon.leading and daemon.scheduler.get_jobs() == []

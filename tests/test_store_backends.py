@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import feedparser
+from sqlalchemy import create_engine, text
 
 from helpers import write_config
+from newsletter.models import Subscriber
 from newsletter.store import Store
 from smtp_helpers import Recorder, smtp_server
 
@@ -132,3 +134,18 @@ def test_reactivating_a_bounced_reader(tmp_path: Path, store_url: str) -> None:
 
     assert "bounced" in said
     assert {s["email"]: s["status"] for s in listed}["reader0000@example.com"] == "active"
+
+
+def test_a_store_outlives_a_database_restart_without_a_failed_statement(postgres_url: str) -> None:
+    # PostgreSQL only: the subject is the server closing the pooled connections (a restart, a failover).
+    with Store(postgres_url) as store:
+        store.add_subscriber(Subscriber(email="ada@example.org"))
+        with create_engine(postgres_url).connect() as admin:  # what a restart does to every other connection
+            closed = admin.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar_one()
+
+        emails = [s.email for s in store.subscribers()]
+
+    assert closed >= 1
+    assert emails == ["ada@example.org"]

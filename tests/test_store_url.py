@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,9 @@ STORE_URL_HINT = "sqlite:///var/newsletter.db"
     ("notaurl", "it is not a database URL"),
     ("mysql://x@y/z", "mysql:// databases are not supported"),
     ("postgresql+psycopg://news@db.example.org:fivefour/news", "its port is not a number"),
+    # Two slashes make "var" a host: the store was 'sqlite://var//abs/folder/newsletter.db', unexplained.
+    ("sqlite://var/newsletter.db", "sqlite://var/... names a host, which a SQLite file has none of"),
+    (" sqlite:///var/test.db", "it has spaces or tabs around it"),
 ])
 def test_a_bad_store_url_is_a_config_error_naming_the_file_and_key(tmp_path: Path, url: str, problem: str) -> None:
     config = write_config(tmp_path, store_url=url)
@@ -95,3 +99,33 @@ def test_a_store_url_whose_driver_is_missing_is_named_before_sqlalchemy_is_asked
     result = run(write_config(tmp_path, store_url="postgresql://news@db.example.org/news"), "status")
     assert result.exit_code == 2
     assert "store.url: cannot use store URL: its driver psycopg2 is not installed" in result.output
+
+
+def test_a_server_that_refuses_the_store_url_is_named_with_the_key_and_what_to_check(
+        tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = make_url(postgres_url)
+    wrong_password = url.set(password="Wr0ng-pw").render_as_string(hide_password=False)
+    missing_database = url.set(database="no_such_newsletter_db").render_as_string(hide_password=False)
+    with socket.socket() as probe:  # a port nothing listens on: the server is down
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    server_down = url.set(host="127.0.0.1", port=closed_port).render_as_string(hide_password=False)
+    config = write_config(tmp_path)
+    (tmp_path / "from-file").mkdir()
+
+    monkeypatch.setenv("NEWSLETTER_STORE_URL", wrong_password)
+    refused = [run(config, "status"), run(config, "db", "current"), run(config, "db", "upgrade")]
+    monkeypatch.setenv("NEWSLETTER_STORE_URL", server_down)
+    down = run(config, "status")
+    monkeypatch.delenv("NEWSLETTER_STORE_URL")
+    missing = run(write_config(tmp_path / "from-file", store_url=missing_database), "status")
+
+    for result in [*refused, down]:
+        assert result.exit_code == 1, result.output
+        assert "hint: check $NEWSLETTER_STORE_URL" in result.output
+    assert "password authentication failed" in refused[0].output
+    assert "user, password and database name" in refused[0].output
+    assert f"127.0.0.1:{closed_port}" in down.output.split("hint:")[1]
+    assert missing.exit_code == 1, missing.output
+    assert f"hint: check {tmp_path / 'from-file' / 'config.toml'}: store.url" in missing.output
+    assert "createdb" in missing.output

@@ -17,7 +17,7 @@ from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
-from newsletter.config import Settings
+from newsletter.config import Settings, store_url_source
 from newsletter.errors import ConfigError, StoreError
 from newsletter.store.deliveries import DeliveryStore, SentMark
 from newsletter.store.health import HealthStore
@@ -113,8 +113,12 @@ def _pool_options(url: str, senders: int) -> dict[str, int]:
 
 
 def _engine(url: str, senders: int = 0) -> Engine:
+    """A database server closes every connection when it restarts: each pooled one is tested (a round
+    trip per checkout, not per statement) so that the next request, claim or job does not fail on a
+    dead one. A SQLite file has no server to lose."""
     try:
-        engine = create_engine(url, **_pool_options(url, senders))
+        engine = create_engine(url, pool_pre_ping=make_url(url).get_backend_name() != "sqlite",
+                               **_pool_options(url, senders))
     except (SQLAlchemyError, ValueError, ImportError) as exc:
         raise ConfigError(f"cannot use store URL {shown_url(url)}: {_without_password(exc, url)}",
                           "check [store] url in the config (or NEWSLETTER_STORE_URL)") from exc
@@ -133,51 +137,67 @@ def _without_password(exc: BaseException, url: str) -> str:
     return said.replace(str(password), "***") if password else said
 
 
-def _unreachable(exc: SQLAlchemyError, url: str) -> StoreError:
-    return StoreError(f"cannot open the store at {shown_url(url)}: {_without_password(exc, url)}",
-                      "check that the file or server is reachable and writable")
+UNNAMED_SOURCE = "[store] url in the config (or $NEWSLETTER_STORE_URL, which replaces it)"
+"""Where a store URL came from, for a caller that does not know (config.store_url_source knows)."""
 
 
-def schema_state(url: str) -> SchemaState:
+def _unreachable(exc: SQLAlchemyError, url: str, source: str) -> StoreError:
+    """The driver's reason, and what to check in the setting that holds the URL. The driver does not
+    say which of host, login or database name is wrong in a form that survives translation, so the
+    hint names them all."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        hint = f"check {source}: the file and its folder must be readable and writable"
+    else:
+        server = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+        hint = (f"check {source}: is the PostgreSQL server at {server} running and reachable, and are the "
+                f"user, password and database name right? A new database: sudo -u postgres createdb --owner "
+                f"{parsed.username or 'USER'} {parsed.database or 'DB'} (README: Several machines)")
+    return StoreError(f"cannot open the store at {shown_url(url)}: {_without_password(exc, url)}", hint)
+
+
+def schema_state(url: str, source: str = UNNAMED_SOURCE) -> SchemaState:
     """Where the database's schema stands against this release's; changes nothing."""
     engine = _engine(url)
     try:
         with engine.connect() as conn:
             return read_state(conn)
     except SQLAlchemyError as exc:
-        raise _unreachable(exc, url) from exc
+        raise _unreachable(exc, url, source) from exc
     finally:
         engine.dispose()
 
 
-def upgrade_schema(url: str) -> tuple[SchemaState, SchemaState]:
+def upgrade_schema(url: str, source: str = UNNAMED_SOURCE) -> tuple[SchemaState, SchemaState]:
     """Run the revisions the database lacks; returns its state before and after."""
     engine = _engine(url)
     try:
         return upgrade(engine, shown_url(url))
     except SQLAlchemyError as exc:
-        raise _unreachable(exc, url) from exc
+        raise _unreachable(exc, url, source) from exc
     finally:
         engine.dispose()
 
 
 class Store(PaperStore, SubscriberStore, DeliveryStore, HealthStore, LeadershipStore, LimitStore):
-    def __init__(self, url: str, senders: int = 0) -> None:
+    def __init__(self, url: str, senders: int = 0, source: str = UNNAMED_SOURCE) -> None:
         """``senders``: the sending threads this store serves at most, each with its own connection
-        (``sender_connection``), on top of the pool's usual POOL_SIZE."""
+        (``sender_connection``), on top of the pool's usual POOL_SIZE; ``source``: the setting the URL
+        came from, which an error names."""
         self.engine: Engine = _engine(url, senders)
         try:
             check_schema(self.engine, shown_url(url))
         except SQLAlchemyError as exc:
             self.engine.dispose()
-            raise _unreachable(exc, url) from exc
+            raise _unreachable(exc, url, source) from exc
         except StoreError:
             self.engine.dispose()
             raise
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
-        return cls(resolve_url(settings.store.url, settings.base_dir), senders=settings.smtp.connections)
+        return cls(resolve_url(settings.store.url, settings.base_dir), senders=settings.smtp.connections,
+                   source=store_url_source(settings.path))
 
     def sender_connection(self) -> SenderConnection:
         """A connection for one sending thread's per-message statements (close it when done)."""

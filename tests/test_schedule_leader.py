@@ -165,5 +165,6 @@ def test_a_store_failure_while_holding_the_lead_is_logged_as_one_line_with_what_
     (logged,) = [r.getMessage() for r in caplog.records if r.name == "newsletter.schedule" and r.levelname == "ERROR"]
     assert logged.startswith("cannot reach the store to hold the schedule's lead: the database ")
     assert "leader_leases" in logged and "; hint: check " in logged
+    assert "`newsletter db current`" in logged and "disk" not in logged and "server" not in logged  # a missing table
     assert "\n" not in logged and "[SQL:" not in logged and "sqlalche.me" not in logged
     assert not daemon.leading and daemon.scheduler.get_jobs() == []

@@ -109,3 +109,29 @@ def test_latest_date_is_the_newest_day(tmp_path):
     run_json(config, "ingest")
     with Store.from_settings(load_settings(config)) as store:
         assert store.latest_date() == dt.date(2026, 1, 7)
+
+
+def test_a_locked_sqlite_file_is_blamed_on_the_file_and_a_missing_table_on_the_schema(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, exc, text
+
+    from newsletter.store.failures import store_failure
+
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")  # another program holds the file
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
+    failures = []
+    for statement in ("INSERT INTO t VALUES (1)", "SELECT * FROM nowhere"):
+        if statement.startswith("SELECT"):
+            holder.execute("ROLLBACK")
+        with pytest.raises(exc.OperationalError) as raised, engine.begin() as conn:
+            conn.execute(text(statement))
+        failures.append(store_failure(raised.value))
+    engine.dispose()
+    holder.close()
+
+    locked, missing = (str(failure) for failure in failures if failure is not None)
+    assert "database is locked" in locked and "disk is not full" in locked and "locks it" in locked
+    assert "no such table: nowhere" in missing and "`newsletter db current`" in missing
+    assert "server" not in locked + missing

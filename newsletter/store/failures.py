@@ -23,8 +23,7 @@ _KINDS: tuple[tuple[type[sa.SQLAlchemyError], str, str], ...] = (
     (sa.IntegrityError, "the database refused a change",
      f"check the constraints and triggers on that table, and {_SCHEMA}; {_RERUN}"),
     (sa.OperationalError, "the database could not carry out a statement",
-     "check that the database server is up and reachable, or that the SQLite file's disk is not full and "
-     f"no other program locks it; {_RERUN}"),
+     f"check that the database server is up and reachable; {_RERUN}"),  # on SQLite: _sqlite_hint
     (sa.DataError, "the database refused a value", f"check the value the message names; {_RERUN}"),
     (sa.ProgrammingError, "the database did not accept a statement",
      f"check {_SCHEMA}: `newsletter db upgrade` brings an older one there"),
@@ -45,9 +44,19 @@ def store_failure(error: BaseException) -> StoreError | None:
         said = said.split(" (Background on this error at:")[0]  # SQLAlchemy's own errors link its docs
     what, hint = next(((what, hint) for kind, what, hint in _KINDS if isinstance(error, kind)),
                       ("the store failed", f"check [store] url and that the database is reachable; {_RERUN}"))
+    if isinstance(error, sa.OperationalError) and type(error.orig).__module__.startswith("sqlite3"):
+        hint = _sqlite_hint(said)
     table = _TABLE.search(getattr(error, "statement", None) or "")
     where = f" (table {table.group(1)})" if table else ""
     return StoreError(f"{what}{where}: {said}", hint)
+
+
+def _sqlite_hint(said: str) -> str:
+    """What to check for SQLite's OperationalError, which it raises for a missing table (PostgreSQL's
+    ProgrammingError) as well as for a locked or full file."""
+    if said.startswith(("no such table", "no such column")):
+        return f"check {_SCHEMA}: `newsletter db upgrade` brings an older one there"
+    return f"check that the SQLite file's disk is not full and that no other program locks it; {_RERUN}"
 
 
 def first_line(text: str) -> str:

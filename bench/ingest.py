@@ -29,6 +29,11 @@ from newsletter.store import Store
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def figure(label: str, seconds: float, papers: int, note: str) -> str:
+    """One aligned line: the median time, the papers per second and what it is measured against."""
+    return f"{label + ':':<21}median {seconds * 1000:7.1f} ms  {papers / seconds:10,.0f} papers/s  ({note})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -73,14 +78,13 @@ def main() -> None:
             chosen.assign(days)
             times.append(time.perf_counter() - start)
     parse_s = statistics.median(parse_times)
-    print(f"parse:            median {parse_s * 1000:7.1f} ms  {papers / parse_s:10,.0f} papers/s  (target >= 50,000)")
+    print(figure("parse", parse_s, papers, "target >= 50,000"))
     for label, times, note in (("classify, model", model_times, "target <= 20 %"),
                                ("classify, keywords", keyword_times, "target <= 20 %"),
                                ("split into terms", word_times, "part of classifying by the model"),
                                ("str.split alone", split_times, "the least any reader of summaries pays")):
         s = statistics.median(times)
-        print(f"{label + ':':<18}median {s * 1000:7.1f} ms  {papers / s:10,.0f} papers/s  "
-              f"(+{s / parse_s * 100:.0f} % of parsing; {note})")
+        print(figure(label, s, papers, f"+{s / parse_s * 100:.0f} % of parsing; {note}"))
 
     cold, warm = [], []
     for _ in range(args.runs):
@@ -96,8 +100,8 @@ def main() -> None:
             assert again.counts.new == again.counts.updated == 0
             store.close()
     cold_s, warm_s = statistics.median(cold), statistics.median(warm)
-    print(f"cold ingest:      median {cold_s * 1000:7.1f} ms  {papers / cold_s:10,.0f} papers/s  (target <= 1000 ms)")
-    print(f"re-ingest, same:  median {warm_s * 1000:7.1f} ms  {papers / warm_s:10,.0f} papers/s  (target <= 300 ms)")
+    print(figure("cold ingest", cold_s, papers, "target <= 1000 ms"))
+    print(figure("re-ingest, same", warm_s, papers, "target <= 300 ms"))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from newsletter.errors import StoreError
 
 _RERUN = "then run it again (a send continues where it stopped)"
 _SCHEMA = "`newsletter db current` (is the schema this release's?)"
+_SCHEMA_BEHIND = f"check {_SCHEMA}: `newsletter db upgrade` brings an older one there"
 
 # (class, what failed, what to check), the first class that matches wins.
 _KINDS: tuple[tuple[type[sa.SQLAlchemyError], str, str], ...] = (
@@ -25,8 +26,7 @@ _KINDS: tuple[tuple[type[sa.SQLAlchemyError], str, str], ...] = (
     (sa.OperationalError, "the database could not carry out a statement",
      f"check that the database server is up and reachable; {_RERUN}"),  # on SQLite: _sqlite_hint
     (sa.DataError, "the database refused a value", f"check the value the message names; {_RERUN}"),
-    (sa.ProgrammingError, "the database did not accept a statement",
-     f"check {_SCHEMA}: `newsletter db upgrade` brings an older one there"),
+    (sa.ProgrammingError, "the database did not accept a statement", _SCHEMA_BEHIND),
     (sa.TimeoutError, "no store connection came free in time",
      f"more threads needed the database at once than its pool holds: lower [smtp] connections; {_RERUN}"),
     (sa.DBAPIError, "the database failed", f"check the database server's log; {_RERUN}"),
@@ -55,7 +55,7 @@ def _sqlite_hint(said: str) -> str:
     """What to check for SQLite's OperationalError, which it raises for a missing table (PostgreSQL's
     ProgrammingError) as well as for a locked or full file."""
     if said.startswith(("no such table", "no such column")):
-        return f"check {_SCHEMA}: `newsletter db upgrade` brings an older one there"
+        return _SCHEMA_BEHIND
     return f"check that the SQLite file's disk is not full and that no other program locks it; {_RERUN}"
 
 
